@@ -1,0 +1,50 @@
+# Railfleet defect service. `make run` to develop, `make test` to check everything.
+# Only python3 (3.11+), make and node/npm are assumed; the rest is installed here.
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+DENO    := node_modules/.bin/deno
+PORT    ?= 8000
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format check serve bench clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade "pip>=25.1"
+
+# Re-installs only when pyproject.toml changes, so repeated runs are fast.
+$(STAMP): pyproject.toml | $(PY)
+	$(VENV)/bin/pip install --quiet --editable . --group dev --group bench
+	touch $@
+
+# Deno (for counters_server.js) comes from the npm registry, pinned in package-lock.json.
+$(DENO): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP) $(DENO)  ## Install Python and Deno dependencies
+
+run: install  ## Serve the app (debug) with the dispatcher and the counter server
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py ensure_dev_admin
+	PORT=$(PORT) $(VENV)/bin/honcho --procfile Procfile.dev start
+
+lint: $(STAMP)  ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)  ## Reformat the code
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: install lint  ## Run the whole test suite (lint included)
+	$(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/pytest
+
+clean:  ## Remove the virtualenv, node_modules and the development database
+	rm -rf $(VENV) node_modules db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles

@@ -1,0 +1,64 @@
+"""The transactional outbox: one row per event to deliver to the counter server.
+
+A row is written in the same transaction as the change it describes, so an
+event exists exactly when its change committed. Dispatchers claim due rows by
+pushing `available_at` forward by a lease: a dispatcher that dies simply lets
+the lease expire and the row becomes due again for any other dispatcher.
+"""
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class EventQuerySet(models.QuerySet):
+    def pending(self) -> "EventQuerySet":
+        return self.filter(status=Status.PENDING)
+
+    def due(self, now=None) -> "EventQuerySet":
+        """Pending events whose next attempt (or expired lease) has come, oldest first."""
+        return self.pending().filter(available_at__lte=now or timezone.now()).order_by("id")
+
+    def failed(self) -> "EventQuerySet":
+        return self.filter(status=Status.FAILED)
+
+    def delivered(self) -> "EventQuerySet":
+        return self.filter(status=Status.DELIVERED)
+
+
+class Event(models.Model):
+    # Sent as the Idempotency-Key header, the same on every retry.
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Next attempt; while a dispatcher holds the event, the end of its lease.
+    available_at = models.DateTimeField(default=timezone.now)
+    claimed_by = models.CharField(max_length=64, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # Only pending rows are ever scanned by dispatchers: the index stays
+            # as small as the backlog, however many delivered rows are kept.
+            models.Index(
+                fields=["available_at", "id"],
+                name="broadcast_event_due_idx",
+                condition=models.Q(status="pending"),
+            ),
+            models.Index(fields=["status", "delivered_at"], name="broadcast_event_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payload} ({self.status})"

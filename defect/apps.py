@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class DefectConfig(AppConfig):
+    name = "defect"
+    verbose_name = "Defects"
+
+    def ready(self) -> None:
+        # Connects the receivers that turn every creation and deletion of a
+        # defect into a broadcast event, whatever path the change takes.
+        from defect import events  # noqa: F401

@@ -1,0 +1,53 @@
+"""Write operations on defects: the one place the API and the admin call.
+
+The creator is always passed in explicitly (never read from a thread-local
+"current request"); the broadcast event is written by the model layer in the
+same transaction (see defect/events.py).
+"""
+
+import datetime
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from defect.models import Defect
+
+
+@transaction.atomic
+def defect_create(
+    *, user: AbstractBaseUser, comment: str, timestamp: datetime.datetime | None = None
+) -> Defect:
+    """Create a defect reported by `user`; its creation is broadcast."""
+    defect = Defect(user=user, comment=comment, timestamp=timestamp or timezone.now())
+    defect.full_clean()
+    defect.save(force_insert=True)
+    return defect
+
+
+@transaction.atomic
+def defect_update(
+    *, defect: Defect, comment: str | None = None, timestamp: datetime.datetime | None = None
+) -> Defect:
+    """Change a defect's comment and/or timestamp. The creator never changes."""
+    fields = []
+    if comment is not None:
+        defect.comment = comment
+        fields.append("comment")
+    if timestamp is not None:
+        defect.timestamp = timestamp
+        fields.append("timestamp")
+    if fields:
+        defect.full_clean(exclude=["user"])
+        defect.save(update_fields=fields)
+    return defect
+
+
+def defect_delete(*, defect: Defect) -> None:
+    """Delete a defect; its deletion is broadcast (Django's delete is atomic)."""
+    defect.delete()
+
+
+def can_delete(*, user: AbstractBaseUser, defect: Defect) -> bool:
+    """Only the creator may delete a defect; in the admin a superuser may too."""
+    return defect.user_id == user.pk

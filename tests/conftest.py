@@ -1,0 +1,26 @@
+"""Shared fixtures: users and the clients they use."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+
+@pytest.fixture
+def user(db):
+    """A regular (non-staff) user."""
+    return get_user_model().objects.create_user("alice", password="alice-password")
+
+
+@pytest.fixture
+def other_user(db):
+    """Another regular user, to check that one cannot act on the other's defects."""
+    return get_user_model().objects.create_user("bob", password="bob-password")
+
+
+@pytest.fixture
+def staff_user(db):
+    """A staff member with every defect permission, but not a superuser."""
+    from django.contrib.auth.models import Permission
+
+    staff = get_user_model().objects.create_user("carol", password="carol-password", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(content_type__app_label="defect"))
+    return staff

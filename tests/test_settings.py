@@ -1,0 +1,71 @@
+"""Settings come from the environment and refuse unsafe production values."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from railfleet.database import database_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_default_database_is_sqlite_in_wal_mode(tmp_path):
+    config = database_config(None, tmp_path)
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["NAME"] == str(tmp_path / "db.sqlite3")
+    assert "journal_mode=WAL" in config["OPTIONS"]["init_command"]
+    assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+def test_database_url_switches_to_postgresql(tmp_path):
+    config = database_config("postgres://rf:secret@db.example:5433/railfleet", tmp_path)
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["HOST"], config["PORT"], config["NAME"]) == ("db.example", 5433, "railfleet")
+    assert "init_command" not in config.get("OPTIONS", {})
+
+
+def _django_check(env: dict) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_debug_off_without_secret_key_refuses_to_start():
+    result = _django_check({"DJANGO_DEBUG": "0", "DJANGO_SETTINGS_MODULE": "railfleet.settings"})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+    assert "Traceback" not in result.stdout
+
+
+def test_bare_environment_works_for_development():
+    result = _django_check({"DJANGO_SETTINGS_MODULE": "railfleet.settings"})
+    assert result.returncode == 0, result.stderr
+
+
+def test_deploy_check_is_clean_with_production_values():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
+            "DJANGO_SETTINGS_MODULE": "railfleet.settings",
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": "a-long-random-production-secret-" + "x9" * 30,
+            "DJANGO_ALLOWED_HOSTS": "defects.example.com",
+            "DJANGO_SECURE_SSL_REDIRECT": "1",
+            "DJANGO_SECURE_COOKIES": "1",
+            "DJANGO_SECURE_HSTS_SECONDS": "31536000",
+            "DJANGO_SECURE_HSTS_PRELOAD": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
