@@ -1,0 +1,111 @@
+"""The dispatcher's database side: claim due events, record outcomes, release claims.
+
+Synchronous Django ORM code, run by the dispatcher on one dedicated thread.
+Transactions are short and never wait on the network: claim, then send outside
+any transaction, then record.
+"""
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from broadcast.client import Outcome, Result
+from broadcast.models import Event, Status
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    key: str
+    payload: dict
+    attempts: int
+
+
+def claim(*, owner: str, limit: int, lease: float) -> list[Claimed]:
+    """Claim up to `limit` due events for `owner` until the lease runs out.
+
+    A claim pushes `available_at` forward by the lease: if the owner dies, the
+    event becomes due again when the lease expires. On PostgreSQL concurrent
+    dispatchers skip each other's locked rows (FOR UPDATE SKIP LOCKED); on
+    SQLite the IMMEDIATE transaction serialises claimers.
+    """
+    now = timezone.now()
+    due = Event.objects.due(now)
+    # A cheap read first: idle polling must not take SQLite's write lock.
+    if not due.exists():
+        return []
+    with transaction.atomic():
+        rows = list(
+            due.select_for_update(skip_locked=True).values_list("id", "key", "payload", "attempts")[
+                :limit
+            ]
+        )
+        if rows:
+            Event.objects.filter(id__in=[row[0] for row in rows]).update(
+                available_at=now + datetime.timedelta(seconds=lease), claimed_by=owner
+            )
+    return [Claimed(id, str(key), payload, attempts) for id, key, payload, attempts in rows]
+
+
+def record(*, owner: str, outcomes: Iterable[tuple[Claimed, Outcome, float | None]]) -> None:
+    """Store what happened to sent events: delivered, to retry (after a delay), or failed.
+
+    Retries and failures only touch rows still claimed by `owner`, so a
+    dispatcher whose lease ran out cannot undo another's delivery.
+    """
+    now = timezone.now()
+    delivered, retries, failures = [], [], []
+    for claimed, outcome, delay in outcomes:
+        if outcome.result == Result.DELIVERED:
+            delivered.append(claimed.id)
+        elif outcome.result == Result.RETRY:
+            retries.append((claimed, outcome, delay))
+        else:
+            failures.append((claimed, outcome))
+    with transaction.atomic():
+        if delivered:
+            Event.objects.filter(id__in=delivered).exclude(status=Status.DELIVERED).update(
+                status=Status.DELIVERED,
+                delivered_at=now,
+                attempts=F("attempts") + 1,
+                claimed_by="",
+                last_error="",
+            )
+        mine = Event.objects.pending().filter(claimed_by=owner)
+        for claimed, outcome, delay in retries:
+            mine.filter(id=claimed.id).update(
+                available_at=now + datetime.timedelta(seconds=delay or 0),
+                attempts=F("attempts") + 1,
+                claimed_by="",
+                last_error=outcome.error,
+            )
+        for claimed, outcome in failures:
+            mine.filter(id=claimed.id).update(
+                status=Status.FAILED,
+                attempts=F("attempts") + 1,
+                claimed_by="",
+                last_error=outcome.error,
+            )
+
+
+def release(*, owner: str) -> int:
+    """Make `owner`'s unfinished claims due again at once (clean shutdown)."""
+    return (
+        Event.objects.pending()
+        .filter(claimed_by=owner)
+        .update(available_at=timezone.now(), claimed_by="")
+    )
+
+
+def backlog() -> int:
+    """How many events wait to be delivered (for the periodic summary)."""
+    return Event.objects.pending().count()
+
+
+def close() -> None:
+    """Close this thread's database connection (the dispatcher's DB thread, at exit)."""
+    connection.close()
