@@ -1,0 +1,95 @@
+"""A real HTTP server with scripted answers, standing in for the counter server.
+
+It runs aiohttp's web server on a free loopback port in a thread of its own,
+so the dispatcher under test talks real HTTP to it.
+"""
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp import web
+
+from broadcast.worker import Config, Dispatcher
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    headers: dict = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Received:
+    headers: dict
+    body: bytes
+
+
+class ScriptedServer:
+    """Answers each POST with the next scripted Answer (200 once the script runs out)."""
+
+    def __init__(self) -> None:
+        self.script: list[Answer] = []
+        self.received: list[Received] = []
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.received.append(Received(dict(request.headers), await request.read()))
+        answer = self.script.pop(0) if self.script else Answer()
+        if answer.delay:
+            await asyncio.sleep(answer.delay)
+        return web.json_response(
+            {"status": answer.status}, status=answer.status, headers=answer.headers
+        )
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/"
+
+    def start(self) -> None:
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+@pytest.fixture
+def scripted_server():
+    server = ScriptedServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def make_config(url: str, **overrides) -> Config:
+    """A dispatcher configuration for tests: fast polls, short timeouts."""
+    values = {
+        "url": url,
+        "concurrency": 8,
+        "batch_size": 50,
+        "poll_interval": 0.01,
+        "lease": 60.0,
+        "request_timeout": 2.0,
+        "retry_base": 1.0,
+        "retry_max": 300.0,
+    }
+    return Config(**{**values, **overrides})
+
+
+def deliver_once(url: str, **overrides) -> Dispatcher:
+    """Run one dispatcher until nothing is due, as `manage.py broadcast --once` does."""
+    dispatcher = Dispatcher(make_config(url, **overrides))
+    asyncio.run(dispatcher.run(once=True))
+    return dispatcher

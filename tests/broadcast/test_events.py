@@ -1,0 +1,136 @@
+"""Every way a defect comes or goes writes exactly its event, in the same transaction."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.urls import reverse
+
+from broadcast.models import Event, Status
+from defect.models import Defect
+from defect.services import defect_create, defect_delete, defect_update
+
+pytestmark = pytest.mark.django_db
+
+
+def payloads() -> list[dict]:
+    return list(Event.objects.order_by("id").values_list("payload", flat=True))
+
+
+def created(user) -> dict:
+    return {"user": user.pk, "action": "create"}
+
+
+def deleted(user) -> dict:
+    return {"user": user.pk, "action": "delete"}
+
+
+def test_service_create_and_delete(user):
+    defect = defect_create(user=user, comment="Horn silent")
+    defect_delete(defect=defect)
+    assert payloads() == [created(user), deleted(user)]
+
+
+def test_orm_create_save_and_delete(user, other_user):
+    defect = Defect.objects.create(user=user, comment="a")
+    Defect(user=other_user, comment="b").save()
+    defect.delete()
+    assert payloads() == [created(user), created(other_user), deleted(user)]
+
+
+def test_updates_send_nothing(user):
+    defect = defect_create(user=user, comment="a")
+    defect_update(defect=defect, comment="b")
+    defect.comment = "c"
+    defect.save()
+    Defect.objects.filter(pk=defect.pk).update(comment="d")
+    assert payloads() == [created(user)]
+
+
+def test_bulk_create_writes_one_event_per_defect(user, other_user):
+    Defect.objects.bulk_create(
+        [Defect(user=user, comment="a"), Defect(user=other_user, comment="b")]
+    )
+    assert payloads() == [created(user), created(other_user)]
+
+
+def test_bulk_create_with_conflict_handling_is_refused(user):
+    with pytest.raises(ValueError, match="ignore_conflicts"):
+        Defect.objects.bulk_create([Defect(user=user, comment="a")], ignore_conflicts=True)
+    assert payloads() == [] and Defect.objects.count() == 0
+
+
+def test_queryset_delete_writes_one_event_per_defect(user, other_user):
+    Defect.objects.bulk_create(
+        [Defect(user=user, comment="a"), Defect(user=other_user, comment="b")]
+    )
+    Event.objects.all().delete()
+    Defect.objects.all().delete()
+    assert sorted(p["user"] for p in payloads()) == sorted([user.pk, other_user.pk])
+    assert {p["action"] for p in payloads()} == {"delete"}
+
+
+def test_user_deletion_cascades_to_delete_events(user, other_user):
+    defect_create(user=user, comment="a")
+    defect_create(user=user, comment="b")
+    defect_create(user=other_user, comment="c")
+    Event.objects.all().delete()
+    expected = deleted(user)
+    user.delete()
+    assert payloads() == [expected, expected]
+    assert Defect.objects.count() == 1
+
+
+def test_rolled_back_creation_sends_nothing(user):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        defect_create(user=user, comment="never happened")
+        raise RuntimeError("abort")
+    assert payloads() == []
+    assert Defect.objects.count() == 0
+
+
+def test_rolled_back_deletion_sends_nothing(user):
+    defect = defect_create(user=user, comment="stays")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        defect.delete()
+        raise RuntimeError("abort")
+    assert payloads() == [created(user)]
+    assert Defect.objects.count() == 1
+
+
+def test_failed_insert_writes_no_event(user):
+    with pytest.raises(Exception):  # noqa: B017 - the model refuses before any write
+        Defect.objects.create(comment="no user")
+    assert payloads() == []
+
+
+def test_events_are_pending_with_unique_keys(user):
+    defect_create(user=user, comment="a")
+    defect_create(user=user, comment="b")
+    events = list(Event.objects.all())
+    assert {e.status for e in events} == {Status.PENDING}
+    assert len({e.key for e in events}) == 2
+
+
+def test_admin_add_delete_and_bulk_delete(client, user):
+    admin = get_user_model().objects.create_superuser("root", password="root-password")
+    client.force_login(admin)
+    client.post(
+        reverse("admin:defect_defect_add"),
+        {"comment": "via admin", "timestamp_0": "2026-11-28", "timestamp_1": "10:00:00"},
+    )
+    defect = Defect.objects.get(comment="via admin")
+    client.post(reverse("admin:defect_defect_delete", args=[defect.pk]), {"post": "yes"})
+    others = [defect_create(user=user, comment=f"bulk {i}") for i in range(2)]
+    client.post(
+        reverse("admin:defect_defect_changelist"),
+        {"action": "delete_selected", "_selected_action": [d.pk for d in others], "post": "yes"},
+    )
+    assert payloads() == [
+        created(admin),
+        deleted(admin),
+        created(user),
+        created(user),
+        deleted(user),
+        deleted(user),
+    ]
+    assert Defect.objects.count() == 0

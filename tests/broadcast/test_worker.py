@@ -1,0 +1,165 @@
+"""The dispatcher against a real HTTP server with scripted answers."""
+
+import datetime
+import json
+import socket
+
+import pytest
+from django.utils import timezone
+
+from broadcast import store
+from broadcast.client import DELIVERED, Outcome, Result
+from broadcast.models import Event, Status
+from defect.services import defect_create, defect_delete
+from tests.broadcast.conftest import Answer, deliver_once
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make_due():
+    Event.objects.update(available_at=timezone.now())
+
+
+def test_delivers_exact_payloads_with_idempotency_keys(scripted_server, user, other_user):
+    defect = defect_create(user=user, comment="a")
+    defect_create(user=other_user, comment="b")
+    defect_delete(defect=defect)
+
+    deliver_once(scripted_server.url)
+
+    bodies = [json.loads(r.body) for r in scripted_server.received]
+    assert sorted(bodies, key=lambda b: (b["user"], b["action"])) == sorted(
+        [
+            {"user": user.pk, "action": "create"},
+            {"user": other_user.pk, "action": "create"},
+            {"user": user.pk, "action": "delete"},
+        ],
+        key=lambda b: (b["user"], b["action"]),
+    )
+    assert all(r.headers["Content-Type"] == "application/json" for r in scripted_server.received)
+    keys = {r.headers["Idempotency-Key"] for r in scripted_server.received}
+    assert keys == {str(k) for k in Event.objects.values_list("key", flat=True)}
+    assert set(Event.objects.values_list("status", "attempts")) == {(Status.DELIVERED, 1)}
+
+
+def test_server_error_is_retried_with_the_same_key(scripted_server, user):
+    scripted_server.script = [Answer(500), Answer(503)]
+    defect_create(user=user, comment="a")
+
+    before = timezone.now()
+    deliver_once(scripted_server.url)
+    event = Event.objects.get()
+    assert (event.status, event.attempts) == (Status.PENDING, 1)
+    assert "HTTP 500" in event.last_error
+    # First retry after about one second (+/-20% jitter).
+    wait = (event.available_at - before).total_seconds()
+    assert 0.7 <= wait <= 1.5
+
+    make_due()
+    deliver_once(scripted_server.url)
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == (Status.PENDING, 2)
+    assert 1.5 <= (event.available_at - timezone.now()).total_seconds() <= 2.5
+
+    make_due()
+    deliver_once(scripted_server.url)
+    event.refresh_from_db()
+    assert (event.status, event.attempts, event.last_error) == (Status.DELIVERED, 3, "")
+    keys = {r.headers["Idempotency-Key"] for r in scripted_server.received}
+    assert keys == {str(event.key)}
+
+
+@pytest.mark.parametrize("status", [408, 429, 502])
+def test_retryable_statuses(scripted_server, user, status):
+    scripted_server.script = [Answer(status)]
+    defect_create(user=user, comment="a")
+    deliver_once(scripted_server.url)
+    event = Event.objects.get()
+    assert event.status == Status.PENDING and f"HTTP {status}" in event.last_error
+
+
+def test_retry_after_is_honoured(scripted_server, user):
+    scripted_server.script = [Answer(429, {"Retry-After": "120"})]
+    defect_create(user=user, comment="a")
+    deliver_once(scripted_server.url)
+    event = Event.objects.get()
+    assert 115 <= (event.available_at - timezone.now()).total_seconds() <= 121
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 422])
+def test_other_client_errors_fail_permanently(scripted_server, user, status):
+    scripted_server.script = [Answer(status)]
+    defect_create(user=user, comment="a")
+    deliver_once(scripted_server.url)
+    event = Event.objects.get()
+    assert (event.status, event.attempts) == (Status.FAILED, 1)
+    assert f"HTTP {status}" in event.last_error
+
+    make_due()
+    deliver_once(scripted_server.url)
+    assert len(scripted_server.received) == 1  # not retried blindly
+
+
+def test_connection_refused_is_retried(user):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    defect_create(user=user, comment="a")
+    deliver_once(f"http://127.0.0.1:{port}/")
+    event = Event.objects.get()
+    assert (event.status, event.attempts) == (Status.PENDING, 1)
+    assert "Connect" in event.last_error
+
+
+def test_timeout_is_retried(scripted_server, user):
+    scripted_server.script = [Answer(200, delay=1.0)]
+    defect_create(user=user, comment="a")
+    deliver_once(scripted_server.url, request_timeout=0.2)
+    event = Event.objects.get()
+    assert (event.status, event.last_error) == (Status.PENDING, "timed out")
+
+
+def test_nothing_due_means_nothing_sent(scripted_server, user):
+    defect_create(user=user, comment="a")
+    Event.objects.update(available_at=timezone.now() + datetime.timedelta(minutes=5))
+    deliver_once(scripted_server.url)
+    assert scripted_server.received == []
+
+
+def test_claims_are_exclusive_until_the_lease_expires(user):
+    defect_create(user=user, comment="a")
+    first = store.claim(owner="A", limit=10, lease=60)
+    assert [c.id for c in first] == list(Event.objects.values_list("id", flat=True))
+    assert store.claim(owner="B", limit=10, lease=60) == []
+
+    # A dies; its lease runs out; B takes the event over.
+    Event.objects.update(available_at=timezone.now() - datetime.timedelta(seconds=1))
+    second = store.claim(owner="B", limit=10, lease=60)
+    assert [c.key for c in second] == [c.key for c in first]
+    assert Event.objects.get().claimed_by == "B"
+
+
+def test_a_stale_owner_cannot_undo_a_delivery(user):
+    defect_create(user=user, comment="a")
+    (claimed,) = store.claim(owner="A", limit=10, lease=0)
+    (again,) = store.claim(owner="B", limit=10, lease=60)
+    store.record(owner="B", outcomes=[(again, DELIVERED, None)])
+    store.record(owner="A", outcomes=[(claimed, Outcome(Result.RETRY, "late"), 5.0)])
+    assert Event.objects.get().status == Status.DELIVERED
+
+
+def test_release_makes_claims_due_at_once(user):
+    defect_create(user=user, comment="a")
+    store.claim(owner="A", limit=10, lease=60)
+    assert store.release(owner="A") == 1
+    assert len(store.claim(owner="B", limit=10, lease=60)) == 1
+
+
+def test_many_events_are_each_sent_once(scripted_server, user):
+    from defect.models import Defect
+
+    Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(300)])
+    deliver_once(scripted_server.url, concurrency=16, batch_size=40)
+    keys = [r.headers["Idempotency-Key"] for r in scripted_server.received]
+    assert len(keys) == 300 == len(set(keys))
+    assert Event.objects.delivered().count() == 300
