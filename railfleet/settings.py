@@ -163,6 +163,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Document /api/defects, not /api/defects/ (both work, see defect/api/urls.py).
+    "PREPROCESSING_HOOKS": ["defect.api.schema.unslashed_paths"],
 }
 
 # --- Broadcast (counter server notification) ---------------------------------

@@ -1,8 +1,14 @@
 """URL routes: the admin, the REST API and its documentation."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path, re_path
+
+from defect.api.errors import api_not_found
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # /api/defects, /api/schema, /api/docs, /api/auth/ (defect/api/urls.py).
+    path("api/", include("defect.api.urls")),
+    # Keep last: any other path under /api/ is a JSON 404, not Django's HTML page.
+    re_path(r"^api/", api_not_found),
 ]

@@ -24,3 +24,19 @@ def staff_user(db):
     staff = get_user_model().objects.create_user("carol", password="carol-password", is_staff=True)
     staff.user_permissions.set(Permission.objects.filter(content_type__app_label="defect"))
     return staff
+
+
+@pytest.fixture
+def api_client():
+    """A DRF test client with no credentials."""
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def token(user):
+    """The DRF token of `user` (as `manage.py drf_create_token alice` makes it)."""
+    from rest_framework.authtoken.models import Token
+
+    return Token.objects.create(user=user)

@@ -1,0 +1,63 @@
+"""JSON errors for the API: every failure under /api/ is a JSON body, never a traceback.
+
+DRF's own handler covers its exceptions (validation, authentication, 404, 405,
+415...). This one adds what Django raises below DRF: a model ValidationError
+(the services call full_clean) becomes a 400 naming the fields, a body over
+DATA_UPLOAD_MAX_MEMORY_SIZE a 413, other suspicious requests a 400, and
+anything unexpected a logged JSON 500 (also in debug mode, where Django would
+otherwise answer with its HTML technical page).
+"""
+
+import logging
+
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.serializers import as_serializer_error
+from rest_framework.settings import api_settings
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "payload_too_large"
+
+
+def validation_error_from_django(exc: DjangoValidationError) -> exceptions.ValidationError:
+    """The DRF equivalent of a model ValidationError, its `__all__` key renamed."""
+    detail = as_serializer_error(exc)
+    if NON_FIELD_ERRORS in detail:
+        detail[api_settings.NON_FIELD_ERRORS_KEY] = detail.pop(NON_FIELD_ERRORS)
+    return exceptions.ValidationError(detail)
+
+
+def exception_handler(exc, context):
+    """REST_FRAMEWORK["EXCEPTION_HANDLER"]: DRF's handler, extended as the module says."""
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, DjangoValidationError):
+        exc = validation_error_from_django(exc)
+    elif isinstance(exc, SuspiciousOperation):
+        exc = exceptions.ParseError(str(exc) or "Bad request.")
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        view = context.get("view")
+        logger.error("Unhandled error in %s", type(view).__name__, exc_info=exc)
+        response = Response(
+            {"detail": "Internal server error."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR
+        )
+    return response
+
+
+def api_not_found(request, *args, **kwargs):
+    """Any other path under /api/: a JSON 404 (Django's would be HTML, in debug a debug page)."""
+    return JsonResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+
+
+# A plain view: no CSRF check, so that a POST to an unknown path is a 404, not an HTML 403.
+api_not_found.csrf_exempt = True

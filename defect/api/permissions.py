@@ -1,0 +1,16 @@
+"""Who may do what: any authenticated user may read, create and update; only the creator deletes."""
+
+from rest_framework.permissions import BasePermission
+
+from defect.services import can_delete
+
+
+class CreatorMayDelete(BasePermission):
+    """Deletion is for the defect's creator only (superusers included: the API has no exception)."""
+
+    message = "Only the user who created this defect may delete it."
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        if request.method == "DELETE":
+            return can_delete(user=request.user, defect=obj)
+        return True

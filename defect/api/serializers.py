@@ -1,0 +1,125 @@
+"""The defect's JSON representation and the validation of what clients send."""
+
+import datetime
+
+from django.db.models import F
+from django.urls import reverse
+from rest_framework import serializers
+
+from defect.models import COMMENT_MAX_LENGTH, Defect
+from defect.services import defect_create, defect_update
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that takes only JSON strings (DRF's also turns numbers into text)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class DefectSerializer(serializers.Serializer):
+    """A defect. `user` (the creator's id) and `username` are set by the server."""
+
+    # The declared fields validate input and describe the schema. Output goes
+    # through the hand-written `to_representation` below: the listing serializes
+    # up to 200 defects per request and DRF's generic per-field loop (and one
+    # `reverse()` per row for `url`) costs several times more.
+    # tests/defect/test_api_representation.py checks that both agree.
+
+    id = serializers.IntegerField(read_only=True)
+    url = serializers.HyperlinkedIdentityField(view_name="defect-detail")
+    comment = StrictCharField(
+        max_length=COMMENT_MAX_LENGTH,
+        trim_whitespace=False,
+        help_text="What is wrong; not blank, at most 10,000 characters.",
+    )
+    timestamp = serializers.DateTimeField(
+        required=False,
+        default_timezone=datetime.UTC,
+        help_text="When the defect was found (ISO 8601); defaults to now on creation. "
+        "A time without an offset is taken as UTC.",
+    )
+    user = serializers.IntegerField(
+        source="user_id",
+        read_only=True,
+        help_text="Id of the user who created the defect; never changes.",
+    )
+    username = serializers.CharField(
+        source="user.username", read_only=True, help_text="Username of the creator."
+    )
+
+    def validate_comment(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("This field may not be blank.", code="blank")
+        return value
+
+    def to_representation(self, instance: Defect | dict) -> dict:
+        """Serialize a Defect, or a row of `DefectSerializer.values()` (the listing's)."""
+        if isinstance(instance, Defect):
+            row = {
+                "id": instance.pk,
+                "comment": instance.comment,
+                "timestamp": instance.timestamp,
+                "user_id": instance.user_id,
+                "username": instance.user.username,
+            }
+        else:
+            row = instance
+        timestamp = row["timestamp"].astimezone(datetime.UTC).isoformat()
+        return {
+            "id": row["id"],
+            "url": self._detail_url_prefix() + str(row["id"]),
+            "comment": row["comment"],
+            "timestamp": timestamp.removesuffix("+00:00") + "Z",
+            "user": row["user_id"],
+            "username": row["username"],
+        }
+
+    @staticmethod
+    def values(queryset):
+        """The rows the listing serializes: plain dicts, no model instances to build."""
+        return queryset.values(
+            "id", "comment", "timestamp", "user_id", username=F("user__username")
+        )
+
+    def _detail_url_prefix(self) -> str:
+        """The absolute URL of a defect without its id, computed once per serializer."""
+        try:
+            return self._url_prefix
+        except AttributeError:
+            request = self.context.get("request")
+            prefix = reverse("defect-list") + "/"
+            self._url_prefix = request.build_absolute_uri(prefix) if request else prefix
+            return self._url_prefix
+
+    def create(self, validated_data: dict) -> Defect:
+        # The view passes user=request.user through serializer.save().
+        return defect_create(
+            user=validated_data["user"],
+            comment=validated_data["comment"],
+            timestamp=validated_data.get("timestamp"),
+        )
+
+    def update(self, instance: Defect, validated_data: dict) -> Defect:
+        return defect_update(
+            defect=instance,
+            comment=validated_data.get("comment"),
+            timestamp=validated_data.get("timestamp"),
+        )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error that is not about specific fields (401, 403, 404, 405, 413, 415)."""
+
+    detail = serializers.CharField()
+
+
+class ValidationErrorSerializer(serializers.Serializer):
+    """A 400: each field at fault with its messages; a body that is not JSON gets `detail`."""
+
+    detail = serializers.CharField(required=False, help_text="Set when the body is unreadable.")
+    non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
+    comment = serializers.ListField(child=serializers.CharField(), required=False)
+    timestamp = serializers.ListField(child=serializers.CharField(), required=False)

@@ -1,0 +1,19 @@
+"""API routes. Each path answers with and without a trailing slash, with no redirect.
+
+An id that is not a number is a JSON 404 (`[^/.]+` is also what tells
+drf-spectacular to document the id as the model's integer primary key).
+"""
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from defect.api.views import DefectDetail, DefectList
+
+urlpatterns = [
+    re_path(r"^defects/?$", DefectList.as_view(), name="defect-list"),
+    re_path(r"^defects/(?P<pk>[^/.]+)/?$", DefectDetail.as_view(), name="defect-detail"),
+    re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="api-schema"),
+    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Log in and out for the browsable API (the admin's session works too).
+    path("auth/", include("rest_framework.urls")),
+]

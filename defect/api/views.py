@@ -1,0 +1,93 @@
+"""Defect endpoints. Views validate (the serializer), call a service (via the
+serializer's create/update, or defect_delete) and serialize; the creator is
+passed in explicitly from request.user, never read from a thread-local."""
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import generics
+from rest_framework.permissions import IsAuthenticated
+
+from defect.api.errors import PayloadTooLarge
+from defect.api.filters import DefectFilter, DefectFilterBackend
+from defect.api.pagination import KeysetPagination
+from defect.api.permissions import CreatorMayDelete
+from defect.api.serializers import DefectSerializer, ErrorSerializer, ValidationErrorSerializer
+from defect.models import Defect
+from defect.services import defect_delete
+
+BAD_REQUEST = OpenApiResponse(ValidationErrorSerializer, description="Invalid input.")
+UNAUTHORIZED = OpenApiResponse(ErrorSerializer, description="No or wrong credentials.")
+NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No defect with this id.")
+FORBIDDEN = OpenApiResponse(ErrorSerializer, description="Only the creator may delete a defect.")
+
+
+class DefectAPIView(generics.GenericAPIView):
+    serializer_class = DefectSerializer
+    permission_classes = [IsAuthenticated, CreatorMayDelete]
+
+    def get_queryset(self):
+        return Defect.objects.select_related("user").only(
+            "comment", "timestamp", "user", "user__username"
+        )
+
+    def initial(self, request, *args, **kwargs):
+        """Refuse a body over DATA_UPLOAD_MAX_MEMORY_SIZE before anything reads it.
+
+        DRF's JSON parser reads the request stream directly, past Django's own
+        check of that setting (which guards only request.body and form data).
+        """
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None and length > limit:
+            raise PayloadTooLarge(f"Request body too large: the limit is {limit} bytes.")
+        super().initial(request, *args, **kwargs)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="List defects, newest first",
+        responses={200: DefectSerializer(many=True), 400: BAD_REQUEST, 401: UNAUTHORIZED},
+    ),
+    post=extend_schema(
+        summary="Create a defect (its creator is the authenticated user)",
+        responses={201: DefectSerializer, 400: BAD_REQUEST, 401: UNAUTHORIZED},
+    ),
+)
+class DefectList(DefectAPIView, generics.ListCreateAPIView):
+    pagination_class = KeysetPagination
+    filterset_class = DefectFilter
+    filter_backends = [DefectFilterBackend]
+
+    def get_queryset(self):
+        if self.request.method == "GET":
+            return DefectSerializer.values(Defect.objects.all())
+        return super().get_queryset()
+
+    def perform_create(self, serializer):
+        serializer.save(user=self.request.user)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="Retrieve a defect",
+        responses={200: DefectSerializer, 401: UNAUTHORIZED, 404: NOT_FOUND},
+    ),
+    put=extend_schema(
+        summary="Replace a defect's comment and timestamp (timestamp kept if omitted)",
+        responses={200: DefectSerializer, 400: BAD_REQUEST, 401: UNAUTHORIZED, 404: NOT_FOUND},
+    ),
+    patch=extend_schema(
+        summary="Change some of a defect's fields",
+        responses={200: DefectSerializer, 400: BAD_REQUEST, 401: UNAUTHORIZED, 404: NOT_FOUND},
+    ),
+    delete=extend_schema(
+        summary="Delete a defect (its creator only)",
+        responses={204: None, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND},
+    ),
+)
+class DefectDetail(DefectAPIView, generics.RetrieveUpdateDestroyAPIView):
+    def perform_destroy(self, instance):
+        defect_delete(defect=instance)
