@@ -1,0 +1,128 @@
+"""End to end and under faults: the API, real dispatcher processes, the real Deno counter server."""
+
+import signal
+
+import pytest
+from rest_framework.test import APIClient
+
+from broadcast.models import Event, Status
+from defect.models import Defect
+from tests.broadcast.processes import (
+    CounterServer,
+    free_port,
+    start_dispatcher,
+    stop,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def counter_server(tmp_path):
+    server = CounterServer(free_port(), tmp_path / "counter.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dispatchers(tmp_path):
+    """Start dispatcher processes; every one still running is stopped at the end."""
+    started = []
+
+    def start(url: str, **env):
+        process = start_dispatcher(url, tmp_path / f"dispatcher-{len(started)}.log", **env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        stop(process, signal.SIGKILL)
+
+
+def api_as(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def all_delivered() -> bool:
+    return not Event.objects.exclude(status=Status.DELIVERED).exists()
+
+
+def test_api_creations_and_deletions_reach_the_counter_server(
+    counter_server, dispatchers, user, other_user
+):
+    dispatchers(counter_server.url)
+    alice, bob = api_as(user), api_as(other_user)
+    alice_ids = [alice.post("/api/defects", {"comment": f"a{i}"}).data["id"] for i in range(3)]
+    bob_ids = [bob.post("/api/defects", {"comment": f"b{i}"}).data["id"] for i in range(2)]
+    assert alice.delete(f"/api/defects/{alice_ids[0]}").status_code == 204
+    assert bob.delete(f"/api/defects/{bob_ids[1]}").status_code == 204
+    assert alice.delete(f"/api/defects/{bob_ids[0]}").status_code == 403  # not hers: no event
+
+    expected = {
+        str(user.pk): {"create": 3, "delete": 1},
+        str(other_user.pk): {"create": 2, "delete": 1},
+    }
+    wait_for(lambda: counter_server.counts() == expected, timeout=15, message="the counts")
+    wait_for(all_delivered, timeout=5, message="all events marked delivered")
+    assert "duplicate" not in counter_server.log()
+
+
+def test_counter_server_down_then_up_loses_nothing(tmp_path, dispatchers, user):
+    server = CounterServer(free_port(), tmp_path / "counter.log")
+    dispatchers(server.url)
+    Defect.objects.bulk_create([Defect(user=user, comment=f"c{i}") for i in range(200)])
+    wait_for(
+        lambda: Event.objects.filter(attempts__gte=1).count() == 200,
+        timeout=15,
+        message="every event to have failed once",
+    )
+    assert Event.objects.pending().count() == 200
+
+    server.start()
+    try:
+        wait_for(
+            lambda: server.counts() == {str(user.pk): {"create": 200, "delete": 0}},
+            timeout=20,
+            message="200 creations counted",
+        )
+        wait_for(all_delivered, timeout=5, message="all events marked delivered")
+        assert "duplicate" not in server.log()
+    finally:
+        server.stop()
+
+
+def test_dispatcher_killed_mid_backlog_loses_nothing(counter_server, dispatchers, user):
+    Defect.objects.bulk_create([Defect(user=user, comment=f"k{i}") for i in range(3000)])
+    first = dispatchers(counter_server.url, BROADCAST_LEASE_SECONDS="2")
+    wait_for(
+        lambda: Event.objects.delivered().count() >= 300, timeout=20, message="a partial drain"
+    )
+    stop(first, signal.SIGKILL)
+    assert Event.objects.pending().exists(), "the backlog drained before the kill"
+    held_by_the_dead = Event.objects.pending().exclude(claimed_by="").count()
+
+    dispatchers(counter_server.url, BROADCAST_LEASE_SECONDS="2")
+    wait_for(all_delivered, timeout=30, message="the backlog to drain after the restart")
+    assert counter_server.counts() == {str(user.pk): {"create": 3000, "delete": 0}}
+    # Only events the dead dispatcher held may be sent twice; the key dedupes them.
+    assert counter_server.log().count("duplicate") <= held_by_the_dead
+
+
+def test_two_dispatchers_drain_10000_events_each_sent_once(counter_server, dispatchers, user):
+    Defect.objects.bulk_create([Defect(user=user, comment=f"t{i}") for i in range(10_000)])
+    dispatchers(counter_server.url)
+    dispatchers(counter_server.url)
+    wait_for(all_delivered, timeout=60, interval=0.2, message="10,000 events delivered")
+    assert counter_server.counts() == {str(user.pk): {"create": 10_000, "delete": 0}}
+    assert "duplicate" not in counter_server.log()
+
+
+def test_sigterm_stops_cleanly_and_releases_claims(counter_server, dispatchers, user):
+    process = dispatchers(counter_server.url)
+    Defect.objects.bulk_create([Defect(user=user, comment=f"s{i}") for i in range(2000)])
+    wait_for(lambda: Event.objects.delivered().exists(), timeout=20, message="delivery to start")
+    assert stop(process, signal.SIGTERM) == 0
+    assert not Event.objects.pending().exclude(claimed_by="").exists()
