@@ -55,8 +55,12 @@ def test_api_creations_and_deletions_reach_the_counter_server(
 ):
     dispatchers(counter_server.url)
     alice, bob = api_as(user), api_as(other_user)
-    alice_ids = [alice.post("/api/defects", {"comment": f"a{i}"}).data["id"] for i in range(3)]
-    bob_ids = [bob.post("/api/defects", {"comment": f"b{i}"}).data["id"] for i in range(2)]
+    alice_ids = [
+        alice.post("/api/defects", {"comment": f"a{i}"}, format="json").data["id"] for i in range(3)
+    ]
+    bob_ids = [
+        bob.post("/api/defects", {"comment": f"b{i}"}, format="json").data["id"] for i in range(2)
+    ]
     assert alice.delete(f"/api/defects/{alice_ids[0]}").status_code == 204
     assert bob.delete(f"/api/defects/{bob_ids[1]}").status_code == 204
     assert alice.delete(f"/api/defects/{bob_ids[0]}").status_code == 403  # not hers: no event
