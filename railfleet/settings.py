@@ -6,6 +6,7 @@ DJANGO_SECRET_KEY. README.md lists every variable.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "defect",
@@ -59,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a locked-out login into its 429 answer (railfleet/security.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "railfleet.urls"
@@ -83,6 +87,12 @@ ASGI_APPLICATION = "railfleet.asgi.application"
 
 DATABASES = {"default": database_config(os.environ.get("DATABASE_URL"), BASE_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The lockout check first: a locked-out username never reaches the password check.
+AUTHENTICATION_BACKENDS = [
+    "railfleet.security.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -125,6 +135,24 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Load balancers probe the health endpoints over plain HTTP behind the TLS proxy.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]
+
+# Login lockout (django-axes): 10 failures for one username within 15 minutes
+# lock that username for 15 minutes, whatever the client's address; the
+# counts live in the database, so every web process shares them.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "railfleet.security.lockout_response"
+# W006 warns that locking by username alone lets an attacker rotate user agents
+# or cookies; those are not lockout parameters here, so there is nothing to rotate.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+
+# Per-process memory cache: it holds the API throttle counters. With several
+# web processes each counts on its own (see README, Deploying).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -148,6 +176,15 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "defect.api.errors.exception_handler",
+    # Per user (per address for anonymous callers); 429 with Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": os.environ.get("API_THROTTLE_RATE", "100/second"),
+        "anon": os.environ.get("API_THROTTLE_RATE", "100/second"),
+    },
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -187,5 +224,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes.apps": {"level": "WARNING"},  # its start-up banner, in every command
+    },
 }

@@ -4,8 +4,12 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from defect.api.errors import api_not_found
+from railfleet import health
 
 urlpatterns = [
+    # Liveness and readiness: unauthenticated, unthrottled (railfleet/health.py).
+    path("health", health.health, name="health"),
+    path("ready", health.ready, name="ready"),
     path("admin/", admin.site.urls),
     # /api/defects, /api/schema, /api/docs, /api/auth/ (defect/api/urls.py).
     path("api/", include("defect.api.urls")),

@@ -1,0 +1,57 @@
+"""Health endpoints for load balancers and orchestrators.
+
+`/health` (liveness) answers 200 as long as the process serves requests; it
+touches nothing else, so a database outage never gets web processes restarted.
+`/ready` (readiness) answers 200 when the database does, with the broadcast
+backlog, and 503 when it does not, so traffic goes to other instances.
+
+Both are plain Django views: no authentication, no DRF throttling, no
+session, no caching, and nothing in the body beyond the fields below. Each
+costs at most two small indexed queries (pending events are a partial index
+as small as the backlog; failed events use the status index).
+"""
+
+import logging
+
+from django.db import DatabaseError
+from django.db.models import Count, Min
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from broadcast.models import Event
+
+logger = logging.getLogger(__name__)
+
+
+@never_cache
+@require_safe
+def health(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_safe
+def ready(request: HttpRequest) -> JsonResponse:
+    """Readiness: the database answers; the broadcast backlog is reported."""
+    try:
+        backlog = Event.objects.pending().aggregate(pending=Count("id"), oldest=Min("created_at"))
+        failed = Event.objects.failed().count()
+    except DatabaseError as exc:
+        # The reason goes to the log only (class name: no DSN or host in it).
+        logger.warning("Readiness check: database unavailable (%s)", type(exc).__name__)
+        return JsonResponse({"database": "unavailable"}, status=503)
+    oldest = backlog["oldest"]
+    age = max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0
+    return JsonResponse(
+        {
+            "database": "ok",
+            "broadcast": {
+                "pending": backlog["pending"],
+                "failed": failed,
+                "oldest_pending_age_seconds": round(age, 3),
+            },
+        }
+    )

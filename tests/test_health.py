@@ -1,0 +1,69 @@
+"""/health (liveness) and /ready (readiness): unauthenticated, cheap, revealing nothing else."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import OperationalError
+from django.db.backends.utils import CursorWrapper
+from django.utils import timezone
+
+from broadcast.models import Event, Status
+
+
+def test_health_answers_without_database(client):
+    # No db fixture: pytest-django would fail the test on any query.
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_ready_reports_the_database_and_the_broadcast_backlog(client):
+    now = timezone.now()
+    Event.objects.create(payload={"user": 1, "action": "create"}, created_at=now - timedelta(60))
+    Event.objects.create(payload={"user": 1, "action": "create"})
+    Event.objects.create(payload={"user": 1, "action": "delete"}, status=Status.FAILED)
+    Event.objects.create(payload={"user": 2, "action": "delete"}, status=Status.DELIVERED)
+    response = client.get("/ready")
+    assert response.status_code == 200
+    body = response.json()
+    assert body.keys() == {"database", "broadcast"}
+    assert body["database"] == "ok"
+    assert body["broadcast"]["pending"] == 2
+    assert body["broadcast"]["failed"] == 1
+    assert 60 * 86400 - 5 < body["broadcast"]["oldest_pending_age_seconds"] < 60 * 86400 + 60
+
+
+@pytest.mark.django_db
+def test_ready_with_empty_outbox_is_cheap(client, django_assert_max_num_queries):
+    with django_assert_max_num_queries(2):
+        response = client.get("/ready")
+    assert response.json() == {
+        "database": "ok",
+        "broadcast": {"pending": 0, "failed": 0, "oldest_pending_age_seconds": 0.0},
+    }
+
+
+@pytest.mark.django_db
+def test_ready_is_503_when_the_database_does_not_answer(client, monkeypatch, caplog):
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection to server at 10.0.0.9 failed: password=hunter2")
+
+    monkeypatch.setattr(CursorWrapper, "execute", refuse)
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert response.json() == {"database": "unavailable"}
+    # Neither the body nor the log repeat the driver's message (hosts, credentials).
+    assert b"hunter2" not in response.content
+    assert "hunter2" not in caplog.text
+    assert "database unavailable" in caplog.text
+
+
+def test_health_endpoints_are_unauthenticated_and_read_only(client, db):
+    for url in ("/health", "/ready"):
+        assert client.get(url).status_code == 200
+        assert client.head(url).status_code == 200
+        assert client.post(url).status_code == 405
+    # No session is opened, no cookie set.
+    assert not client.get("/ready").cookies
