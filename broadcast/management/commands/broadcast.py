@@ -32,6 +32,14 @@ class Command(BaseCommand):
 
     async def _run(self, dispatcher: Dispatcher, *, once: bool) -> None:
         loop = asyncio.get_running_loop()
+
+        def on_signal(signum, frame) -> None:
+            # Process-wide handlers, not loop.add_signal_handler(): a process
+            # manager that signals twice (honcho signals the process and its
+            # group) must not kill the dispatcher while it winds down.
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(dispatcher.stop)
+
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, dispatcher.stop)
+            signal.signal(signum, on_signal)
         await dispatcher.run(once=once)
