@@ -34,6 +34,21 @@ run: install  ## Serve the app (debug) with the dispatcher and the counter serve
 	$(PY) manage.py ensure_dev_admin
 	PORT=$(PORT) $(VENV)/bin/honcho --procfile Procfile.dev start
 
+# Production shape (README, "Serving in production"): debug off, gunicorn workers
+# and the broadcast dispatcher (Procfile, run by honcho), static files collected
+# for WhiteNoise. DJANGO_SECRET_KEY comes from the environment, else from
+# .secret_key, generated once (untracked, readable by its owner only).
+SERVE_ENV = DJANGO_DEBUG=0 \
+	DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat .secret_key)}" \
+	DJANGO_ALLOWED_HOSTS="$${DJANGO_ALLOWED_HOSTS:-localhost,127.0.0.1}"
+
+serve: $(STAMP)  ## Serve the production shape: gunicorn, dispatcher, debug off
+	@test -n "$$DJANGO_SECRET_KEY" || test -s .secret_key || \
+		(umask 077 && $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > .secret_key)
+	$(SERVE_ENV) $(PY) manage.py collectstatic --no-input --verbosity 0
+	$(SERVE_ENV) $(PY) manage.py migrate --no-input
+	$(SERVE_ENV) PORT=$(PORT) $(VENV)/bin/honcho --procfile Procfile start
+
 lint: $(STAMP)  ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
