@@ -61,5 +61,12 @@ test: install lint  ## Run the whole test suite (lint included)
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest
 
+# wrk (the load generator) comes from Debian's apt, installed here when missing.
+bench: install  ## Benchmarks: write BENCHMARKS.md (also on PostgreSQL if DATABASE_URL names one)
+	@command -v wrk >/dev/null || { SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }
+	$(PY) -m bench.run
+	$(PY) -m bench.report
+
 clean:  ## Remove the virtualenv, node_modules and the development database
 	rm -rf $(VENV) node_modules db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles

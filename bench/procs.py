@@ -1,0 +1,103 @@
+"""Start, wait for and stop the processes a benchmark needs; each in its own process group."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_started: list[subprocess.Popen] = []
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(args: list[str], *, env: dict, log: Path) -> subprocess.Popen:
+    """Start `args` in a new session, stdout and stderr to `log`."""
+    out = open(log, "ab")  # noqa: SIM115 - owned by the child, closed when it is stopped
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    proc.log_file = out
+    proc.log_path = log
+    _started.append(proc)
+    return proc
+
+
+def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[:3]} exited ({proc.returncode}), see {proc.log_path}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def wait_log(proc: subprocess.Popen, text: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in proc.log_path.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[:3]} exited ({proc.returncode}), see {proc.log_path}")
+        time.sleep(0.05)
+    raise TimeoutError(f"{text!r} not in {proc.log_path} after {timeout}s")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int | None:
+    """SIGTERM the process group, SIGKILL it if it lingers; return the exit code."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # anything left in the group
+    proc.log_file.close()
+    if proc in _started:
+        _started.remove(proc)
+    return proc.returncode
+
+
+def stop_all() -> None:
+    for proc in reversed(list(_started)):
+        stop(proc)
+
+
+def reap(proc: subprocess.Popen) -> tuple[int, float] | None:
+    """(exit code, peak RSS in MB from wait4()) if `proc` has exited, else None.
+
+    Only for processes nothing else waits for (never call proc.poll() before).
+    """
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if not pid:
+        return None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss / 1024
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def memory_mb(pid: int) -> dict:
+    """Current (VmRSS) and peak (VmHWM) resident memory of a process, in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024
+    return {"rss_mb": fields.get("VmRSS"), "peak_rss_mb": fields.get("VmHWM")}
