@@ -6,44 +6,61 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema_field
 
 from defect.models import Defect
 
 MAX_ID = 2**63 - 1
 
 
-class UTCDateTimeField(django_filters.fields.IsoDateTimeField):
-    """ISO 8601, naive taken as UTC; a time outside the representable range is invalid.
+def reject_empty(value) -> None:
+    """`?since=` with no value is invalid, not ignored (as an HTML form would have it)."""
+    if value == "":
+        raise ValidationError("A value is required.", code="required")
 
-    Converting to UTC here, not in the database adapter, turns an overflow such
-    as `0001-01-01T00:00:00+01:00` into a 400 instead of a 500.
+
+class UTCDateTimeField(django_filters.fields.IsoDateTimeField):
+    """ISO 8601, naive taken as UTC, converted to UTC here rather than in the database adapter.
+
+    A time whose offset pushes it past the first or last representable instant
+    (`0001-01-01T00:00:00+01:00`) is clamped to that instant: as a bound it
+    selects the same defects, and the adapter would otherwise fail (a 500).
     """
 
     def to_python(self, value):
+        reject_empty(value)
         value = super().to_python(value)
         if value is None:
             return None
         try:
             return value.astimezone(datetime.UTC)
         except OverflowError:
-            raise ValidationError("Date and time out of range.", code="overflow") from None
+            if value.year == 1:
+                return datetime.datetime.min.replace(tzinfo=datetime.UTC)
+            return datetime.datetime.max.replace(tzinfo=datetime.UTC)
 
 
 class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UTCDateTimeField
 
 
-class IdFilter(django_filters.Filter):
-    field_class = forms.IntegerField
+class IdField(forms.IntegerField):
+    def to_python(self, value):
+        reject_empty(value)
+        return super().to_python(value)
+
+
+USER_HELP = "Only the defects created by the user with this id."
+
+
+# The schema states the bounds, so that a fuzzer knows which ids are in range.
+@extend_schema_field({"type": "integer", "minimum": 0, "maximum": MAX_ID, "description": USER_HELP})
+class UserFilter(django_filters.Filter):
+    field_class = IdField
 
 
 class DefectFilter(django_filters.FilterSet):
-    user = IdFilter(
-        field_name="user_id",
-        min_value=0,
-        max_value=MAX_ID,
-        label="Only the defects created by the user with this id.",
-    )
+    user = UserFilter(field_name="user_id", min_value=0, max_value=MAX_ID, label=USER_HELP)
     since = UTCDateTimeFilter(
         field_name="timestamp",
         lookup_expr="gte",

@@ -23,6 +23,7 @@ defect that exists during the whole walk exactly once.
 
 import base64
 import binascii
+import datetime
 from typing import NamedTuple
 
 from django.db.models import QuerySet
@@ -39,7 +40,7 @@ MAX_ID = 2**63 - 1
 class Position(NamedTuple):
     """A place in the listing: after (or before) the row with this timestamp and id."""
 
-    timestamp: object  # an aware datetime
+    timestamp: datetime.datetime  # aware
     id: int
     backwards: bool = False
 
@@ -89,18 +90,24 @@ class KeysetPagination(BasePagination):
 
     def decode_cursor(self, request) -> Position | None:
         encoded = request.query_params.get(self.cursor_query_param)
-        if encoded is None:
+        if not encoded:  # absent or empty: the first page
             return None
         try:
             padded = encoded + "=" * (-len(encoded) % 4)
             direction, timestamp, pk = (
                 base64.urlsafe_b64decode(padded.encode("ascii")).decode().split("|")
             )
-            timestamp = parse_datetime(timestamp)
-            pk = int(pk)
-            if direction not in ("n", "p") or not is_aware(timestamp) or not 0 <= pk <= MAX_ID:
-                raise ValueError(direction)
-        except (ValueError, TypeError, binascii.Error, UnicodeError):
+            timestamp, pk = parse_datetime(timestamp), int(pk)
+            if not (
+                direction in ("n", "p")
+                and timestamp is not None
+                and is_aware(timestamp)
+                and 0 <= pk <= MAX_ID
+            ):
+                raise ValueError(encoded)
+            # In UTC here: a time out of range is then a 400, not an error in the database adapter.
+            timestamp = timestamp.astimezone(datetime.UTC)
+        except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeError):
             raise serializers.ValidationError(
                 {self.cursor_query_param: ["Invalid cursor."]}, code="invalid"
             ) from None

@@ -2,6 +2,7 @@
 
 import datetime
 
+from django.core.validators import RegexValidator
 from django.db.models import F
 from django.urls import reverse
 from rest_framework import serializers
@@ -33,7 +34,10 @@ class DefectSerializer(serializers.Serializer):
     comment = StrictCharField(
         max_length=COMMENT_MAX_LENGTH,
         trim_whitespace=False,
-        help_text="What is wrong; not blank, at most 10,000 characters.",
+        # Not only whitespace (Python's idea of it, as the model's); the schema shows the pattern.
+        validators=[RegexValidator(r"\S", "This field may not be blank.", code="blank")],
+        help_text="What is wrong: at most 10,000 characters, not only whitespace, "
+        "no NUL character.",
     )
     timestamp = serializers.DateTimeField(
         required=False,
@@ -49,11 +53,6 @@ class DefectSerializer(serializers.Serializer):
     username = serializers.CharField(
         source="user.username", read_only=True, help_text="Username of the creator."
     )
-
-    def validate_comment(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("This field may not be blank.", code="blank")
-        return value
 
     def to_representation(self, instance: Defect | dict) -> dict:
         """Serialize a Defect, or a row of `DefectSerializer.values()` (the listing's)."""

@@ -5,6 +5,7 @@ passed in explicitly from request.user, never read from a thread-local."""
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 
 from defect.api.errors import PayloadTooLarge
@@ -23,6 +24,9 @@ FORBIDDEN = OpenApiResponse(ErrorSerializer, description="Only the creator may d
 
 class DefectAPIView(generics.GenericAPIView):
     serializer_class = DefectSerializer
+    # JSON bodies only: in form data an empty field means "not given", which
+    # the schema cannot say; the browsable API offers a JSON form instead.
+    parser_classes = [JSONParser]
     permission_classes = [IsAuthenticated, CreatorMayDelete]
 
     def get_queryset(self):

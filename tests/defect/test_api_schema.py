@@ -1,0 +1,101 @@
+"""The OpenAPI schema at /api/schema and the Swagger UI at /api/docs (public, offline)."""
+
+import re
+
+import pytest
+from django.contrib.staticfiles import finders
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+pytestmark = pytest.mark.django_db
+
+EXPECTED_STATUSES = {
+    ("/api/defects", "get"): {"200", "400", "401"},
+    ("/api/defects", "post"): {"201", "400", "401"},
+    ("/api/defects/{id}", "get"): {"200", "401", "404"},
+    ("/api/defects/{id}", "put"): {"200", "400", "401", "404"},
+    ("/api/defects/{id}", "patch"): {"200", "400", "401", "404"},
+    ("/api/defects/{id}", "delete"): {"204", "401", "403", "404"},
+}
+
+
+@pytest.fixture
+def schema():
+    response = APIClient().get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200  # public: no credentials needed
+    return response.json()
+
+
+def test_schema_generation_is_valid_and_warning_free(tmp_path):
+    # Raises SchemaGenerationError on any warning, and validates against the OpenAPI spec.
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", tmp_path / "s.yaml")
+    assert (tmp_path / "s.yaml").read_text().startswith("openapi: 3.")
+
+
+def test_operations_and_their_status_codes(schema):
+    operations = {
+        (path, method): set(operation["responses"])
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+    }
+    assert operations == EXPECTED_STATUSES
+
+
+def test_the_three_authentication_schemes(schema):
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["basicAuth"] == {"type": "http", "scheme": "basic"}
+    assert schemes["tokenAuth"]["in"] == "header"
+    assert schemes["cookieAuth"]["name"] == "sessionid"
+    for item in schema["paths"].values():
+        for operation in item.values():
+            assert operation["security"] == [
+                {"basicAuth": []},
+                {"tokenAuth": []},
+                {"cookieAuth": []},
+            ]
+
+
+def test_listing_documents_cursor_pagination_and_filters(schema):
+    listing = schema["paths"]["/api/defects"]["get"]
+    assert {p["name"] for p in listing["parameters"]} == {
+        "cursor",
+        "page_size",
+        "user",
+        "since",
+        "until",
+        "search",
+    }
+    page = listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    paginated = schema["components"]["schemas"][page.rsplit("/", 1)[1]]
+    assert set(paginated["properties"]) == {"next", "previous", "results"}
+    assert "count" not in paginated["properties"]
+
+
+def test_representation_in_the_schema(schema):
+    defect = schema["components"]["schemas"]["Defect"]["properties"]
+    assert {"id", "url", "comment", "timestamp", "user", "username"} == set(defect)
+    assert defect["user"]["readOnly"] is True
+    request = schema["components"]["schemas"]["DefectRequest"]
+    assert set(request["properties"]) == {"comment", "timestamp"}
+    assert request["required"] == ["comment"]
+    assert request["properties"]["comment"]["maxLength"] == 10_000
+
+
+def test_only_json_bodies(schema):
+    for item in schema["paths"].values():
+        for operation in item.values():
+            if "requestBody" in operation:
+                assert list(operation["requestBody"]["content"]) == ["application/json"]
+
+
+@pytest.mark.parametrize("path", ["/api/docs", "/api/docs/"])
+def test_swagger_ui_is_public_and_served_locally(path, client):
+    response = client.get(path)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "/api/schema" in html
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any("swagger-ui" in a for a in assets)
+    for asset in assets:
+        assert asset.startswith("/static/"), asset  # no CDN
+        assert finders.find(asset.removeprefix("/static/").split("?")[0]), asset
