@@ -5,6 +5,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 DENO    := node_modules/.bin/deno
+CHROMIUM := /usr/bin/chromium
 PORT    ?= 8000
 
 .DEFAULT_GOAL := help
@@ -57,7 +58,16 @@ format: $(STAMP)  ## Reformat the code
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install lint  ## Run the whole test suite (lint included)
+# The browser tests drive Debian's chromium, never a downloaded browser. A
+# missing browser is an installation failure, never a skipped test.
+$(CHROMIUM):
+	@[ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null || { \
+		echo "$(CHROMIUM) is missing: install it with 'sudo apt-get install chromium'" >&2; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	@test -x $@
+
+test: install lint $(CHROMIUM)  ## Run the whole test suite (lint and browser tests included)
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest
 
