@@ -27,14 +27,17 @@ CHROMIUM_ARGS = [
 ]
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
-# Playwright's sync API keeps an event loop in the main thread while the browser
-# lives (the whole session); Django's ORM refuses to run next to a running loop
-# unless told it is safe, which it is here: every call is synchronous.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One chromium per test module.
+
+    Playwright's sync API keeps an event loop running in this thread while the
+    browser lives. Module scope ends it with the module (pytest-randomly never
+    mixes modules), so the rest of the suite may use asyncio.run(); meanwhile
+    Django's ORM is told that running next to that loop is safe, which it is
+    here: every call is synchronous.
+    """
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium); "
@@ -42,12 +45,20 @@ def browser():
         )
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        yield browser
-        browser.close()
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
