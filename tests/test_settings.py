@@ -25,10 +25,10 @@ def test_database_url_switches_to_postgresql(tmp_path):
     assert "init_command" not in config.get("OPTIONS", {})
 
 
-def _django_check(env: dict) -> subprocess.CompletedProcess:
+def _django_check(env: dict, *options: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
     return subprocess.run(
-        [sys.executable, "manage.py", "check"],
+        [sys.executable, "manage.py", "check", *options],
         cwd=ROOT,
         env={**clean, **env},
         capture_output=True,
@@ -49,23 +49,35 @@ def test_bare_environment_works_for_development():
     assert result.returncode == 0, result.stderr
 
 
+PRODUCTION = {
+    "DJANGO_SETTINGS_MODULE": "railfleet.settings",
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "a-long-random-production-secret-" + "x9" * 30,
+    "DJANGO_ALLOWED_HOSTS": "defects.example.com",
+}
+HTTPS_ON = {
+    "DJANGO_SECURE_SSL_REDIRECT": "1",
+    "DJANGO_SECURE_COOKIES": "1",
+    "DJANGO_SECURE_HSTS_SECONDS": "31536000",
+    "DJANGO_SECURE_HSTS_PRELOAD": "1",
+    "DJANGO_BEHIND_TLS_PROXY": "1",
+}
+# SECURE_HSTS_SECONDS, SECURE_SSL_REDIRECT, SESSION_COOKIE_SECURE, CSRF_COOKIE_SECURE.
+HTTPS_WARNINGS = {"security.W004", "security.W008", "security.W012", "security.W016"}
+
+
 def test_deploy_check_is_clean_with_production_values():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
-            "DJANGO_SETTINGS_MODULE": "railfleet.settings",
-            "DJANGO_DEBUG": "false",
-            "DJANGO_SECRET_KEY": "a-long-random-production-secret-" + "x9" * 30,
-            "DJANGO_ALLOWED_HOSTS": "defects.example.com",
-            "DJANGO_SECURE_SSL_REDIRECT": "1",
-            "DJANGO_SECURE_COOKIES": "1",
-            "DJANGO_SECURE_HSTS_SECONDS": "31536000",
-            "DJANGO_SECURE_HSTS_PRELOAD": "1",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _django_check({**PRODUCTION, **HTTPS_ON}, "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deploy_check_without_https_reports_only_the_https_switches():
+    """Off by default, so that a debug-off server answers plain HTTP on 127.0.0.1."""
+    result = _django_check(PRODUCTION, "--deploy")
+    assert result.returncode == 0, result.stderr
+    reported = {
+        line.split("(", 1)[1].split(")", 1)[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("?: (")
+    }
+    assert reported == HTTPS_WARNINGS, result.stderr
