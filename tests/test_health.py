@@ -67,3 +67,11 @@ def test_health_endpoints_are_unauthenticated_and_read_only(client, db):
         assert client.post(url).status_code == 405
     # No session is opened, no cookie set.
     assert not client.get("/ready").cookies
+
+
+def test_health_endpoints_are_not_redirected_to_https(client, db, settings):
+    """Behind a TLS proxy HTTP is redirected to HTTPS, but load balancers probe over HTTP."""
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/health").status_code == 200
+    assert client.get("/ready").status_code == 200
+    assert client.get("/admin/").status_code == 301
