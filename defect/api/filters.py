@@ -74,7 +74,6 @@ class DefectFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(
         field_name="comment",
         lookup_expr="icontains",
-        max_length=1000,
         label="Only defects whose comment contains this text (case-insensitive).",
     )
 

@@ -122,7 +122,7 @@ class KeysetPagination(BasePagination):
             size = int(value)
         except ValueError:
             size = 0
-        if size < 1 or len(value) > 20:
+        if size < 1:
             raise serializers.ValidationError(
                 {self.page_size_query_param: ["A positive integer is required."]}, code="invalid"
             )

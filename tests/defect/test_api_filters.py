@@ -87,7 +87,6 @@ def test_times_beyond_the_representable_range_are_clamped(defects, alice_client)
         "user=99999999999999999999999",
         "since=yesterday",
         "since=2026-13-01T00:00:00Z",
-        "search=" + "x" * 1001,
         "search=nul%00byte",
     ],
 )

@@ -74,7 +74,7 @@ def test_first_and_last_page_links(user, alice_client):
 
 
 @pytest.mark.parametrize(
-    ("asked", "served"), [(1, 1), (10, 10), (200, 200), (201, 200), (10**6, 200)]
+    ("asked", "served"), [(1, 1), (10, 10), (200, 200), (201, 200), (10**6, 200), (10**40, 200)]
 )
 def test_page_size_is_capped_at_200(asked, served, user, alice_client):
     make_defects(user, 250)
@@ -83,7 +83,7 @@ def test_page_size_is_capped_at_200(asked, served, user, alice_client):
     assert parse_qs(urlsplit(body["next"]).query)["page_size"] == [str(asked)]
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "abc", "1.5", "", "9" * 40])
+@pytest.mark.parametrize("value", ["0", "-3", "abc", "1.5", "", "9" * 5000])
 def test_invalid_page_size_is_400_naming_it(value, alice_client):
     response = alice_client.get(f"/api/defects?page_size={value}")
     assert response.status_code == 400
