@@ -19,8 +19,8 @@ def free_port() -> int:
 
 
 def start(args: list[str], *, env: dict, log: Path) -> subprocess.Popen:
-    """Start `args` in a new session, stdout and stderr to `log`."""
-    out = open(log, "ab")  # noqa: SIM115 - owned by the child, closed when it is stopped
+    """Start `args` in a new session, stdout and stderr to `log` (truncated)."""
+    out = open(log, "wb")  # noqa: SIM115 - owned by the child, closed when it is stopped
     proc = subprocess.Popen(
         args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -77,7 +77,10 @@ def stop_all() -> None:
 
 
 def reap(proc: subprocess.Popen) -> tuple[int, float] | None:
-    """(exit code, peak RSS in MB from wait4()) if `proc` has exited, else None.
+    """(exit code, ru_maxrss in MB from wait4()) if `proc` has exited, else None.
+
+    ru_maxrss survives exec(): it is at least the forking parent's peak RSS, so
+    it is no measure of a child's own memory (sample /proc's VmHWM instead).
 
     Only for processes nothing else waits for (never call proc.poll() before).
     """
@@ -93,11 +96,25 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
+MEMORY_FIELDS = {
+    "VmRSS": "rss_mb",
+    "VmHWM": "peak_rss_mb",
+    # RSS = anonymous (the process's own heap) + file-backed pages (code, and the
+    # SQLite database file mapped by PRAGMA mmap_size) + shared memory.
+    "RssAnon": "rss_anon_mb",
+    "RssFile": "rss_file_mb",
+}
+
+
 def memory_mb(pid: int) -> dict:
-    """Current (VmRSS) and peak (VmHWM) resident memory of a process, in MB."""
+    """Resident memory of a process in MB: now, peak, and now split by kind."""
     fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return fields
+    for line in lines:
         name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            fields[name] = int(value.split()[0]) / 1024
-    return {"rss_mb": fields.get("VmRSS"), "peak_rss_mb": fields.get("VmHWM")}
+        if name in MEMORY_FIELDS:
+            fields[MEMORY_FIELDS[name]] = int(value.split()[0]) / 1024
+    return fields
