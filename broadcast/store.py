@@ -2,7 +2,9 @@
 
 Synchronous Django ORM code, run by the dispatcher on one dedicated thread.
 Transactions are short and never wait on the network: claim, then send outside
-any transaction, then record.
+any transaction, then record. A dispatcher's round records the last outcomes
+and claims the next events in one transaction (`exchange`), so on SQLite it
+queues for the write lock once per round, not twice.
 """
 
 import datetime
@@ -38,7 +40,7 @@ def claim(*, owner: str, limit: int, lease: float) -> list[Claimed]:
     # A cheap read first: idle polling must not take SQLite's write lock.
     if not due.exists():
         return []
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         rows = list(
             due.select_for_update(skip_locked=True).values_list("id", "key", "payload", "attempts")[
                 :limit
@@ -66,7 +68,7 @@ def record(*, owner: str, outcomes: Iterable[tuple[Claimed, Outcome, float | Non
             retries.append((claimed, outcome, delay))
         else:
             failures.append((claimed, outcome))
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         if delivered:
             Event.objects.filter(id__in=delivered).exclude(status=Status.DELIVERED).update(
                 status=Status.DELIVERED,
@@ -90,6 +92,21 @@ def record(*, owner: str, outcomes: Iterable[tuple[Claimed, Outcome, float | Non
                 claimed_by="",
                 last_error=outcome.error,
             )
+
+
+def exchange(
+    *,
+    owner: str,
+    outcomes: list[tuple[Claimed, Outcome, float | None]],
+    limit: int,
+    lease: float,
+) -> list[Claimed]:
+    """Record `outcomes`, then claim up to `limit` due events, in one transaction."""
+    if not outcomes:
+        return claim(owner=owner, limit=limit, lease=lease) if limit > 0 else []
+    with transaction.atomic():
+        record(owner=owner, outcomes=outcomes)
+        return claim(owner=owner, limit=limit, lease=lease) if limit > 0 else []
 
 
 def release(*, owner: str) -> int:

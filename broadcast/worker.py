@@ -128,12 +128,11 @@ class Dispatcher:
         next_summary = time.monotonic() + self.config.summary_interval
         low_water = max(self.config.concurrency, self.config.batch_size // 2)
         while not self._stopping.is_set():
-            await self._flush()
-            claimed = []
-            if self._queue.qsize() < low_water:
-                claimed = await self._claim(self.config.batch_size - self._queue.qsize())
-                for event in claimed:
-                    self._queue.put_nowait(event)
+            queued = self._queue.qsize()
+            wanted = self.config.batch_size - queued if queued < low_water else 0
+            claimed = await self._exchange(limit=wanted)
+            for event in claimed:
+                self._queue.put_nowait(event)
             if once and not claimed and self._idle:
                 return
             if time.monotonic() >= next_summary:
@@ -142,15 +141,25 @@ class Dispatcher:
             if not claimed or self._queue.qsize() >= low_water:
                 await self._pause()
 
-    async def _claim(self, limit: int) -> list[store.Claimed]:
+    async def _exchange(self, *, limit: int) -> list[store.Claimed]:
+        """Record the outcomes gathered since the last round and claim up to `limit` more."""
+        done, self._done = self._done, []
+        if not done and limit <= 0:
+            return []
         try:
             return await self._db(
-                store.claim, owner=self.owner, limit=limit, lease=self.config.lease
+                store.exchange,
+                owner=self.owner,
+                outcomes=done,
+                limit=limit,
+                lease=self.config.lease,
             )
         except Exception:
-            # The database is away (restart, network): nothing is lost, the
-            # events wait in it. Try again after a pause.
-            logger.exception("Could not claim events; retrying")
+            # The database is away (restart, network): nothing is lost. The
+            # outcomes are kept for the next round; if we die first, the leases
+            # expire and the events are sent again (the receiver dedupes by key).
+            logger.exception("Could not record %d outcomes and claim events; retrying", len(done))
+            self._done[:0] = done
             await asyncio.sleep(1)
             return []
 
@@ -189,20 +198,6 @@ class Dispatcher:
         )  # fmt: skip
         return delay
 
-    async def _flush(self) -> None:
-        """Record the outcomes gathered since the last flush, in one transaction."""
-        if not self._done:
-            return
-        done, self._done = self._done, []
-        try:
-            await self._db(store.record, owner=self.owner, outcomes=done)
-        except Exception:
-            # Keep them for the next flush; if we die first, the leases expire
-            # and the events are sent again (the receiver dedupes by key).
-            logger.exception("Could not record %d outcomes; will retry", len(done))
-            self._done[:0] = done
-            await asyncio.sleep(1)
-
     async def _pause(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout=self.config.poll_interval)
@@ -218,7 +213,7 @@ class Dispatcher:
         for task in senders:
             task.cancel()
         await asyncio.gather(*senders, return_exceptions=True)
-        await self._flush()
+        await self._exchange(limit=0)
 
     async def _db(self, function, /, **kwargs):
         def call():

@@ -163,3 +163,12 @@ def test_many_events_are_each_sent_once(scripted_server, user):
     keys = [r.headers["Idempotency-Key"] for r in scripted_server.received]
     assert len(keys) == 300 == len(set(keys))
     assert Event.objects.delivered().count() == 300
+
+
+def test_exchange_records_outcomes_and_claims_the_next_events(user):
+    defect_create(user=user, comment="a")
+    (first,) = store.claim(owner="A", limit=1, lease=60)
+    defect_create(user=user, comment="b")
+    claimed = store.exchange(owner="A", outcomes=[(first, DELIVERED, None)], limit=10, lease=60)
+    assert Event.objects.get(pk=first.id).status == Status.DELIVERED
+    assert [c.id for c in claimed] == list(Event.objects.pending().values_list("id", flat=True))

@@ -3,6 +3,7 @@
 import asyncio
 import signal
 
+import uvloop
 from django.core.management.base import BaseCommand
 
 from broadcast.worker import Config, Dispatcher
@@ -28,7 +29,10 @@ class Command(BaseCommand):
             poll_interval=options["poll_interval"],
             lease=options["lease"],
         )
-        asyncio.run(self._run(Dispatcher(config), once=options["once"]))
+        # uvloop: the dispatcher's bound is per-request CPU in the event loop
+        # and the HTTP client (BENCHMARKS.md); uvloop trims the loop's share.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(self._run(Dispatcher(config), once=options["once"]))
 
     async def _run(self, dispatcher: Dispatcher, *, once: bool) -> None:
         loop = asyncio.get_running_loop()
