@@ -8,24 +8,26 @@ same transaction (see defect/events.py).
 import datetime
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
 from django.utils import timezone
 
 from defect.models import Defect
 
 
-@transaction.atomic
 def defect_create(
     *, user: AbstractBaseUser, comment: str, timestamp: datetime.datetime | None = None
 ) -> Defect:
-    """Create a defect reported by `user`; its creation is broadcast."""
+    """Create a defect reported by `user`; its creation is broadcast.
+
+    Validation runs before any transaction opens; Defect.save() then writes the
+    defect and its event in one short transaction (on SQLite, the write lock is
+    held for the two INSERTs only).
+    """
     defect = Defect(user=user, comment=comment, timestamp=timestamp or timezone.now())
     _validate(defect)
     defect.save(force_insert=True)
     return defect
 
 
-@transaction.atomic
 def defect_update(
     *, defect: Defect, comment: str | None = None, timestamp: datetime.datetime | None = None
 ) -> Defect:

@@ -26,12 +26,12 @@ SQLITE_OPTIONS = {
 
 def database_config(url: str | None, base_dir: Path) -> dict:
     """Return the `default` database configuration for `url` (SQLite when empty)."""
-    config = dj_database_url.parse(url or f"sqlite:///{base_dir / 'db.sqlite3'}", conn_max_age=0)
+    # Persistent connections with health checks: a web worker (or the
+    # dispatcher) reuses its connection instead of paying a PostgreSQL
+    # handshake, or SQLite's open and PRAGMAs, on every request.
+    config = dj_database_url.parse(
+        url or f"sqlite:///{base_dir / 'db.sqlite3'}", conn_max_age=60, conn_health_checks=True
+    )
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
-    else:
-        # Persistent connections with health checks: a web worker reuses its
-        # connection instead of paying a PostgreSQL handshake per request.
-        config["CONN_MAX_AGE"] = 60
-        config["CONN_HEALTH_CHECKS"] = True
     return config
