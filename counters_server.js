@@ -6,6 +6,7 @@
 //         per Idempotency-Key header (a repeated key is answered 200, not recounted);
 //         anything else -> 400 with a JSON error.
 // GET  /  -> the counts, {"<user id>": {"create": n, "delete": m}}.
+// Logs one line per event: arrival time (ISO 8601, UTC), user, action, key.
 //
 // Offline by design: no remote imports, only Deno.serve.
 
@@ -43,13 +44,13 @@ async function record(request) {
   if (error) return json({ error }, 400);
   const key = request.headers.get("idempotency-key");
   if (key !== null && seenKeys.has(key)) {
-    console.log(`duplicate ${key}: user ${event.user} ${event.action} (not counted)`);
+    console.log(`${new Date().toISOString()} duplicate ${key}: user ${event.user} ${event.action} (not counted)`);
     return json({ status: "duplicate" });
   }
   if (key !== null) seenKeys.add(key);
   const userCounts = (counts[event.user] ??= { create: 0, delete: 0 });
   userCounts[event.action] += 1;
-  console.log(`user ${event.user} ${event.action} (key ${key ?? "-"})`);
+  console.log(`${new Date().toISOString()} user ${event.user} ${event.action} (key ${key ?? "-"})`);
   return json({ status: "counted" });
 }
 

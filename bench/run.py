@@ -385,9 +385,10 @@ class Suite:
         counted = duplicates = 0
         with open(path, errors="replace") as lines:
             for line in lines:
-                if line.startswith("duplicate "):
+                event = line.split(" ", 1)[-1]  # after the arrival time
+                if event.startswith("duplicate "):
                     duplicates += 1
-                elif line.startswith("user "):
+                elif event.startswith("user "):
                     counted += 1
         return {"counted": counted, "duplicates": duplicates}
 
