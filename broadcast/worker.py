@@ -40,6 +40,16 @@ class Config:
     retry_max: float = 300.0
     summary_interval: float = 60.0
 
+    def __post_init__(self) -> None:
+        # An event waits in the local queue, then for its answer, within its
+        # lease; a lease shorter than two request timeouts would let it expire
+        # mid-flight and another dispatcher send the event a second time.
+        if self.lease < 2 * self.request_timeout:
+            raise ValueError(
+                f"The lease ({self.lease:g} s) must be at least twice the request timeout "
+                f"({self.request_timeout:g} s): set BROADCAST_LEASE_SECONDS accordingly."
+            )
+
     @classmethod
     def from_settings(cls, **overrides) -> "Config":
         """Build from settings.COUNTER_SERVER_URL and settings.BROADCAST, then overrides."""
@@ -83,7 +93,8 @@ class Dispatcher:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = Stats()
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="broadcast-db")
-        self._queue: asyncio.Queue[store.Claimed] = asyncio.Queue()
+        # (lease deadline on the monotonic clock, event)
+        self._queue: asyncio.Queue[tuple[float, store.Claimed]] = asyncio.Queue()
         self._sending = 0
         self._done: list[tuple[store.Claimed, Outcome, float | None]] = []
         self._wakeup = asyncio.Event()
@@ -131,8 +142,9 @@ class Dispatcher:
             queued = self._queue.qsize()
             wanted = self.config.batch_size - queued if queued < low_water else 0
             claimed = await self._exchange(limit=wanted)
+            deadline = time.monotonic() + self.config.lease
             for event in claimed:
-                self._queue.put_nowait(event)
+                self._queue.put_nowait((deadline, event))
             if once and not claimed and self._idle:
                 return
             if time.monotonic() >= next_summary:
@@ -165,7 +177,12 @@ class Dispatcher:
 
     async def _sender(self, client: CounterClient) -> None:
         while True:
-            event = await self._queue.get()
+            deadline, event = await self._queue.get()
+            if time.monotonic() + self.config.request_timeout >= deadline:
+                # Its lease could run out before the answer comes: leave the
+                # event to whoever claims it next rather than risk sending twice.
+                logger.debug("Event %s not sent: its lease is about to expire", event.key)
+                continue
             self._sending += 1
             try:
                 outcome = await client.send(key=event.key, payload=event.payload)

@@ -100,7 +100,9 @@ def test_counter_server_down_then_up_loses_nothing(tmp_path, dispatchers, user):
 
 def test_dispatcher_killed_mid_backlog_loses_nothing(counter_server, dispatchers, user):
     Defect.objects.bulk_create([Defect(user=user, comment=f"k{i}") for i in range(3000)])
-    first = dispatchers(counter_server.url, BROADCAST_LEASE_SECONDS="2")
+    first = dispatchers(
+        counter_server.url, BROADCAST_LEASE_SECONDS="2", BROADCAST_REQUEST_TIMEOUT="1"
+    )
     wait_for(
         lambda: Event.objects.delivered().count() >= 300, timeout=20, message="a partial drain"
     )
@@ -108,7 +110,7 @@ def test_dispatcher_killed_mid_backlog_loses_nothing(counter_server, dispatchers
     assert Event.objects.pending().exists(), "the backlog drained before the kill"
     held_by_the_dead = Event.objects.pending().exclude(claimed_by="").count()
 
-    dispatchers(counter_server.url, BROADCAST_LEASE_SECONDS="2")
+    dispatchers(counter_server.url, BROADCAST_LEASE_SECONDS="2", BROADCAST_REQUEST_TIMEOUT="1")
     wait_for(all_delivered, timeout=30, message="the backlog to drain after the restart")
     assert counter_server.counts() == {str(user.pk): {"create": 3000, "delete": 0}}
     # Only events the dead dispatcher held may be sent twice; the key dedupes them.

@@ -172,3 +172,24 @@ def test_exchange_records_outcomes_and_claims_the_next_events(user):
     claimed = store.exchange(owner="A", outcomes=[(first, DELIVERED, None)], limit=10, lease=60)
     assert Event.objects.get(pk=first.id).status == Status.DELIVERED
     assert [c.id for c in claimed] == list(Event.objects.pending().values_list("id", flat=True))
+
+
+def test_a_lease_shorter_than_two_timeouts_is_refused():
+    from broadcast.worker import Config
+
+    with pytest.raises(ValueError, match="twice the request timeout"):
+        Config(url="http://127.0.0.1:1/", lease=10, request_timeout=6)
+
+
+def test_an_event_whose_lease_would_expire_in_flight_is_not_sent(scripted_server, user):
+    # One request at a time, each answered after 1.5 s, leases of 4 s and a 2 s
+    # timeout: the third event would still be in flight when its lease ends.
+    scripted_server.script = [Answer(200, delay=1.5) for _ in range(3)]
+    for i in range(3):
+        defect_create(user=user, comment=str(i))
+    deliver_once(scripted_server.url, concurrency=1, batch_size=10, lease=4, request_timeout=2)
+    assert len(scripted_server.received) == 2
+    assert Event.objects.delivered().count() == 2
+    left = Event.objects.pending().get()
+    assert (left.attempts, left.claimed_by) == (0, "")  # released, due again at once
+    assert left.available_at <= timezone.now()
