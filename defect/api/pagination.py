@@ -9,16 +9,23 @@ created or deleted between requests (a row is then skipped or repeated).
 Here the cursor holds a full position: the (timestamp, id) of the row at the
 edge of the page already seen, and a direction. The next page is the rows
 strictly after that position in the order (-timestamp, -id); the previous page
-the rows strictly before it. Each page is read with at most two index seeks,
-both served by the index on (-timestamp, -id) (or (user, -timestamp, -id)
-when filtered by user):
+the rows strictly before it. Each page is read by seeking the index on
+(-timestamp, -id) (or (user, -timestamp, -id) when filtered by user) to the
+position and reading on from there:
 
-1. the rows with the same timestamp and a lower (higher) id, then
-2. if the page is not full, the rows with an older (newer) timestamp,
+- on PostgreSQL, in one query: `(timestamp, id) < (t, pk)` is an index
+  condition on the whole row value;
+- on SQLite, which seeks a row value on its first column only (and would scan
+  the rows tied with the position), with at most two seeks: the rows with the
+  same timestamp and a lower (higher) id, then, if the page is not full, the
+  rows with an older (newer) timestamp,
 
-so page 10,000 costs what page 1 costs, ties or not. Rows created or deleted
-between requests never shift the position: following `next` visits every
-defect that exists during the whole walk exactly once.
+so page 10,000 costs what page 1 costs, ties or not. Whether there is a page
+beyond comes with the page (one row more is read); whether there is one on the
+cursor's side comes from the cursor, as in DRF's CursorPagination (see
+`paginate_queryset`). Rows created or deleted between requests never shift the
+position: following `next` visits every defect that exists during the whole
+walk exactly once.
 """
 
 import base64
@@ -26,7 +33,9 @@ import binascii
 import datetime
 from typing import NamedTuple
 
-from django.db.models import QuerySet
+from django.db import connections
+from django.db.models import F, QuerySet
+from django.db.models.fields.tuple_lookups import TupleGreaterThan, TupleLessThan
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_aware
 from rest_framework import serializers
@@ -52,18 +61,35 @@ def _position(row, backwards: bool = False) -> Position:
     return Position(row.timestamp, row.pk, backwards)
 
 
+def _seeks_row_values(queryset: QuerySet) -> bool:
+    """Whether the database seeks an index on a whole row value `(timestamp, id) < (t, pk)`.
+
+    PostgreSQL does (the index condition is the row comparison). SQLite (3.40)
+    seeks on the timestamp only and filters the ties, which costs a scan of the
+    rows tied with the cursor's: there the two seeks stay.
+    """
+    return connections[queryset.db].vendor == "postgresql"
+
+
 def _seek(queryset: QuerySet, position: Position, *, older: bool, limit: int) -> list:
     """Up to `limit` rows strictly older (or newer) than `position`, nearest first."""
     t, pk = position.timestamp, position.id
+    order = ("-timestamp", "-id") if older else ("timestamp", "id")
+    if _seeks_row_values(queryset):
+        # Django's row-value lookups (django.db.models.fields.tuple_lookups, those of
+        # composite primary keys) write `(timestamp, id) < (%s, %s)` on PostgreSQL.
+        beyond = TupleLessThan if older else TupleGreaterThan
+        rows = queryset.filter(beyond((F("timestamp"), F("id")), (t, pk)))
+        return list(rows.order_by(*order)[:limit])
     if older:
-        ties = queryset.filter(timestamp=t, id__lt=pk).order_by("-id")
-        beyond = queryset.filter(timestamp__lt=t).order_by("-timestamp", "-id")
+        ties = queryset.filter(timestamp=t, id__lt=pk)
+        beyond = queryset.filter(timestamp__lt=t)
     else:
-        ties = queryset.filter(timestamp=t, id__gt=pk).order_by("id")
-        beyond = queryset.filter(timestamp__gt=t).order_by("timestamp", "id")
-    rows = list(ties[:limit])
+        ties = queryset.filter(timestamp=t, id__gt=pk)
+        beyond = queryset.filter(timestamp__gt=t)
+    rows = list(ties.order_by(order[1])[:limit])
     if len(rows) < limit:
-        rows += beyond[: limit - len(rows)]
+        rows += beyond.order_by(*order)[: limit - len(rows)]
     return rows
 
 
@@ -151,12 +177,18 @@ class KeysetPagination(BasePagination):
         # The two edges of the page, as positions to continue from.
         first = _position(rows[0], backwards=True) if rows else position
         last = _position(rows[-1]) if rows else position
+        # The far side of the page is known from the seek (its extra row). The
+        # near side, the page the cursor came from, is known from the cursor
+        # itself, as in DRF's CursorPagination: a `next` cursor was made from a
+        # page that ends with a newer row, so there is a previous page (and a
+        # `previous` cursor implies a next page). Only an empty page, whose
+        # cursor may point past rows deleted since, asks the database.
         if older:
             has_next = more_beyond
-            has_previous = _exists(queryset, first, older=False)
+            has_previous = bool(rows) or _exists(queryset, first, older=False)
         else:
             has_previous = more_beyond
-            has_next = _exists(queryset, last, older=True)
+            has_next = bool(rows) or _exists(queryset, last, older=True)
         if has_next:
             self.next_position = last._replace(backwards=False)
         if has_previous:

@@ -180,19 +180,59 @@ def test_walk_sees_every_defect_that_exists_throughout_exactly_once(user, other_
     assert set(survivors) <= set(seen), "a defect that existed throughout was skipped"
 
 
-def test_deep_pages_cost_what_the_first_costs(user, alice_client):
+def page_queries(client, url):
+    """The body of the page at `url`, and how many SQL statements answering it took."""
+    reset_rate_limits()
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200, response.content
+    assert not any("OFFSET" in q["sql"].upper() for q in queries.captured_queries)
+    return response.json(), len(queries)
+
+
+def test_deep_pages_cost_what_the_first_costs(user, token_client):
     make_defects(user, 300, same_time=True)
     make_defects(user, 300)
-    url, counts = "/api/defects?page_size=25", []
+    first, first_count = page_queries(token_client, "/api/defects?page_size=25")
+    assert first_count == 2  # the token, the page
+    url, forward = first["next"], []
     while url:
-        reset_rate_limits()
-        with CaptureQueriesContext(connection) as queries:
-            url = alice_client.get(url).json()["next"]
-        counts.append(len(queries))
-        assert not any("OFFSET" in q["sql"].upper() for q in queries.captured_queries)
-    # First page: auth + one select. Others: at most two seeks and two existence checks.
-    assert max(counts) <= counts[0] + 3
-    assert len(counts) == 24
+        body, count = page_queries(token_client, url)
+        forward.append(count)
+        # The page the cursor came from exists: known from the cursor, not asked for.
+        assert body["previous"] is not None
+        url, previous = body["next"], body["previous"]
+    backward, url = [], previous  # back from the last page to the first
+    while url:
+        body, count = page_queries(token_client, url)
+        backward.append(count)
+        assert body["next"] is not None
+        url = body["previous"]
+    assert body == first
+    assert len(forward) == len(backward) == 23
+    # One seek on PostgreSQL (a row-value comparison). SQLite seeks the rows tied with
+    # the cursor's timestamp, then (if the page is not full) the older ones: pages among
+    # the 300 ties need the first seek only.
+    if connection.vendor == "postgresql":
+        assert set(forward) == set(backward) == {first_count}
+    else:
+        assert set(forward) == set(backward) == {first_count, first_count + 1}
+
+
+def test_a_page_past_the_end_asks_whether_there_is_one_before(user, alice_client):
+    make_defects(user, 2)
+    oldest = Defect.objects.newest_first().last()
+    position = f"{oldest.timestamp.isoformat()}|{oldest.pk}"
+    body = alice_client.get(f"/api/defects?cursor={encoded('n|' + position)}").json()
+    assert body["results"] == [] and body["next"] is None
+    assert [d["id"] for d in alice_client.get(body["previous"]).json()["results"]] == (
+        expected_order()[:1]
+    )
+    # With no defect on either side of the position, an empty page links nowhere.
+    Defect.objects.exclude(pk=oldest.pk).delete()
+    for direction in "np":
+        body = alice_client.get(f"/api/defects?cursor={encoded(direction + '|' + position)}")
+        assert body.json() == {"next": None, "previous": None, "results": []}
 
 
 def test_filters_compose_with_pagination(user, other_user, alice_client):
