@@ -64,10 +64,14 @@ class DefectList(DefectAPIView, generics.ListCreateAPIView):
     pagination_class = KeysetPagination
     filterset_class = DefectFilter
     filter_backends = [DefectFilterBackend]
+    # Built once and cloned per request (as DRF does with a view's `queryset`):
+    # setting up `.values()` and its join costs about 0.25 ms a request, a few
+    # percent of the listing.
+    list_queryset = DefectSerializer.values(Defect.objects.all())
 
     def get_queryset(self):
         if self.request.method == "GET":
-            return DefectSerializer.values(Defect.objects.all())
+            return self.list_queryset.all()
         return super().get_queryset()
 
     def perform_create(self, serializer):
