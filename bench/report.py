@@ -69,6 +69,11 @@ def peak_rss(drain: dict) -> list[float]:
     ]
 
 
+def arrival(rep: dict) -> dict:
+    """Commit-to-arrival percentiles of an *on* run (older results: delivered_at-based)."""
+    return rep.get("arrival_ms") or rep.get("delivery_ms") or {}
+
+
 def ratios(run: dict, num: str, den: str, key: str = "rps") -> list[float]:
     return [a / b for a, b in zip(per_rep(run, num, key), per_rep(run, den, key), strict=True)]
 
@@ -116,8 +121,9 @@ def targets(runs: dict) -> list[Target]:
         for name, what in (("on", "healthy"), ("down", "counter down"), ("slow", "counter slow")):
             values = ratios(run, f"api_create_{name}", "api_create_off")
             add(4, f"API create, dispatcher on, {what} / broadcast off", values, 0.9)
-        p99 = [r["delivery_ms"]["p99"] for r in s.get("api_create_on", []) if r["delivery_ms"]]
-        add(5, "delivery p99 under target 1's load", p99, 50, higher=False, digits=1, unit=" ms")
+        p99 = [arrival(r)["p99"] for r in s.get("api_create_on", []) if arrival(r).get("count")]
+        what = "delivery p99 (commit to arrival) under target 1's load"
+        add(5, what, p99, 50, higher=False, digits=1, unit=" ms")
         one = per_rep(run, "drain_1", "events_per_s")
         if db == "sqlite":
             add(6, "drain 100k, one dispatcher", one, 5000, digits=0, unit=" ev/s")
@@ -194,17 +200,21 @@ def plot_delivery(runs: dict) -> str:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (db, run), color in zip(runs.items(), ("tab:blue", "tab:orange"), strict=False):
         for i, rep in enumerate(run["scenarios"].get("api_create_on", [])):
-            q = rep["delivery_ms"].get("quantiles")
+            q = arrival(rep).get("quantiles")
             if q:
                 ax.plot(q, range(101), color=color, alpha=0.8,
-                        label=LABELS[db] if i == 0 else None)  # fmt: skip
+                        label=f"{LABELS[db]}: arrival" if i == 0 else None)  # fmt: skip
+            q = rep.get("recorded_ms", {}).get("quantiles")
+            if q:
+                ax.plot(q, range(101), "--", color=color, alpha=0.5, linewidth=1,
+                        label=f"{LABELS[db]}: delivered_at" if i == 0 else None)  # fmt: skip
     ax.axvline(50, color="red", linestyle=":", label="target p99 50 ms")
     ax.axhline(99, color="0.5", linestyle=":", linewidth=0.8)
     ax.set_xscale("log")
     return finish(fig, ax, "delivery_latency.png",
                   "Delivery latency under API create load (one line per rep)",
-                  "commit to delivery, ms (delivered_at - created_at, upper bound)",
-                  "percentile")  # fmt: skip
+                  "ms from created_at to arrival at the counter server (solid) "
+                  "or to delivered_at (dashed)", "percentile")  # fmt: skip
 
 
 def plot_drain(runs: dict) -> str:
@@ -216,7 +226,9 @@ def plot_drain(runs: dict) -> str:
                 t, pending = zip(*rep["curve"], strict=True)
                 label = f"{LABELS[db]}, {name[-1]} dispatcher(s)" if i == 0 else None
                 ax.plot(t, pending, style, color=color, alpha=0.8, label=label)
-    return finish(fig, ax, "drain.png", "Drain of a 100,000-event backlog (one line per rep)",
+    drains = [r for run in runs.values() for r in run["scenarios"].get("drain_1", [])]
+    events = drains[0]["events"] if drains else 0
+    return finish(fig, ax, "drain.png", f"Drain of a {events:,}-event backlog (one line per rep)",
                   "seconds", "pending events")  # fmt: skip
 
 
@@ -335,8 +347,9 @@ def write(machine: dict, runs: dict) -> None:
         "",
         "Every target is a ratio to the floor or to another figure **of the same run** (the "
         "machine is shared and noisy; absolute requests/s are only context). Figures are "
-        f"**median** (min to max) of {s['reps']} repetitions; a ratio is taken per repetition "
-        "from two measurements made back to back.",
+        f"**median** (min to max) of {s['reps']} repetitions (the drains of targets 6 and 7: "
+        f"{s.get('drain_reps', s['reps'])}, see [What runs](#what-runs)); a ratio is taken per "
+        "repetition from two measurements made back to back.",
         "",
         "## Targets",
         "",
@@ -370,30 +383,54 @@ def write(machine: dict, runs: dict) -> None:
         "would hash the password on every request (Django's PBKDF2, hundreds of ms by design), "
         "which is what a benchmark must not measure and a script must not do.",
         "- **Load**: wrk, a closed loop of 8 keep-alive connections (2 threads) on 127.0.0.1, "
-        "bounded in time; `bench/wrk.lua` sets method, body and token and prints the summary.",
+        "bounded in time; `bench/wrk.lua` sets method, body and token and prints the summary. "
+        f"Create runs last {s['seconds']:g} s (targets 1, 4, 5), list runs "
+        f"{s.get('list_seconds', s['seconds']):g} s (target 2; 70 to 200 requests/s, so "
+        "hundreds of requests a run).",
         "- **Broadcast configurations** (target 4). *off*: no dispatcher runs (events are still "
         "written in the request's transaction: that is the request-path cost). *on*: one "
         "`manage.py broadcast` delivering to the real counter server. *down*: the dispatcher "
         "delivers to a port nothing listens on (connection refused, retries with backoff). "
         "*slow*: the dispatcher delivers to `bench/slow_server.py`, which answers 200 after 2 s. "
         "The outbox is emptied before each run.",
-        "- **Delivery latency** (target 5): for the events created during an *on* run, "
-        "`delivered_at - created_at` read back from the outbox once all are delivered. "
-        "`created_at` is stamped just before the INSERT (before commit) and `delivered_at` when "
-        "the dispatcher records the 2xx (after arrival at the counter server), so this is an "
-        "**upper bound** of commit-to-arrival.",
-        "- **Deep pages** (target 3): the table is filled in SQL to 1,000,000 defects "
+        "- **Delivery latency** (target 5): for each event created during an *on* run, its "
+        "arrival time at the counter server minus its `created_at`. counters_server.js logs "
+        "one line per event, prefixed with its arrival time (ISO 8601, milliseconds); the "
+        "bench reads the lines written during the run, joins them by `Idempotency-Key` "
+        "(the event's `key`) with the outbox rows, once every event is delivered, and takes "
+        "each key's first arrival. Both clocks are this machine's. `created_at` is stamped "
+        "just before the INSERT, so a little before the commit: the figure slightly "
+        "**over-estimates** commit-to-arrival (by the INSERT and the COMMIT, well under a "
+        "millisecond on an idle database, more under load); the log's millisecond "
+        "truncation moves it by less than 1 ms the other way. The table also gives the "
+        "former figure, `delivered_at - created_at` from the outbox, which adds the "
+        "dispatcher's wait to record the 2xx (up to a round of its loop).",
+        f"- **Deep pages** (target 3): the table is filled in SQL to {s['defects']:,} defects "
         "(64 per timestamp, so pages start among equal timestamps; this fixture bypasses the "
-        "outbox on purpose), one client follows `next` 1,000 times (200 rows a page), then wrk "
-        "loads the first page and the page reached, alternately.",
-        "- **Drain** (targets 6, 7): 100,000 due events inserted in SQL, a fresh counter server, "
-        "`manage.py broadcast --once` (one, or two at once on PostgreSQL) until nothing is due. "
-        "Rate = events / wall time from start to exit (process start-up included). The counter "
-        "server's log tells events counted and repeats seen (by `Idempotency-Key`). Peak RSS is "
-        "the dispatcher's `ru_maxrss` from `wait4()`; a web worker's is its `VmHWM` after the "
-        "create runs.",
+        "outbox on purpose) once per database, in three steps that the list-by-size runs "
+        "measure; one client then follows `next` 1,000 times (200 rows a page), and wrk loads "
+        "the first page and the page reached, alternately, 2 s each.",
+        f"- **Drain** (targets 6, 7): {s['drain_events']:,} due events inserted in SQL, a fresh "
+        "counter server, `manage.py broadcast --once` (one, or two at once on PostgreSQL) until "
+        "nothing is due. Rate = events / wall time from start to the last exit (process "
+        "start-up included). The counter server's log tells events counted and repeats seen "
+        "(by `Idempotency-Key`). Peak RSS is the dispatcher's `VmHWM` sampled every 0.05 s; a "
+        "web worker's is its `VmHWM` after the create runs. The backlog is counted every "
+        f"0.5 s for the plot. **{s.get('drain_reps', s['reps'])} repetitions**, not "
+        f"{s['reps']}: at 1,000 to 2,000 events/s one drain takes 50 to 100 s, and the nine "
+        "drains of three repetitions were half of a 20-minute run; on PostgreSQL each "
+        "repetition runs one dispatcher, then two, back to back (their ratio is target 6 "
+        "there). `BENCH_DRAIN_REPS=3` gives three.",
         "- **Counter server capacity**: wrk POSTing an event with 64 connections (the "
-        "dispatcher's concurrency) straight to counters_server.js: the ceiling for delivery.",
+        "dispatcher's concurrency) straight to counters_server.js for 2 s: the ceiling for "
+        "delivery.",
+        f"- **Profiles**: py-spy at 200 Hz on one web worker during a {s['seconds']:g} s API "
+        f"create run (broadcast on), and on one dispatcher draining "
+        f"{s.get('profile_events', 30000):,} events (not counted in the targets).",
+        "",
+        "### Run time",
+        "",
+        *run_time(machine, runs),
         "",
         "## Throughput and latency",
         "",
@@ -430,12 +467,20 @@ def write(machine: dict, runs: dict) -> None:
     rows = []
     for db, run in runs.items():
         for i, rep in enumerate(run["scenarios"].get("api_create_on", [])):
-            d = rep["delivery_ms"]
+            d = arrival(rep)
             if d.get("count"):
+                recorded = rep.get("recorded_ms", {})
                 rows.append([LABELS[db], i + 1, f"{d['count']:,}", f"{d['p50']:.1f}",
                              f"{d['p90']:.1f}", f"{d['p99']:.1f}", f"{d['max']:.1f}",
-                             d["undelivered"]])  # fmt: skip
-    header = ["database", "rep", "events", "p50 ms", "p90 ms", "p99 ms", "max ms", "undelivered"]
+                             f"{recorded['p50']:.1f}" if recorded.get("count") else "",
+                             f"{recorded['p99']:.1f}" if recorded.get("count") else "",
+                             d["undelivered"], rep.get("not_in_counter_log", "")])  # fmt: skip
+    header = ["database", "rep", "events", "p50 ms", "p90 ms", "p99 ms", "max ms",
+              "delivered_at p50 ms", "delivered_at p99 ms", "undelivered",
+              "not in the counter's log"]  # fmt: skip
+    md += ["Commit (`created_at`) to arrival at the counter server, per *on* run; the "
+           "`delivered_at` columns are the outbox's `delivered_at - created_at` for the same "
+           "events.", ""]  # fmt: skip
     md += table(header, rows)
     md += ["", "## Drain", "", f"![drain]({plots['drain']})", ""]
     rows = []
@@ -473,7 +518,8 @@ def write(machine: dict, runs: dict) -> None:
             "### Which HTTP client",
             "",
             "Each client POSTs the dispatcher's payload with an `Idempotency-Key` to the same "
-            "counter server, 64 coroutines on keep-alive connections, 2 s per run, in one process "
+            "counter server, 64 coroutines on keep-alive connections, "
+            f"{machine['settings'].get('client_seconds', 2):g} s per run, in one process "
             "(`bench/clients.py`); `raw` is a bare asyncio stream loop writing HTTP/1.1 by hand, "
             "the ceiling of any client on that event loop.",
             "",
@@ -493,6 +539,28 @@ def write(machine: dict, runs: dict) -> None:
     if analysis.exists():
         md += ["## Analysis of missed targets", "", analysis.read_text().strip(), ""]
     OUT.write_text("\n".join(md).rstrip() + "\n")
+
+
+def run_time(machine: dict, runs: dict) -> list[str]:
+    """Seconds per phase and database, and the whole run's minutes."""
+    phases: list[str] = []
+    for run in runs.values():
+        phases += [p for p in run.get("phase_seconds", {}) if p not in phases]
+    if not phases:
+        return []
+
+    def seconds(run: dict, name: str) -> str:
+        spent = run.get("phase_seconds", {}).get(name)
+        return "" if spent is None else f"{spent:.0f}"
+
+    rows = [[name, *(seconds(run, name) for run in runs.values())] for name in phases]
+    rows.append(["**total**", *(f"**{run['seconds']:.0f}**" for run in runs.values())])
+    lines = table(["phase", *(f"{LABELS[db]} (s)" for db in runs)], rows)
+    total = machine.get("run_seconds")
+    if total:
+        lines += ["", f"`bench/run.py` took **{total / 60:.1f} minutes** in all (then "
+                  "`bench/report.py`, a few seconds)."]  # fmt: skip
+    return lines
 
 
 def _group(pairs: list[tuple[str, dict]]) -> list[tuple[str, list[dict]]]:

@@ -5,18 +5,21 @@ DATABASE_URL names a PostgreSQL server (in a database of its own,
 railfleet_bench), each in a child process with its own Django settings.
 `python -m bench.run --db sqlite` runs one database only.
 
-Knobs (environment): BENCH_SECONDS (5) per throughput run, BENCH_REPS (3),
-BENCH_DRAIN_EVENTS (100000), BENCH_DEFECTS (1000000), BENCH_PROFILE (1).
+Knobs (environment): BENCH_SECONDS (5) per create run (list runs 3 s at
+most), BENCH_REPS (3), BENCH_DRAIN_REPS (2), BENCH_DRAIN_EVENTS (100000),
+BENCH_DEFECTS (1000000), BENCH_DEEP_PAGES (1000), BENCH_PROFILE (1).
 Everything runs on 127.0.0.1, every loop is bounded, and every process
 started is stopped at the end (bench/procs.py).
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import logging
 import os
 import platform
+import re
 import secrets
 import subprocess
 import sys
@@ -37,10 +40,16 @@ DENO = str(ROOT / "node_modules" / ".bin" / "deno")
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 REPS = int(os.environ.get("BENCH_REPS", "3"))
+# A 100,000-event drain takes 50 to 100 s at this machine's 1,000 to 2,000 events/s:
+# two repetitions of each drain (not three) keep `make bench` near 12 minutes.
+DRAIN_REPS = int(os.environ.get("BENCH_DRAIN_REPS", "2"))
 DRAIN_EVENTS = int(os.environ.get("BENCH_DRAIN_EVENTS", "100000"))
 DEFECTS = int(os.environ.get("BENCH_DEFECTS", "1000000"))
 PROFILE = os.environ.get("BENCH_PROFILE", "1") == "1"
 DEEP_PAGES = int(os.environ.get("BENCH_DEEP_PAGES", "1000"))
+LIST_SECONDS = min(SECONDS, 3)  # list runs: 70 to 200 req/s, so 3 s is hundreds of requests
+CLIENT_SECONDS = 1.0  # per HTTP client run (bench/clients.py), ~1,000 requests or more
+PROFILE_EVENTS = min(DRAIN_EVENTS, 10_000)  # backlog drained under py-spy
 WEB_WORKERS = 2
 # gthread keeps client connections alive; sync (what `make serve` runs) closes each one.
 WEB_WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "gthread")
@@ -48,6 +57,7 @@ WEB_THREADS = int(os.environ.get("BENCH_THREADS", "4")) if WEB_WORKER_CLASS == "
 CREATE_BODY = json.dumps({"comment": "Pantograph carbon strip worn, car 3"})
 EVENT_BODY = json.dumps({"user": 1, "action": "create"})
 CLIENTS = ["aiohttp", "aiohttp+uvloop", "httpx", "raw", "raw+uvloop"]
+ARRIVAL = re.compile(r"^(\S+) (?:user \S+ \S+ \(key ([0-9a-f-]+)\)|duplicate ([0-9a-f-]+):)")
 
 
 def log(message: str) -> None:
@@ -78,8 +88,19 @@ class Suite:
 
     def __init__(self, db: str) -> None:
         self.db = db
-        self.out: dict = {"database": db, "scenarios": {}}
+        self.out: dict = {"database": db, "scenarios": {}, "phase_seconds": {}}
         self.env: dict = {}
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        """Time a phase of the run (reported in BENCHMARKS.md, "Run time")."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            spent = time.monotonic() - started
+            self.out["phase_seconds"][name] = round(spent, 1)
+            log(f"{self.db} phase {name}: {spent:.0f} s")
 
     # --- set-up ---------------------------------------------------------------
 
@@ -170,7 +191,7 @@ class Suite:
     def counter_capacity(self) -> None:
         for _ in range(REPS):
             result = wrk(
-                self.counter_url, seconds=min(SECONDS, 3), method="POST", body=EVENT_BODY,
+                self.counter_url, seconds=min(SECONDS, 2), method="POST", body=EVENT_BODY,
                 connections=64,
             )  # fmt: skip
             self.record("counter_capacity", result)
@@ -179,7 +200,8 @@ class Suite:
         for _ in range(REPS):
             for kind in CLIENTS:
                 out = subprocess.run(
-                    [PY, "-m", "bench.clients", kind, self.counter_url, "2", "64"],
+                    [PY, "-m", "bench.clients", kind, self.counter_url, str(CLIENT_SECONDS),
+                     "64"],
                     cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60,
                     check=True,
                 )  # fmt: skip
@@ -199,39 +221,71 @@ class Suite:
     def api_create_with(self, name: str, url: str | None) -> None:
         """API create with a dispatcher delivering to `url` (None: no dispatcher)."""
         dispatcher = self.start_dispatcher(url, f"dispatcher-{name}") if url else None
+        log_offset = self.counter.log_path.stat().st_size
         try:
             result = self.create(name, "/api/defects", token=self.token)
             if name == "api_create_on":
-                result["delivery_ms"] = self.delivery(*result["window"])
+                result.update(self.delivery(*result["window"], log_offset))
         finally:
             if dispatcher is not None:
                 procs.stop(dispatcher)
         del result["window"]
         self.record(name, result)
 
-    def delivery(self, since, until) -> dict:
-        """Commit-to-delivery latency of the events created in [since, until), in ms.
+    def delivery(self, since, until, log_offset: int) -> dict:
+        """Commit-to-arrival latency of the events created in [since, until), in ms.
 
-        delivered_at - created_at from the outbox: created_at is stamped just
-        before the INSERT (before commit) and delivered_at when the dispatcher
-        records the 2xx (after arrival), so this is an upper bound.
+        `arrival_ms`: the arrival time the counter server logs for the event's
+        Idempotency-Key (its first arrival) minus the event's `created_at`,
+        stamped just before the INSERT, so slightly before the commit: a small
+        over-estimate of commit-to-arrival. Both clocks are this machine's; the
+        log has millisecond resolution (truncated). `recorded_ms`: delivered_at -
+        created_at from the outbox, which also includes the dispatcher's wait to
+        record the 2xx (the figure reported before arrival times were logged).
         """
         from bench.fixtures import pending_count
         from broadcast.models import Event, Status
 
+        # wrk drops its in-flight requests at the end; the server still commits them,
+        # so nothing pending is only final a second after the window closed.
+        settled = time.monotonic() + 1
         deadline = time.monotonic() + 60
-        while pending_count() and time.monotonic() < deadline:
+        while (pending_count() or time.monotonic() < settled) and time.monotonic() < deadline:
             time.sleep(0.1)
         rows = Event.objects.filter(created_at__gte=since, created_at__lt=until)
-        values = [
-            (delivered - created).total_seconds() * 1000
-            for created, delivered in rows.filter(status=Status.DELIVERED).values_list(
-                "created_at", "delivered_at"
+        events = {
+            str(key): (created, delivered)
+            for key, created, delivered in rows.filter(status=Status.DELIVERED).values_list(
+                "key", "created_at", "delivered_at"
             )
-        ]
-        result = percentiles(values)
-        result["undelivered"] = rows.exclude(status=Status.DELIVERED).count()
-        return result
+        }
+        arrivals: dict = {}
+        deadline = time.monotonic() + 10  # the counter server logs before it answers
+        while len(arrivals) < len(events) and time.monotonic() < deadline:
+            arrivals = self.arrivals(self.counter.log_path, log_offset, events)
+            if len(arrivals) < len(events):
+                time.sleep(0.1)
+        arrival = [(at - events[key][0]).total_seconds() * 1000 for key, at in arrivals.items()]
+        recorded = [(d - c).total_seconds() * 1000 for c, d in events.values()]
+        undelivered = rows.exclude(status=Status.DELIVERED).count()
+        return {
+            "arrival_ms": percentiles(arrival) | {"undelivered": undelivered},
+            "recorded_ms": percentiles(recorded) | {"undelivered": undelivered},
+            "not_in_counter_log": len(events) - len(arrivals),
+        }
+
+    @staticmethod
+    def arrivals(path: Path, offset: int, keys) -> dict:
+        """First arrival time (aware datetime) of each of `keys` in the counter server's log."""
+        found: dict = {}
+        with open(path, "rb") as lines:
+            lines.seek(offset)
+            for raw in lines:
+                match = ARRIVAL.match(raw.decode(errors="replace"))
+                key = match and (match[2] or match[3])
+                if key in keys and key not in found:
+                    found[key] = datetime.datetime.fromisoformat(match[1])
+        return found
 
     def throughput(self) -> None:
         """Targets 1, 2, 4 and 5: each configuration once per repetition, interleaved."""
@@ -254,9 +308,10 @@ class Suite:
                 self.api_create_with("api_create_on", self.counter_url)
                 self.api_create_with("api_create_down", down_url)
                 self.api_create_with("api_create_slow", f"http://127.0.0.1:{slow_port}/")
-                self.record("floor_list", wrk(self.base + "/floor/list", seconds=SECONDS))
+                self.record("floor_list", wrk(self.base + "/floor/list", seconds=LIST_SECONDS))
                 self.record(
-                    "api_list", wrk(self.base + "/api/defects", seconds=SECONDS, token=self.token)
+                    "api_list",
+                    wrk(self.base + "/api/defects", seconds=LIST_SECONDS, token=self.token),
                 )
         finally:
             procs.stop(slow)
@@ -316,68 +371,85 @@ class Suite:
         }
         for _ in range(REPS):
             for name, target in (("page_first", first), ("page_deep", deep)):
-                self.record(name, wrk(target, seconds=min(SECONDS, 3), token=self.token))
+                self.record(name, wrk(target, seconds=min(SECONDS, 2), token=self.token))
 
-    def drain(self, dispatchers: int) -> None:
-        """Target 6 and 7: a backlog of DRAIN_EVENTS, `dispatchers` running --once."""
+    def drains(self) -> None:
+        """Targets 6 and 7: DRAIN_REPS repetitions; on PostgreSQL one and two dispatchers
+        back to back in each (their ratio is target 6 there)."""
+        from bench.fixtures import clear_events
+
+        counts = (1, 2) if self.db == "postgresql" else (1,)
+        try:
+            for rep in range(DRAIN_REPS):
+                for dispatchers in counts:
+                    self.drain(dispatchers, rep)
+        finally:
+            clear_events()
+
+    def drain(self, dispatchers: int, rep: int) -> None:
+        """A backlog of DRAIN_EVENTS, `dispatchers` running --once until nothing is due."""
         from bench.fixtures import add_pending_events, clear_events, pending_count
 
         name = f"drain_{dispatchers}"
-        for rep in range(REPS):
-            clear_events()
-            add_pending_events(DRAIN_EVENTS)
-            counter, url = self.start_counter(f"counter-{name}-{rep}")
-            try:
-                curve = []
-                started = time.monotonic()
-                runners = [
-                    procs.start(
-                        [PY, "manage.py", "broadcast", "--once"],
-                        env={**self.env, "COUNTER_SERVER_URL": url},
-                        log=TMP / f"{self.db}-dispatcher-{name}-{rep}-{i}.log",
-                    )
-                    for i in range(dispatchers)
-                ]
-                exits: dict = {}
-                hwm, anon, file = ([0.0] * dispatchers for _ in range(3))
-                while len(exits) < len(runners) and time.monotonic() - started < 600:
-                    curve.append((round(time.monotonic() - started, 3), pending_count()))
-                    for i, runner in enumerate(runners):
-                        memory = procs.memory_mb(runner.pid)
-                        hwm[i] = max(hwm[i], memory.get("peak_rss_mb", 0))
-                        anon[i] = max(anon[i], memory.get("rss_anon_mb", 0))
-                        file[i] = max(file[i], memory.get("rss_file_mb", 0))
-                        if runner.pid not in exits and (done := procs.reap(runner)):
-                            exits[runner.pid] = done
-                    time.sleep(0.1)
-                elapsed = time.monotonic() - started
-                for runner in runners:
-                    code, _ = exits.get(runner.pid) or (None, None)
-                    procs.stop(runner)
-                    if code != 0:
-                        raise RuntimeError(f"dispatcher exited with {code}: {runner.log_path}")
-                left = pending_count()
-                curve.append((round(elapsed, 3), left))
-                seen = self.counter_log(counter.log_path)
-            finally:
-                procs.stop(counter)
-            result = {
-                "events": DRAIN_EVENTS,
-                "seconds": elapsed,
-                "events_per_s": (DRAIN_EVENTS - left) / elapsed,
-                "left_pending": left,
-                # VmHWM sampled every 0.1 s (not wait4's ru_maxrss: Linux carries the
-                # forking parent's peak across exec, so it reports this script's RSS).
-                "peak_rss_mb": hwm,
-                "peak_rss_sampled": True,
-                "peak_rss_anon_mb": anon,
-                "peak_rss_file_mb": file,
-                "counted": seen["counted"],
-                "duplicates": seen["duplicates"],
-                "curve": curve,
-            }
-            self.record(name, {k: v for k, v in result.items() if k != "curve"} | {"curve": curve})
         clear_events()
+        add_pending_events(DRAIN_EVENTS)
+        counter, url = self.start_counter(f"counter-{name}-{rep}")
+        try:
+            curve = []
+            started = time.monotonic()
+            runners = [
+                procs.start(
+                    [PY, "manage.py", "broadcast", "--once"],
+                    env={**self.env, "COUNTER_SERVER_URL": url},
+                    log=TMP / f"{self.db}-dispatcher-{name}-{rep}-{i}.log",
+                )
+                for i in range(dispatchers)
+            ]
+            exits: dict = {}
+            hwm, anon, file = ([0.0] * dispatchers for _ in range(3))
+            next_count = started
+            while len(exits) < len(runners) and time.monotonic() - started < 600:
+                # The backlog is counted every 0.5 s (a COUNT competes with the
+                # dispatcher for the 2 cores); exits and memory are read every 0.05 s.
+                if time.monotonic() >= next_count:
+                    curve.append((round(time.monotonic() - started, 3), pending_count()))
+                    next_count += 0.5
+                for i, runner in enumerate(runners):
+                    memory = procs.memory_mb(runner.pid)
+                    hwm[i] = max(hwm[i], memory.get("peak_rss_mb", 0))
+                    anon[i] = max(anon[i], memory.get("rss_anon_mb", 0))
+                    file[i] = max(file[i], memory.get("rss_file_mb", 0))
+                    if runner.pid not in exits and (done := procs.reap(runner)):
+                        exits[runner.pid] = (done, time.monotonic() - started)
+                time.sleep(0.05)
+            # Wall time from the start to the last dispatcher's exit.
+            elapsed = max((t for _, t in exits.values()), default=time.monotonic() - started)
+            for runner in runners:
+                (code, _), _ = exits.get(runner.pid) or ((None, None), None)
+                procs.stop(runner)
+                if code != 0:
+                    raise RuntimeError(f"dispatcher exited with {code}: {runner.log_path}")
+            left = pending_count()
+            curve.append((round(elapsed, 3), left))
+            seen = self.counter_log(counter.log_path)
+        finally:
+            procs.stop(counter)
+        result = {
+            "events": DRAIN_EVENTS,
+            "seconds": elapsed,
+            "events_per_s": (DRAIN_EVENTS - left) / elapsed,
+            "left_pending": left,
+            # VmHWM sampled every 0.05 s (not wait4's ru_maxrss: Linux carries the
+            # forking parent's peak across exec, so it reports this script's RSS).
+            "peak_rss_mb": hwm,
+            "peak_rss_sampled": True,
+            "peak_rss_anon_mb": anon,
+            "peak_rss_file_mb": file,
+            "counted": seen["counted"],
+            "duplicates": seen["duplicates"],
+            "curve": curve,
+        }
+        self.record(name, result)
 
     @staticmethod
     def counter_log(path: Path) -> dict:
@@ -407,7 +479,7 @@ class Suite:
         from bench.fixtures import add_pending_events, clear_events
 
         clear_events()
-        add_pending_events(min(DRAIN_EVENTS, 30_000))
+        add_pending_events(PROFILE_EVENTS)
         counter, url = self.start_counter("counter-profile")
         out = TMP / f"profile-dispatcher-{self.db}.txt"
         try:
@@ -449,24 +521,31 @@ class Suite:
 
     def run(self) -> dict:
         started = time.monotonic()
-        self.setup_database()
         try:
-            self.counter, self.counter_url = self.start_counter()
-            self.start_web()
-            self.counter_capacity()
+            with self.phase("setup"):
+                self.setup_database()
+                self.counter, self.counter_url = self.start_counter()
+                self.start_web()
+            with self.phase("counter capacity"):
+                self.counter_capacity()
             if self.db == "sqlite":
-                self.client_comparison()
-            self.throughput()
+                with self.phase("HTTP clients"):
+                    self.client_comparison()
+            with self.phase("create and list (targets 1, 2, 4, 5)"):
+                self.throughput()
             if PROFILE:
-                self.profile_web()
-            self.list_by_size()
-            self.deep_pages()
+                with self.phase("profile: web worker"):
+                    self.profile_web()
+            with self.phase("list by size (fills 1M defects)"):
+                self.list_by_size()
+            with self.phase("deep pages (target 3)"):
+                self.deep_pages()
             procs.stop(self.web)
-            self.drain(1)
-            if self.db == "postgresql":
-                self.drain(2)
+            with self.phase("drains (targets 6, 7)"):
+                self.drains()
             if PROFILE:
-                self.profile_dispatcher()
+                with self.phase("profile: dispatcher"):
+                    self.profile_dispatcher()
         finally:
             procs.stop_all()
         self.out["seconds"] = time.monotonic() - started
@@ -508,6 +587,10 @@ def machine() -> dict:
         "settings": {
             "seconds": SECONDS,
             "reps": REPS,
+            "drain_reps": DRAIN_REPS,
+            "list_seconds": LIST_SECONDS,
+            "client_seconds": CLIENT_SECONDS,
+            "profile_events": PROFILE_EVENTS,
             "connections": CONNECTIONS,
             "web_workers": WEB_WORKERS,
             "web_worker_class": WEB_WORKER_CLASS,
@@ -540,8 +623,13 @@ def main() -> None:
         (RESULTS / "postgresql.json").unlink(missing_ok=True)
         log("DATABASE_URL names no PostgreSQL server: SQLite only")
     (RESULTS / "machine.json").write_text(json.dumps(machine(), indent=1) + "\n")
+    started = time.monotonic()
     for name in databases:
         subprocess.run([PY, "-m", "bench.run", "--db", name], cwd=ROOT, check=True)
+    machine_json = json.loads((RESULTS / "machine.json").read_text())
+    machine_json["run_seconds"] = round(time.monotonic() - started, 1)
+    (RESULTS / "machine.json").write_text(json.dumps(machine_json, indent=1) + "\n")
+    log(f"all databases: {machine_json['run_seconds'] / 60:.1f} minutes")
 
 
 if __name__ == "__main__":
