@@ -60,14 +60,8 @@ def record(*, owner: str, outcomes: Iterable[tuple[Claimed, Outcome, float | Non
     dispatcher whose lease ran out cannot undo another's delivery.
     """
     now = timezone.now()
-    delivered, retries, failures = [], [], []
-    for claimed, outcome, delay in outcomes:
-        if outcome.result == Result.DELIVERED:
-            delivered.append(claimed.id)
-        elif outcome.result == Result.RETRY:
-            retries.append((claimed, outcome, delay))
-        else:
-            failures.append((claimed, outcome))
+    delivered = [c.id for c, outcome, _ in outcomes if outcome.result == Result.DELIVERED]
+    unfinished = [item for item in outcomes if item[1].result != Result.DELIVERED]
     with transaction.atomic(savepoint=False):
         if delivered:
             Event.objects.filter(id__in=delivered).exclude(status=Status.DELIVERED).update(
@@ -77,21 +71,34 @@ def record(*, owner: str, outcomes: Iterable[tuple[Claimed, Outcome, float | Non
                 claimed_by="",
                 last_error="",
             )
-        mine = Event.objects.pending().filter(claimed_by=owner)
-        for claimed, outcome, delay in retries:
-            mine.filter(id=claimed.id).update(
-                available_at=now + datetime.timedelta(seconds=delay or 0),
-                attempts=F("attempts") + 1,
-                claimed_by="",
-                last_error=outcome.error,
-            )
-        for claimed, outcome in failures:
-            mine.filter(id=claimed.id).update(
-                status=Status.FAILED,
-                attempts=F("attempts") + 1,
-                claimed_by="",
-                last_error=outcome.error,
-            )
+        if unfinished:
+            _record_unfinished(owner, unfinished, now)
+
+
+def _record_unfinished(owner: str, unfinished: list, now: datetime.datetime) -> None:
+    """Retries (due again after their delay) and permanent failures, in one UPDATE."""
+    still_mine = set(
+        Event.objects.pending()
+        .filter(claimed_by=owner, id__in=[claimed.id for claimed, _, _ in unfinished])
+        .select_for_update()
+        .values_list("id", flat=True)
+    )
+    rows = [
+        Event(
+            id=claimed.id,
+            status=Status.PENDING if outcome.result == Result.RETRY else Status.FAILED,
+            available_at=now + datetime.timedelta(seconds=delay or 0),
+            # Still ours, so nobody changed it since the claim read it.
+            attempts=claimed.attempts + 1,
+            claimed_by="",
+            last_error=outcome.error,
+        )
+        for claimed, outcome, delay in unfinished
+        if claimed.id in still_mine
+    ]
+    Event.objects.bulk_update(
+        rows, ["status", "available_at", "attempts", "claimed_by", "last_error"], batch_size=500
+    )
 
 
 def exchange(

@@ -79,6 +79,47 @@ class Stats:
     since: float = field(default_factory=time.monotonic)
 
 
+class Breaker:
+    """Stops claiming while the counter server looks down; probes it with one event at a time.
+
+    After `threshold` retryable failures in a row (and no success), claims are
+    limited to one event per `probe_interval`: the events wait in the outbox
+    instead of each burning an attempt, a request and a log line against a
+    server that refuses them. The first success closes the breaker.
+    """
+
+    def __init__(self, *, threshold: int, probe_interval: float) -> None:
+        self.threshold = threshold
+        self.probe_interval = probe_interval
+        self.failures = 0
+        self._next_probe = 0.0
+
+    @property
+    def open(self) -> bool:
+        return self.failures >= self.threshold
+
+    def saw(self, outcome: Outcome) -> None:
+        """Count an answer: only retryable failures mean the server may be down."""
+        if outcome.result == Result.RETRY:
+            if self.failures + 1 == self.threshold:
+                logger.warning("Counter server looks down: probing it with one event at a time")
+            self.failures += 1
+        else:
+            if self.open:
+                logger.info("Counter server answers again: delivering at full speed")
+            self.failures = 0
+
+    def allowance(self, wanted: int) -> int:
+        """How many events may be claimed now, out of `wanted`."""
+        if not self.open or wanted <= 0:
+            return wanted
+        now = time.monotonic()
+        if now < self._next_probe:
+            return 0
+        self._next_probe = now + self.probe_interval
+        return 1
+
+
 class Dispatcher:
     """Delivers outbox events to the counter server until stopped.
 
@@ -99,6 +140,7 @@ class Dispatcher:
         self._done: list[tuple[store.Claimed, Outcome, float | None]] = []
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._breaker = Breaker(threshold=config.concurrency, probe_interval=config.retry_base)
 
     def stop(self) -> None:
         """Ask for a clean stop: claim nothing more, finish what is in flight."""
@@ -141,7 +183,7 @@ class Dispatcher:
         while not self._stopping.is_set():
             queued = self._queue.qsize()
             wanted = self.config.batch_size - queued if queued < low_water else 0
-            claimed = await self._exchange(limit=wanted)
+            claimed = await self._exchange(limit=self._breaker.allowance(wanted))
             deadline = time.monotonic() + self.config.lease
             for event in claimed:
                 self._queue.put_nowait((deadline, event))
@@ -194,6 +236,7 @@ class Dispatcher:
 
     def _note(self, event: store.Claimed, outcome: Outcome) -> float | None:
         """Count and log an outcome; return the retry delay for a retryable failure."""
+        self._breaker.saw(outcome)
         if outcome.result == Result.DELIVERED:
             self.stats.delivered += 1
             return None

@@ -193,3 +193,44 @@ def test_an_event_whose_lease_would_expire_in_flight_is_not_sent(scripted_server
     left = Event.objects.pending().get()
     assert (left.attempts, left.claimed_by) == (0, "")  # released, due again at once
     assert left.available_at <= timezone.now()
+
+
+def test_breaker_opens_after_a_run_of_failures_and_closes_on_success():
+    from broadcast.client import DELIVERED, Outcome, Result
+    from broadcast.worker import Breaker
+
+    breaker = Breaker(threshold=3, probe_interval=60)
+    refused = Outcome(Result.RETRY, "refused")
+    for _ in range(2):
+        breaker.saw(refused)
+    assert breaker.allowance(500) == 500
+    breaker.saw(refused)
+    assert breaker.allowance(500) == 1  # one probe...
+    assert breaker.allowance(500) == 0  # ...per interval
+    breaker.saw(DELIVERED)
+    assert breaker.allowance(500) == 500
+
+
+def test_a_down_counter_server_is_probed_not_hammered(user):
+    import asyncio
+
+    from broadcast.worker import Dispatcher
+    from defect.models import Defect
+    from tests.broadcast.conftest import make_config
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there
+    Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(300)])
+    dispatcher = Dispatcher(
+        make_config(f"http://127.0.0.1:{port}/", concurrency=8, batch_size=50, retry_base=5)
+    )
+
+    async def run_for(seconds: float) -> None:
+        asyncio.get_running_loop().call_later(seconds, dispatcher.stop)
+        await dispatcher.run()
+
+    asyncio.run(run_for(1.5))
+    attempted = Event.objects.filter(attempts__gt=0).count()
+    assert 8 <= attempted <= 50 + 8  # the first batch, then a probe now and then
+    assert Event.objects.pending().count() == 300  # nothing lost, nothing failed
