@@ -125,11 +125,6 @@ def release(*, owner: str) -> int:
     )
 
 
-def backlog() -> int:
-    """How many events wait to be delivered (for the periodic summary)."""
-    return Event.objects.pending().count()
-
-
 def close() -> None:
     """Close this thread's database connection (the dispatcher's DB thread, at exit)."""
     connection.close()

@@ -196,8 +196,8 @@ def test_an_event_whose_lease_would_expire_in_flight_is_not_sent(scripted_server
 
 
 def test_breaker_opens_after_a_run_of_failures_and_closes_on_success():
+    from broadcast.breaker import Breaker
     from broadcast.client import DELIVERED, Outcome, Result
-    from broadcast.worker import Breaker
 
     breaker = Breaker(threshold=3, probe_interval=60)
     refused = Outcome(Result.RETRY, "refused")
