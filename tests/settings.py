@@ -21,3 +21,8 @@ REST_FRAMEWORK = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     _test_db = Path(tempfile.gettempdir()) / f"railfleet-test-{os.getpid()}.sqlite3"
     DATABASES["default"]["TEST"] = {"NAME": str(_test_db)}  # noqa: F405
+
+# Tests never collect static files (test_serve runs `make serve`, which does, in
+# its own process): without a STATIC_ROOT WhiteNoise does not warn, on every
+# request, that the directory is missing. Debug mode serves from the finders.
+STATIC_ROOT = None
