@@ -105,6 +105,10 @@ def test_static_files_are_served_compressed_and_cached(served):
 
 def test_web_workers_and_dispatcher_run(served):
     _, log = served
+    # The dispatcher may start after the web answers: give it time to say so.
+    deadline = time.monotonic() + 60
+    while "Dispatcher" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
     text = log.read_text()
     assert text.count("Booting worker") >= 2
     assert "Dispatcher" in text
