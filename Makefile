@@ -9,7 +9,7 @@ CHROMIUM := /usr/bin/chromium
 PORT    ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format check serve bench clean
+.PHONY: help install run test lint format check serve bench bench-latency clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ bench: install  ## Benchmarks: write BENCHMARKS.md (also on PostgreSQL if DATABA
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }
 	$(PY) -m bench.run
 	$(PY) -m bench.report
+
+bench-latency: install  ## Delivery latency at a steady 20 defects/s (own SQLite file, or DATABASE_URL)
+	$(PY) -m bench.delivery_latency
 
 clean:  ## Remove the virtualenv, node_modules and the development database
 	rm -rf $(VENV) node_modules db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles
