@@ -3,7 +3,7 @@
 On PostgreSQL, event_enqueue() sends NOTIFY inside the writing transaction, so
 a LISTENing dispatcher hears of an event the moment it commits (and never of a
 rolled-back one). On SQLite there is no such channel; the dispatcher polls its
-small partial index instead.
+index of due events instead.
 """
 
 import asyncio

@@ -7,8 +7,8 @@ backlog, and 503 when it does not, so traffic goes to other instances.
 
 Both are plain Django views: no authentication, no DRF throttling, no
 session, no caching, and nothing in the body beyond the fields below. Each
-costs at most two small indexed queries (pending events are a partial index
-as small as the backlog; failed events use the status index).
+costs at most two indexed queries (pending and failed events are found
+through the indexes that lead with the event's status).
 """
 
 import logging
