@@ -1,10 +1,11 @@
 """The defect's JSON representation and the validation of what clients send."""
 
 import datetime
+import functools
 
 from django.core.validators import RegexValidator
 from django.db.models import F
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from rest_framework import serializers
 
 from defect.models import COMMENT_MAX_LENGTH, Defect
@@ -18,6 +19,15 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+@functools.lru_cache(maxsize=64)
+def _defect_list_path(urlconf: str | None, script_prefix: str) -> str:
+    """reverse("defect-list") for this URLconf and script prefix (both its inputs).
+
+    Cached: resolving it costs more than serializing the created defect it is for.
+    """
+    return reverse("defect-list", urlconf=urlconf)
 
 
 def _as_row(defect: Defect | dict) -> dict:
@@ -107,7 +117,7 @@ class DefectSerializer(serializers.Serializer):
     def _detail_url_prefix(self) -> str:
         """The absolute URL of a defect without its id."""
         request = self.context.get("request")
-        prefix = reverse("defect-list") + "/"
+        prefix = _defect_list_path(get_urlconf(), get_script_prefix()) + "/"
         return request.build_absolute_uri(prefix) if request else prefix
 
     def create(self, validated_data: dict) -> Defect:
