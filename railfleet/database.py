@@ -3,8 +3,10 @@
 SQLite is the embedded default; it is tuned so that a web process and a
 dispatcher can write at once: WAL journal (readers never block the writer),
 IMMEDIATE transactions (a transaction takes the write lock when it starts, so
-two writers queue on the busy timeout instead of failing with "database is
-locked" half-way) and a busy timeout long enough to ride out a burst.
+two writers queue instead of failing with "database is locked" half-way) and
+a busy timeout long enough to ride out a burst. The engine is
+`railfleet.sqlite`, Django's SQLite backend whose transactions queue on a lock
+file rather than on SQLite's busy wait (railfleet/sqlite/base.py says why).
 """
 
 from pathlib import Path
@@ -33,5 +35,6 @@ def database_config(url: str | None, base_dir: Path) -> dict:
         url or f"sqlite:///{base_dir / 'db.sqlite3'}", conn_max_age=60, conn_health_checks=True
     )
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["ENGINE"] = "railfleet.sqlite"  # Django's, with writers queued on a lock
         config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
     return config

@@ -18,7 +18,7 @@ REST_FRAMEWORK = {
 # On SQLite the test database is a file, not memory, so that the dispatcher
 # processes started by the end-to-end and fault tests can open it; one per test
 # run, so that runs side by side do not share it.
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+if DATABASES["default"]["ENGINE"] == "railfleet.sqlite":  # noqa: F405
     _test_db = Path(tempfile.gettempdir()) / f"railfleet-test-{os.getpid()}.sqlite3"
     DATABASES["default"]["TEST"] = {"NAME": str(_test_db)}  # noqa: F405
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_default_database_is_sqlite_in_wal_mode(tmp_path):
     config = database_config(None, tmp_path)
-    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["ENGINE"] == "railfleet.sqlite"
     assert config["NAME"] == str(tmp_path / "db.sqlite3")
     assert "journal_mode=WAL" in config["OPTIONS"]["init_command"]
     assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"

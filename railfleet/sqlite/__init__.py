@@ -1,0 +1,1 @@
+"""SQLite, with its writers queued on a file lock (see base.py)."""

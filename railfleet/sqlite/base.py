@@ -1,0 +1,137 @@
+"""Django's SQLite backend, with the writers of one database file queued on a lock.
+
+SQLite has one write lock per database. A writer that finds it taken waits in
+SQLite's busy handler, which sleeps 1, 2, 5, 10 ... then 100 ms between tries,
+in no order: under a steady stream of short write transactions (several web
+workers' threads and the dispatcher) a writer can lose several times and wait
+hundreds of milliseconds for a lock that was free most of that time. The
+benchmark showed it as p99 latencies of 600 ms against medians of 20 ms.
+
+Here every transaction that Django opens (`atomic()`, which this project's
+settings begin IMMEDIATE, so that it takes SQLite's write lock at once) first
+takes an exclusive `flock` on `<database>-writelock`, polled every
+0.1 to 1 ms, and releases it at COMMIT or ROLLBACK. The writers of all
+processes then take SQLite's lock in turn, each within a millisecond of its
+release. SQLite's own lock and busy timeout stay in force underneath, for
+writers that do not go through this backend (the sqlite3 shell, autocommit
+statements outside a transaction). Reads never take either lock (WAL mode).
+Django has no hook for SQLite's busy handler itself, hence this subclass.
+"""
+
+import fcntl
+import os
+import threading
+import time
+from typing import ClassVar
+
+from django.db import OperationalError
+from django.db.backends.sqlite3 import base
+
+
+class WriteLock:
+    """An exclusive, non-reentrant lock on a database file, for every thread and process.
+
+    The threads of one process queue on a threading.Lock (woken by the kernel
+    at its release, no polling); the one holding it then takes an exclusive
+    flock on the lock file, which the other processes' holders also want,
+    polling every 0.1 to 1 ms.
+    """
+
+    _process_locks: ClassVar[dict[str, threading.Lock]] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        with self._registry_lock:
+            self._thread_lock = self._process_locks.setdefault(path, threading.Lock())
+        self._fd: int | None = None
+        self.held = False
+
+    def acquire(self, timeout: float) -> None:
+        """Take the lock; OperationalError ("database is locked") after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        if not self._thread_lock.acquire(timeout=timeout):
+            raise OperationalError("database is locked")
+        try:
+            self._lock_file(deadline)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        self.held = True
+
+    def _lock_file(self, deadline: float) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        pause = 0.0001
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise OperationalError("database is locked") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
+
+    def release(self) -> None:
+        """Release the lock if held (idempotent)."""
+        if self.held:
+            self.held = False
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._thread_lock.release()
+
+    def close(self) -> None:
+        """Release the lock and close the lock file."""
+        self.release()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    """SQLite whose transactions queue on a WriteLock before BEGIN (file databases only)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._write_lock: WriteLock | None = None
+
+    def get_new_connection(self, conn_params):
+        connection = super().get_new_connection(conn_params)
+        if self._write_lock is None and not self.is_in_memory_db():
+            self._write_lock = WriteLock(f"{self.settings_dict['NAME']}-writelock")
+        return connection
+
+    def _start_transaction_under_autocommit(self):
+        lock = self._write_lock
+        if lock is None:
+            return super()._start_transaction_under_autocommit()
+        lock.acquire(timeout=self.settings_dict["OPTIONS"].get("timeout", 5))
+        try:
+            super()._start_transaction_under_autocommit()
+        except BaseException:
+            lock.release()
+            raise
+
+    def _commit(self):
+        try:
+            return super()._commit()
+        finally:
+            self._release_write_lock()
+
+    def _rollback(self):
+        try:
+            return super()._rollback()
+        finally:
+            self._release_write_lock()
+
+    def _close(self):
+        try:
+            return super()._close()
+        finally:
+            if self._write_lock is not None:
+                self._write_lock.close()
+                self._write_lock = None
+
+    def _release_write_lock(self) -> None:
+        if self._write_lock is not None:
+            self._write_lock.release()

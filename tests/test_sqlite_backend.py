@@ -1,0 +1,195 @@
+"""The SQLite backend (railfleet/sqlite): transactions queue on a file lock.
+
+Each test makes its own database file and connections (DatabaseWrapper built
+directly, one per thread, as Django does), so nothing touches the test database.
+"""
+
+import contextlib
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from django.db import OperationalError
+
+from railfleet.database import database_config
+from railfleet.sqlite.base import DatabaseWrapper, WriteLock
+
+# Holds the lock file from another process until its stdin closes.
+HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def settings_for(url: str, base_dir) -> dict:
+    """A complete settings dict (Django fills these defaults in for configured databases)."""
+    settings = database_config(url, base_dir)
+    defaults = {"TIME_ZONE": None, "ATOMIC_REQUESTS": False, "AUTOCOMMIT": True}
+    return defaults | {"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False} | settings
+
+
+def wrapper(path, *, timeout: float = 5) -> DatabaseWrapper:
+    settings = settings_for(f"sqlite:///{path}", path.parent)
+    settings["OPTIONS"]["timeout"] = timeout
+    return DatabaseWrapper(settings, alias=f"locktest-{threading.get_ident()}")
+
+
+@contextlib.contextmanager
+def write_transaction(db: DatabaseWrapper):
+    """What atomic() does: BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on error."""
+    db.set_autocommit(False, force_begin_transaction_with_broken_autocommit=True)
+    try:
+        yield db.cursor()
+    except BaseException:
+        db.rollback()
+        raise
+    else:
+        db.commit()
+    finally:
+        db.set_autocommit(True)
+
+
+@pytest.fixture(autouse=True)
+def _own_databases(django_db_blocker):
+    """These connections are to files of the test's own, not the test database."""
+    with django_db_blocker.unblock():
+        yield
+
+
+@pytest.fixture
+def database(tmp_path):
+    path = tmp_path / "lock.sqlite3"
+    db = wrapper(path)
+    db.cursor().execute("CREATE TABLE t (n INTEGER)")
+    yield path
+    db.close()
+
+
+def test_the_default_database_uses_this_backend(tmp_path):
+    assert database_config(None, tmp_path)["ENGINE"] == "railfleet.sqlite"
+
+
+def test_a_transaction_holds_the_lock_until_commit(database):
+    db = wrapper(database)
+    with write_transaction(db) as cursor:
+        cursor.execute("INSERT INTO t VALUES (1)")
+        assert db._write_lock.held
+    assert not db._write_lock.held
+    assert db.cursor().execute("SELECT count(*) FROM t").fetchone() == (1,)
+
+
+def test_a_rollback_releases_the_lock(database):
+    db = wrapper(database)
+    with pytest.raises(ZeroDivisionError), write_transaction(db) as cursor:
+        cursor.execute("INSERT INTO t VALUES (1)")
+        1 / 0  # noqa: B018
+    assert not db._write_lock.held
+    assert db.cursor().execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
+def test_a_second_writer_waits_for_the_first_and_then_writes(database):
+    first_in = threading.Event()
+    order = []
+
+    def first():
+        db = wrapper(database)
+        with write_transaction(db) as cursor:
+            first_in.set()
+            time.sleep(0.2)
+            cursor.execute("INSERT INTO t VALUES (1)")
+            order.append("first committed")
+        db.close()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_in.wait(5)
+    db = wrapper(database)
+    with write_transaction(db) as cursor:
+        order.append("second began")
+        cursor.execute("INSERT INTO t VALUES (2)")
+    thread.join(5)
+
+    assert order == ["first committed", "second began"]
+    assert db.cursor().execute("SELECT n FROM t ORDER BY rowid").fetchall() == [(1,), (2,)]
+
+
+def test_many_writers_in_threads_all_commit(database):
+    errors = []
+
+    def writer(n):
+        db = wrapper(database)
+        try:
+            for i in range(25):
+                with write_transaction(db) as cursor:
+                    cursor.execute("INSERT INTO t VALUES (%s)", [n * 100 + i])
+        except Exception as exc:  # collected, and asserted below
+            errors.append(exc)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == []
+    assert wrapper(database).cursor().execute("SELECT count(*) FROM t").fetchone() == (200,)
+
+
+def test_a_lock_held_by_another_process_times_out_as_database_is_locked(database):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, f"{database}-writelock"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        db = wrapper(database, timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="database is locked"), write_transaction(db):
+            pass
+        assert 0.3 <= time.monotonic() - started < 3
+        assert not db._write_lock.held
+    finally:
+        holder.communicate("", timeout=5)
+    with write_transaction(db) as cursor:  # free again once the other process let go
+        cursor.execute("INSERT INTO t VALUES (1)")
+
+
+def test_the_lock_is_not_reentrant_across_threads_but_released_by_close(tmp_path):
+    path = str(tmp_path / "x-writelock")
+    held = WriteLock(path)
+    held.acquire(timeout=1)
+    other = WriteLock(path)
+    failed = []
+    thread = threading.Thread(target=lambda: _try(other, failed))
+    thread.start()
+    thread.join(5)
+    assert failed == ["database is locked"]
+
+    held.close()
+    other.acquire(timeout=1)
+    assert other.held
+    other.close()
+
+
+def _try(lock: WriteLock, failed: list) -> None:
+    try:
+        lock.acquire(timeout=0.1)
+    except OperationalError as exc:
+        failed.append(str(exc))
+
+
+def test_an_in_memory_database_takes_no_lock(tmp_path):
+    db = DatabaseWrapper(settings_for("sqlite://:memory:", tmp_path), alias="memorytest")
+    db.cursor().execute("CREATE TABLE t (n INTEGER)")
+    with write_transaction(db) as cursor:
+        cursor.execute("INSERT INTO t VALUES (1)")
+    assert db._write_lock is None
