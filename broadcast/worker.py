@@ -191,7 +191,11 @@ class Dispatcher:
                 self._done.append((event, outcome, self._note(event, outcome)))
             finally:
                 self._sending -= 1
-            if len(self._done) >= self.config.concurrency or self._queue.empty():
+            # A full round's outcomes wake the feeder to record them and refill
+            # the queue; fewer wait for its next round (a NOTIFY or the poll, at
+            # most `poll_interval`), so that a trickle of events does not cost a
+            # database round each.
+            if len(self._done) >= self.config.concurrency:
                 self._wakeup.set()
 
     def _note(self, event: store.Claimed, outcome: Outcome) -> float | None:
