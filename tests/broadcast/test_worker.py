@@ -1,17 +1,22 @@
 """The dispatcher against a real HTTP server with scripted answers."""
 
+import asyncio
 import datetime
 import json
 import socket
+import threading
+import time
 
 import pytest
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from broadcast import store
 from broadcast.client import DELIVERED, Outcome, Result
 from broadcast.models import Event, Status
+from broadcast.worker import Dispatcher
 from defect.services import defect_create, defect_delete
-from tests.broadcast.conftest import Answer, deliver_once
+from tests.broadcast.conftest import Answer, deliver_once, make_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -139,6 +144,31 @@ def test_claims_are_exclusive_until_the_lease_expires(user):
     assert Event.objects.get().claimed_by == "B"
 
 
+def test_a_claim_takes_the_longest_waiting_due_events_up_to_its_limit(user):
+    for i in range(4):
+        defect_create(user=user, comment=str(i))
+    now = timezone.now()
+    events = list(Event.objects.order_by("id"))
+    # Due in the reverse order of their ids; the last one not due yet.
+    for age, event in zip([1, 2, 3, -60], events, strict=True):
+        Event.objects.filter(pk=event.pk).update(
+            available_at=now - datetime.timedelta(seconds=age), attempts=age % 3
+        )
+
+    claimed = store.claim(owner="A", limit=2, lease=30)
+
+    assert [c.id for c in claimed] == sorted([events[2].pk, events[1].pk])
+    by_id = {event.pk: event for event in events}
+    for c in claimed:
+        event = Event.objects.get(pk=c.id)
+        assert c.key == str(by_id[c.id].key)
+        assert c.payload == {"user": user.pk, "action": "create"}
+        assert c.attempts == event.attempts
+        assert event.claimed_by == "A"
+        assert event.available_at >= now + datetime.timedelta(seconds=29)
+    assert Event.objects.filter(claimed_by="").count() == 2
+
+
 def test_a_stale_owner_cannot_undo_a_delivery(user):
     defect_create(user=user, comment="a")
     (claimed,) = store.claim(owner="A", limit=10, lease=0)
@@ -234,3 +264,52 @@ def test_a_down_counter_server_is_probed_not_hammered(user):
     attempted = Event.objects.filter(attempts__gt=0).count()
     assert 8 <= attempted <= 50 + 8  # the first batch, then a probe now and then
     assert Event.objects.pending().count() == 300  # nothing lost, nothing failed
+
+
+def _wait_until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_dispatcher_survives_losing_its_database_connection(scripted_server, user, monkeypatch):
+    dispatcher = Dispatcher(make_config(scripted_server.url))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(dispatcher.run(),))
+    thread.start()
+    try:
+        defect_create(user=user, comment="before")
+        assert _wait_until(lambda: Event.objects.delivered().count() == 1)
+
+        if connection.vendor == "postgresql":
+            # What a database restart or a network cut does to its sessions.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+        else:
+            # A SQLite file has no server to lose: its failures are errors such as
+            # "database is locked" past the timeout. Make the next round fail so.
+            exchange = store.exchange
+            failures = []
+
+            def failing_once(**kwargs):
+                if not failures:
+                    failures.append(True)
+                    raise OperationalError("database is locked")
+                return exchange(**kwargs)
+
+            monkeypatch.setattr(store, "exchange", failing_once)
+        defect_create(user=user, comment="after")
+
+        assert _wait_until(lambda: Event.objects.delivered().count() == 2)
+        keys = [r.headers["Idempotency-Key"] for r in scripted_server.received]
+        assert sorted(keys) == sorted(str(k) for k in Event.objects.values_list("key", flat=True))
+    finally:
+        loop.call_soon_threadsafe(dispatcher.stop)
+        thread.join(15)
+        loop.close()
