@@ -101,6 +101,7 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._breaker = Breaker(threshold=config.concurrency, probe_interval=config.retry_base)
+        self._next_connection_check = 0.0  # on the database thread's clock: see _db()
 
     def stop(self) -> None:
         """Ask for a clean stop: claim nothing more, finish what is in flight."""
@@ -143,7 +144,8 @@ class Dispatcher:
         while not self._stopping.is_set():
             queued = self._queue.qsize()
             wanted = self.config.batch_size - queued if queued < low_water else 0
-            claimed = await self._exchange(limit=self._breaker.allowance(wanted))
+            limit = self._breaker.allowance(wanted)
+            claimed = await self._exchange(limit=limit)
             deadline = time.monotonic() + self.config.lease
             for event in claimed:
                 self._queue.put_nowait((deadline, event))
@@ -152,7 +154,10 @@ class Dispatcher:
             if time.monotonic() >= next_summary:
                 self._log_summary()
                 next_summary = time.monotonic() + self.config.summary_interval
-            if not claimed or self._queue.qsize() >= low_water:
+            # Fewer than asked for: nothing more is due yet, so wait for a NOTIFY
+            # or the poll rather than ask again at once (under a steady trickle
+            # that second question is a wasted database round each time).
+            if len(claimed) < max(limit, 1) or self._queue.qsize() >= low_water:
                 await self._pause()
 
     async def _exchange(self, *, limit: int) -> list[store.Claimed]:
@@ -174,6 +179,7 @@ class Dispatcher:
             # expire and the events are sent again (the receiver dedupes by key).
             logger.exception("Could not record %d outcomes and claim events; retrying", len(done))
             self._done[:0] = done
+            self._next_connection_check = 0.0  # check the connection before the next try
             await asyncio.sleep(1)
             return []
 
@@ -241,7 +247,14 @@ class Dispatcher:
 
     async def _db(self, function, /, **kwargs):
         def call():
-            close_old_connections()
+            # What Django does around each request: drop a connection that broke
+            # or outlived CONN_MAX_AGE. Once a second, not every round: with
+            # CONN_HEALTH_CHECKS each one costs a `SELECT 1` on PostgreSQL, and a
+            # connection that breaks in between fails one round, which is retried.
+            now = time.monotonic()
+            if now >= self._next_connection_check:
+                close_old_connections()
+                self._next_connection_check = now + 1.0
             return function(**kwargs)
 
         return await asyncio.get_running_loop().run_in_executor(self._db_thread, call)
