@@ -218,11 +218,19 @@ class Suite:
         result["window"] = [started, timezone.now()]
         return result
 
-    def api_create_with(self, name: str, url: str | None) -> None:
-        """API create with a dispatcher delivering to `url` (None: no dispatcher)."""
+    def api_create_with(self, name: str, url: str | None, *, floor_too: bool = False) -> None:
+        """API create with a dispatcher delivering to `url` (None: no dispatcher).
+
+        With `floor_too`, the floor's create runs first under the same dispatcher
+        (`floor_create_on`): target 1 then compares the two like for like.
+        """
         dispatcher = self.start_dispatcher(url, f"dispatcher-{name}") if url else None
-        log_offset = self.counter.log_path.stat().st_size
         try:
+            if floor_too:
+                floor = self.create("floor_create_on", "/floor/create")
+                del floor["window"]
+                self.record("floor_create_on", floor)
+            log_offset = self.counter.log_path.stat().st_size
             result = self.create(name, "/api/defects", token=self.token)
             if name == "api_create_on":
                 result.update(self.delivery(*result["window"], log_offset))
@@ -305,7 +313,7 @@ class Suite:
                 del result["window"]
                 self.record("floor_create", result)
                 self.api_create_with("api_create_off", None)
-                self.api_create_with("api_create_on", self.counter_url)
+                self.api_create_with("api_create_on", self.counter_url, floor_too=True)
                 self.api_create_with("api_create_down", down_url)
                 self.api_create_with("api_create_slow", f"http://127.0.0.1:{slow_port}/")
                 self.record("floor_list", wrk(self.base + "/floor/list", seconds=LIST_SECONDS))
