@@ -379,7 +379,10 @@ def write(machine: dict, runs: dict) -> None:
         "## What runs",
         "",
         "- **Server**: gunicorn with 2 worker processes (`gthread` workers, so that client "
-        "connections are kept alive), `DJANGO_DEBUG=0`, a generated `DJANGO_SECRET_KEY`, "
+        "connections are kept alive; 2 threads and `--worker-connections 4` each, so that wrk's "
+        "8 connections split 4 and 4: left free, one worker often accepted all 8 and served "
+        "them on one core while the other idled, which halved a run at random), "
+        "`DJANGO_DEBUG=0`, a generated `DJANGO_SECRET_KEY`, "
         "`DJANGO_ALLOWED_HOSTS=127.0.0.1`, `DJANGO_SETTINGS_MODULE=bench.settings` (the project's "
         "settings plus the two floor URLs), and `API_THROTTLE_RATE=1000000/second`: the per-user "
         "throttle (100/s by default) would otherwise be what is measured. Its own database: "

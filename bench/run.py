@@ -53,7 +53,9 @@ PROFILE_EVENTS = min(DRAIN_EVENTS, 10_000)  # backlog drained under py-spy
 WEB_WORKERS = 2
 # gthread keeps client connections alive; sync (what `make serve` runs) closes each one.
 WEB_WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "gthread")
-WEB_THREADS = int(os.environ.get("BENCH_THREADS", "4")) if WEB_WORKER_CLASS == "gthread" else 1
+# Two threads, and up to two more kept-alive connections waiting, per worker:
+# gunicorn keeps alive at most worker_connections - threads idle connections.
+WEB_THREADS = int(os.environ.get("BENCH_THREADS", "2")) if WEB_WORKER_CLASS == "gthread" else 1
 CREATE_BODY = json.dumps({"comment": "Pantograph carbon strip worn, car 3"})
 EVENT_BODY = json.dumps({"user": 1, "action": "create"})
 CLIENTS = ["aiohttp", "aiohttp+uvloop", "httpx", "raw", "raw+uvloop"]
@@ -162,6 +164,10 @@ class Suite:
                 f"--threads={WEB_THREADS}",
                 f"--bind=127.0.0.1:{self.web_port}",
                 "--keep-alive=30",
+                # Each worker holds at most its share of wrk's keep-alive connections:
+                # left free, one worker often accepts all 8 and serves them on one
+                # core while the other idles (list runs then halve, at random).
+                f"--worker-connections={CONNECTIONS // WEB_WORKERS}",
                 "--log-level=warning",
             ],
             env={**self.env, "COUNTER_SERVER_URL": self.counter_url},
