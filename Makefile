@@ -82,4 +82,4 @@ bench-latency: install  ## Delivery latency at a steady 20 defects/s (own SQLite
 	$(PY) -m bench.delivery_latency
 
 clean:  ## Remove the virtualenv, node_modules and the development database
-	rm -rf $(VENV) node_modules db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles
+	rm -rf $(VENV) node_modules db.sqlite3 db.sqlite3-wal db.sqlite3-shm db.sqlite3-writelock staticfiles

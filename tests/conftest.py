@@ -1,7 +1,18 @@
 """Shared fixtures: users and the clients they use."""
 
+from pathlib import Path
+
 import pytest
 from django.contrib.auth import get_user_model
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the SQLite test database's lock file (Django removes the database itself)."""
+    from django.conf import settings
+
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if name and settings.DATABASES["default"]["ENGINE"] == "railfleet.sqlite":
+        Path(f"{name}-writelock").unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)

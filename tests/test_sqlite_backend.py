@@ -5,6 +5,7 @@ directly, one per thread, as Django does), so nothing touches the test database.
 """
 
 import contextlib
+import os
 import subprocess
 import sys
 import threading
@@ -193,3 +194,17 @@ def test_an_in_memory_database_takes_no_lock(tmp_path):
     with write_transaction(db) as cursor:
         cursor.execute("INSERT INTO t VALUES (1)")
     assert db._write_lock is None
+
+
+def test_a_forked_child_does_not_inherit_a_held_thread_lock(tmp_path):
+    lock = WriteLock(str(tmp_path / "f-writelock"))
+    lock.acquire(timeout=1)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: a new lock on the same path must be free to take
+            child = WriteLock(str(tmp_path / "f-writelock"))
+            os._exit(0 if child._thread_lock.acquire(timeout=0.5) else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        lock.close()

@@ -88,6 +88,15 @@ class WriteLock:
             self._fd = None
 
 
+def _forget_locks_after_fork() -> None:
+    """A forked child starts with no thread lock held (a parent's thread may hold one)."""
+    WriteLock._process_locks = {}
+    WriteLock._registry_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_locks_after_fork)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     """SQLite whose transactions queue on a WriteLock before BEGIN (file databases only)."""
 
