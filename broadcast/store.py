@@ -4,9 +4,11 @@ Synchronous Django database code, run by the dispatcher on one dedicated thread.
 Transactions are short and never wait on the network: claim, then send outside
 any transaction, then record. A dispatcher's round records the last outcomes
 and claims the next events (`exchange`) in one transaction on SQLite, so that
-it queues for the write lock once per round, and in two single statements on
-PostgreSQL. The two statements of every round (claim, record delivered) are
-written in SQL by hand: see `_claim_sql`.
+it queues for the write lock once per round; on PostgreSQL a round whose
+events were all delivered is two single statements in autocommit (retries and
+failures are recorded in a transaction of their own). The two statements of
+every round (claim, record delivered) are written in SQL by hand: see
+`_claim_sql`.
 """
 
 import contextlib
@@ -49,8 +51,8 @@ def claim(*, owner: str, limit: int, lease: float) -> list[Claimed]:
     with _writing(), connection.cursor() as cursor:
         cursor.execute(
             _claim_sql(connection.vendor),
-            [_db_time(now + datetime.timedelta(seconds=lease)), owner, Status.PENDING,
-             _db_time(now), limit],
+            [Status.PENDING, _db_time(now), limit,
+             _db_time(now + datetime.timedelta(seconds=lease)), owner],
         )  # fmt: skip
         rows = sorted(cursor.fetchall())
     return [
@@ -76,15 +78,21 @@ def _claim_sql(vendor: str) -> str:
     Written by hand because it is the dispatcher's hot path: the ORM needs a
     SELECT (FOR UPDATE) and an UPDATE, each compiled anew at every round, which
     cost several times the database's own work (bench/ANALYSIS.md, target 4).
-    UPDATE ... RETURNING is in PostgreSQL and in SQLite since 3.35. Only the
-    model's own table name is interpolated; every value is a parameter.
+    The events are picked in a MATERIALIZED common table expression, which
+    runs once: PostgreSQL may run a subquery under `IN (...)` again for each
+    row it updates, and each run would lock more rows than the LIMIT (a known
+    trap of SKIP LOCKED queues). `UPDATE ... RETURNING` and MATERIALIZED are in
+    PostgreSQL and in SQLite since 3.35 (checked at start, broadcast/checks.py).
+    Only the model's own table name is interpolated; every value is a parameter.
     """
     table = connection.ops.quote_name(Event._meta.db_table)
     skip_locked = "FOR UPDATE SKIP LOCKED" if vendor == "postgresql" else ""
     return (
-        f"UPDATE {table} SET available_at = %s, claimed_by = %s "  # noqa: S608
-        f"WHERE id IN (SELECT id FROM {table} WHERE status = %s AND available_at <= %s "
+        f"WITH picked AS MATERIALIZED (SELECT id FROM {table} "  # noqa: S608
+        "WHERE status = %s AND available_at <= %s "
         f"ORDER BY available_at, id LIMIT %s {skip_locked}) "
+        f"UPDATE {table} SET available_at = %s, claimed_by = %s "
+        "WHERE id IN (SELECT id FROM picked) "
         "RETURNING id, key, payload, attempts"
     )
 
@@ -191,11 +199,12 @@ def _writing():
 
 def release(*, owner: str) -> int:
     """Make `owner`'s unfinished claims due again at once (clean shutdown)."""
-    return (
-        Event.objects.pending()
-        .filter(claimed_by=owner)
-        .update(available_at=timezone.now(), claimed_by="")
-    )
+    with _writing():  # on SQLite: queued on the write lock, not on SQLite's busy wait
+        return (
+            Event.objects.pending()
+            .filter(claimed_by=owner)
+            .update(available_at=timezone.now(), claimed_by="")
+        )
 
 
 def close() -> None:

@@ -169,6 +169,33 @@ def test_a_claim_takes_the_longest_waiting_due_events_up_to_its_limit(user):
     assert Event.objects.filter(claimed_by="").count() == 2
 
 
+def test_concurrent_claims_never_overlap_nor_exceed_their_limit(user):
+    from defect.models import Defect
+
+    Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(50)])
+    start = threading.Barrier(4)
+    claims: dict[str, list[int]] = {}
+
+    def claimer(owner: str) -> None:
+        try:
+            start.wait(5)
+            claims[owner] = [c.id for c in store.claim(owner=owner, limit=10, lease=60)]
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claimer, args=(f"D{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sorted(len(ids) for ids in claims.values()) == [10, 10, 10, 10]
+    every = [i for ids in claims.values() for i in ids]
+    assert len(set(every)) == 40
+    for owner, ids in claims.items():
+        assert set(Event.objects.filter(claimed_by=owner).values_list("id", flat=True)) == set(ids)
+
+
 def test_a_stale_owner_cannot_undo_a_delivery(user):
     defect_create(user=user, comment="a")
     (claimed,) = store.claim(owner="A", limit=10, lease=0)
@@ -193,6 +220,19 @@ def test_many_events_are_each_sent_once(scripted_server, user):
     keys = [r.headers["Idempotency-Key"] for r in scripted_server.received]
     assert len(keys) == 300 == len(set(keys))
     assert Event.objects.delivered().count() == 300
+
+
+def test_answers_refill_the_queue_at_once_even_with_batches_smaller_than_concurrency(
+    scripted_server, user
+):
+    from defect.models import Defect
+
+    Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(20)])
+    started = time.monotonic()
+    # Five batches of 4; waiting for the 5 s poll between them would take 25 s.
+    deliver_once(scripted_server.url, concurrency=16, batch_size=4, poll_interval=5.0)
+    assert Event.objects.delivered().count() == 20
+    assert time.monotonic() - started < 4
 
 
 def test_exchange_records_outcomes_and_claims_the_next_events(user):
