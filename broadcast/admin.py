@@ -1,6 +1,7 @@
 """Read-only admin over the outbox, with counts and a re-queue action for failures."""
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -42,9 +43,10 @@ class EventAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-queue selected failed events")
     def requeue(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = queryset.failed().update(
-            status=Status.PENDING, available_at=timezone.now(), claimed_by=""
-        )
+        with transaction.atomic(using=queryset.db):  # on SQLite: queued on the write lock
+            count = queryset.failed().update(
+                status=Status.PENDING, available_at=timezone.now(), claimed_by=""
+            )
         self.message_user(request, f"{count} failed event(s) re-queued.", messages.SUCCESS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:

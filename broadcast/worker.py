@@ -85,7 +85,7 @@ class Dispatcher:
 
     A feeder claims due events in batches into a local queue; `concurrency`
     sender coroutines take events from it, POST them, and collect outcomes,
-    which the feeder records in one transaction per round. Claims are leases
+    which the feeder records once per round (store.exchange). Claims are leases
     (60 s by default), far longer than a batch stays in the queue.
     """
 
@@ -101,7 +101,8 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._breaker = Breaker(threshold=config.concurrency, probe_interval=config.retry_base)
-        self._next_connection_check = 0.0  # on the database thread's clock: see _db()
+        self._full_round = min(config.concurrency, config.batch_size)
+        self._next_connection_check = 0.0  # time.monotonic() of the next check: see _db()
 
     def stop(self) -> None:
         """Ask for a clean stop: claim nothing more, finish what is in flight."""
@@ -197,11 +198,12 @@ class Dispatcher:
                 self._done.append((event, outcome, self._note(event, outcome)))
             finally:
                 self._sending -= 1
-            # A full round's outcomes wake the feeder to record them and refill
-            # the queue; fewer wait for its next round (a NOTIFY or the poll, at
-            # most `poll_interval`), so that a trickle of events does not cost a
+            # A full round's outcomes (as many as can be in flight, or a whole
+            # batch) wake the feeder to record them and refill the queue; fewer
+            # wait for its next round (a NOTIFY or the poll, at most
+            # `poll_interval`), so that a trickle of events does not cost a
             # database round each.
-            if len(self._done) >= self.config.concurrency:
+            if len(self._done) >= self._full_round:
                 self._wakeup.set()
 
     def _note(self, event: store.Claimed, outcome: Outcome) -> float | None:
