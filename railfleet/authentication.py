@@ -24,6 +24,10 @@ class TokenAuthentication(authentication.TokenAuthentication):
 
     def authenticate_credentials(self, key: str) -> tuple:
         """The user and token for `key`; AuthenticationFailed if none or the user is inactive."""
+        if self.get_model() is not Token or get_user_model()._meta.parents:
+            # Another token model, or a user model whose columns span several
+            # tables (multi-table inheritance): the one statement does not fit.
+            return super().authenticate_credentials(key)
         alias = router.db_for_read(Token)
         users = get_user_model().objects.using(alias).raw(_lookup_sql(alias), [key])
         user = next(iter(users), None)

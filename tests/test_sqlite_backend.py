@@ -208,3 +208,26 @@ def test_a_forked_child_does_not_inherit_a_held_thread_lock(tmp_path):
         assert os.waitstatus_to_exitcode(status) == 0
     finally:
         lock.close()
+
+
+def test_the_lock_file_gets_the_database_files_permissions(tmp_path):
+    path = tmp_path / "shared.sqlite3"
+    path.touch()
+    path.chmod(0o664)
+    db = wrapper(path)
+    with write_transaction(db) as cursor:
+        cursor.execute("CREATE TABLE t (n INTEGER)")
+    db.close()
+
+    assert (tmp_path / "shared.sqlite3-writelock").stat().st_mode & 0o777 == 0o664
+
+
+def test_an_existing_read_only_lock_file_is_enough(database):
+    lock_file = database.parent / f"{database.name}-writelock"
+    lock_file.touch()
+    lock_file.chmod(0o444)
+    db = wrapper(database)
+    with write_transaction(db) as cursor:
+        cursor.execute("INSERT INTO t VALUES (1)")
+        assert db._write_lock.held
+    assert db.cursor().execute("SELECT count(*) FROM t").fetchone() == (1,)

@@ -13,9 +13,17 @@ takes an exclusive `flock` on `<database>-writelock`, polled every
 0.1 to 1 ms, and releases it at COMMIT or ROLLBACK. The writers of all
 processes then take SQLite's lock in turn, each within a millisecond of its
 release. SQLite's own lock and busy timeout stay in force underneath, for
-writers that do not go through this backend (the sqlite3 shell, autocommit
-statements outside a transaction). Reads never take either lock (WAL mode).
-Django has no hook for SQLite's busy handler itself, hence this subclass.
+writers that do not go through this backend: the sqlite3 shell, and
+statements run in autocommit, outside `atomic()` (Django's `update_last_login`,
+say). Those still wait in SQLite's busy handler, and under a saturating write
+load they may wait long; this project's own writes run in `atomic()`. Reads
+outside a transaction take neither lock (WAL mode). Django has no hook for
+SQLite's busy handler itself, hence this subclass.
+
+The lock file gets the database file's permission bits, as SQLite's `-wal`
+and `-shm` files do, so that every user who may write the database may take
+it. A connection must not be carried across a fork (true of any database
+connection); locks made after a fork start free.
 """
 
 import fcntl
@@ -40,8 +48,9 @@ class WriteLock:
     _process_locks: ClassVar[dict[str, threading.Lock]] = {}
     _registry_lock = threading.Lock()
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, mode: int = 0o644) -> None:
         self.path = path
+        self.mode = mode
         with self._registry_lock:
             self._thread_lock = self._process_locks.setdefault(path, threading.Lock())
         self._fd: int | None = None
@@ -61,7 +70,7 @@ class WriteLock:
 
     def _lock_file(self, deadline: float) -> None:
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._fd = _open_lock_file(self.path, self.mode)
         pause = 0.0001
         while True:
             try:
@@ -88,8 +97,31 @@ class WriteLock:
             self._fd = None
 
 
+def _open_lock_file(path: str, mode: int) -> int:
+    """Open the lock file, creating it with `mode` (whatever the umask) if missing.
+
+    Read-only is enough for flock, so a lock file created by another user who
+    may write the database can be opened by any user who may read it.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return os.open(path, flags)
+    os.fchmod(fd, mode)
+    return fd
+
+
+def _file_mode(path: str) -> int:
+    """The database file's read and write permission bits (sqlite3 has created it)."""
+    try:
+        return os.stat(path).st_mode & 0o666
+    except OSError:
+        return 0o644
+
+
 def _forget_locks_after_fork() -> None:
-    """A forked child starts with no thread lock held (a parent's thread may hold one)."""
+    """Locks made in a forked child start free (a parent's thread may hold one)."""
     WriteLock._process_locks = {}
     WriteLock._registry_lock = threading.Lock()
 
@@ -107,7 +139,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def get_new_connection(self, conn_params):
         connection = super().get_new_connection(conn_params)
         if self._write_lock is None and not self.is_in_memory_db():
-            self._write_lock = WriteLock(f"{self.settings_dict['NAME']}-writelock")
+            name = str(self.settings_dict["NAME"])
+            self._write_lock = WriteLock(f"{name}-writelock", _file_mode(name))
         return connection
 
     def _start_transaction_under_autocommit(self):

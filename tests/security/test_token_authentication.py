@@ -10,6 +10,14 @@ from railfleet.authentication import TokenAuthentication
 pytestmark = pytest.mark.django_db
 
 
+class OtherToken(Token):
+    """A token model of a project's own (a proxy here: same table)."""
+
+    class Meta:
+        proxy = True
+        app_label = "authtoken"
+
+
 def authenticate(key: str):
     return TokenAuthentication().authenticate_credentials(key)
 
@@ -72,3 +80,21 @@ def test_the_api_refuses_a_deleted_token_with_401(api_client, token):
 
     assert response.status_code == 401
     assert response.json() == {"detail": "Invalid token."}
+
+
+def test_another_token_model_is_looked_up_as_drf_does(token, user, monkeypatch):
+    calls = []
+    original = DRFTokenAuthentication.authenticate_credentials
+
+    def spy(self, key):
+        calls.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(DRFTokenAuthentication, "authenticate_credentials", spy)
+    auth = TokenAuthentication()
+    auth.model = OtherToken
+
+    found_user, found_token = auth.authenticate_credentials(token.key)
+
+    assert calls == [token.key]
+    assert (found_user, type(found_token)) == (user, OtherToken)
