@@ -17,6 +17,7 @@ from broadcast.models import Event, Status
 from broadcast.worker import Dispatcher
 from defect.services import defect_create, defect_delete
 from tests.broadcast.conftest import Answer, deliver_once, make_config
+from tests.broadcast.processes import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -306,15 +307,6 @@ def test_a_down_counter_server_is_probed_not_hammered(user):
     assert Event.objects.pending().count() == 300  # nothing lost, nothing failed
 
 
-def _wait_until(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_a_dispatcher_survives_losing_its_database_connection(scripted_server, user, monkeypatch):
     dispatcher = Dispatcher(make_config(scripted_server.url))
     loop = asyncio.new_event_loop()
@@ -322,7 +314,7 @@ def test_a_dispatcher_survives_losing_its_database_connection(scripted_server, u
     thread.start()
     try:
         defect_create(user=user, comment="before")
-        assert _wait_until(lambda: Event.objects.delivered().count() == 1)
+        wait_for(lambda: Event.objects.delivered().count() == 1, timeout=10)
 
         if connection.vendor == "postgresql":
             # What a database restart or a network cut does to its sessions.
@@ -346,7 +338,7 @@ def test_a_dispatcher_survives_losing_its_database_connection(scripted_server, u
             monkeypatch.setattr(store, "exchange", failing_once)
         defect_create(user=user, comment="after")
 
-        assert _wait_until(lambda: Event.objects.delivered().count() == 2)
+        wait_for(lambda: Event.objects.delivered().count() == 2, timeout=10)
         keys = [r.headers["Idempotency-Key"] for r in scripted_server.received]
         assert sorted(keys) == sorted(str(k) for k in Event.objects.values_list("key", flat=True))
     finally:
