@@ -61,8 +61,14 @@ def claim(*, owner: str, limit: int, lease: float) -> list[Claimed]:
     ]
 
 
+def _table() -> str:
+    """The outbox table's quoted name, for the statements written by hand."""
+    return connection.ops.quote_name(Event._meta.db_table)
+
+
 def _due_exists(now: datetime.datetime) -> bool:
-    table = connection.ops.quote_name(Event._meta.db_table)
+    """`Event.objects.due(now).exists()`, in SQL: it runs at every poll on SQLite."""
+    table = _table()
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT 1 FROM {table} WHERE status = %s AND available_at <= %s LIMIT 1",  # noqa: S608
@@ -85,7 +91,7 @@ def _claim_sql(vendor: str) -> str:
     PostgreSQL and in SQLite since 3.35 (checked at start, broadcast/checks.py).
     Only the model's own table name is interpolated; every value is a parameter.
     """
-    table = connection.ops.quote_name(Event._meta.db_table)
+    table = _table()
     skip_locked = "FOR UPDATE SKIP LOCKED" if vendor == "postgresql" else ""
     return (
         f"WITH picked AS MATERIALIZED (SELECT id FROM {table} "  # noqa: S608
@@ -130,7 +136,7 @@ def record(*, owner: str, outcomes: Iterable[tuple[Claimed, Outcome, float | Non
 
 def _record_delivered(ids: list[int], now: datetime.datetime) -> None:
     """Mark events delivered: by hand, as the claim, since it also runs at every round."""
-    table = connection.ops.quote_name(Event._meta.db_table)
+    table = _table()
     with connection.cursor() as cursor:
         for start in range(0, len(ids), 500):  # within every database's parameter limit
             batch = ids[start : start + 500]
