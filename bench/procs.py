@@ -8,14 +8,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.helpers import free_port  # noqa: F401 - re-exported for the scenarios
+
 ROOT = Path(__file__).resolve().parent.parent
 _started: list[subprocess.Popen] = []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(args: list[str], *, env: dict, log: Path) -> subprocess.Popen:

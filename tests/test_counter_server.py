@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from tests.broadcast.processes import CounterServer, free_port
+from tests.helpers import CounterServer, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from broadcast.models import Event, Status
 from defect.models import Defect
-from tests.broadcast.processes import (
+from tests.helpers import (
     CounterServer,
     free_port,
     start_dispatcher,

@@ -17,7 +17,7 @@ from broadcast.models import Event, Status
 from broadcast.worker import Dispatcher
 from defect.services import defect_create, defect_delete
 from tests.broadcast.conftest import Answer, deliver_once, make_config
-from tests.broadcast.processes import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

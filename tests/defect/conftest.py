@@ -1,15 +1,11 @@
 """Fixtures of the defect API tests: clients authenticated as the test users."""
 
-import base64
-
 import pytest
 from django.apps import apps
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-
-def basic_auth(username: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+from tests.helpers import basic_auth
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 
 from defect.models import Defect
 from defect.services import defect_create
-from tests.defect.conftest import basic_auth
+from tests.helpers import basic_auth
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,10 @@
-"""Real processes for end-to-end and fault tests: the Deno counter server and dispatchers."""
+"""Helpers shared by the tests and the benchmarks.
 
+Free ports, HTTP Basic credentials, polling, and the real processes of end-to-end
+and fault tests: the Deno counter server and dispatchers.
+"""
+
+import base64
 import json
 import os
 import signal
@@ -13,14 +18,20 @@ from pathlib import Path
 
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DENO = ROOT / "node_modules" / ".bin" / "deno"
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def basic_auth(username: str, password: str) -> str:
+    """The Authorization header value of HTTP Basic credentials."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 def wait_for(condition, *, timeout: float, interval: float = 0.05, message: str = "") -> None:
