@@ -332,7 +332,7 @@ def test_without_env_permission_secrets_are_not_read(tmp_path):
         server.stop()
 
 
-@pytest.mark.parametrize("value", ["not-a-secret", "whsec_***", "whsec_"])
+@pytest.mark.parametrize("value", ["not-a-secret", "whsec_***", "whsec_", ",whsec_c2VjcmV0"])
 def test_a_bad_secret_is_a_clear_error(tmp_path, value):
     server = CounterServer(free_port(), tmp_path / "log", env={"COUNTER_SIGNING_SECRETS": value})
     result = subprocess.run(
