@@ -2,6 +2,7 @@
 
 import base64
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -338,7 +339,7 @@ def test_a_bad_secret_is_a_clear_error(tmp_path, value):
     result = subprocess.run(
         server.command(),
         cwd=ROOT,
-        env={**server.env, "PATH": "/usr/bin:/bin"},
+        env={**os.environ, **server.env},
         capture_output=True,
         text=True,
         timeout=60,
