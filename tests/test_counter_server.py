@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.helpers import DENO, ROOT, CounterServer, free_port, wait_for
+from tests.helpers import DENO, ROOT, CounterServer, free_port, start_dispatcher, stop, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -194,6 +194,38 @@ def test_events_arriving_together_are_each_counted_once(tmp_path):
     finally:
         server.stop()
     assert stored(data)[0] == {(501, "create"): 50}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_counter_server_killed_mid_backlog_counts_every_event_once(tmp_path, user):
+    """The real dispatcher drains into a server SIGKILLed and restarted on its data file."""
+    from broadcast.models import Event, Status
+    from defect.models import Defect
+
+    data, port = tmp_path / "counters.sqlite3", free_port()
+    server = CounterServer(port, tmp_path / "counter.log", data=data).start()
+    Defect.objects.bulk_create([Defect(user=user, comment=f"c{i}") for i in range(2000)])
+    dispatcher = start_dispatcher(server.url, tmp_path / "dispatcher.log")
+    try:
+        wait_for(
+            lambda: server.counts().get(str(user.pk), {}).get("create", 0) >= 300,
+            timeout=30,
+            message="a partial drain",
+        )
+        server.stop(signal.SIGKILL)
+        assert Event.objects.exclude(status=Status.DELIVERED).exists(), "drained before the kill"
+        server.start()  # same port and file: the dispatcher retries into it
+        wait_for(
+            lambda: not Event.objects.exclude(status=Status.DELIVERED).exists(),
+            timeout=60,
+            interval=0.2,
+            message="the backlog delivered after the restart",
+        )
+        assert server.counts() == {str(user.pk): {"create": 2000, "delete": 0}}
+        assert len(stored(data)[1]) == 2000
+    finally:
+        stop(dispatcher, signal.SIGKILL)
+        server.stop()
 
 
 def test_data_without_its_permissions_is_a_clear_error(tmp_path):
