@@ -3,8 +3,8 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from defect.api.errors import api_not_found
 from railfleet import health
+from railfleet.api_errors import api_not_found
 
 urlpatterns = [
     # Liveness and readiness: unauthenticated, unthrottled (railfleet/health.py).
