@@ -55,7 +55,7 @@ class DefectSerializer(serializers.Serializer):
     # through the hand-written `represent_rows` below, on `.values()` dicts for
     # the listing: it serializes up to 200 defects per request, and model
     # instances plus DRF's generic per-field loop (and one `reverse()` per row
-    # for `url`) cost several times more. test_fast_representation_matches_the_
+    # for `url`) cost more (BENCHMARKS.md). test_fast_representation_matches_the_
     # declared_fields (tests/defect/test_api_input.py) checks that both agree.
 
     id = serializers.IntegerField(read_only=True)

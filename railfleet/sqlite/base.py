@@ -4,8 +4,8 @@ SQLite has one write lock per database. A writer that finds it taken waits in
 SQLite's busy handler, which sleeps 1, 2, 5, 10 ... then 100 ms between tries,
 in no order: under a steady stream of short write transactions (several web
 workers' threads and the dispatcher) a writer can lose several times and wait
-hundreds of milliseconds for a lock that was free most of that time. The
-benchmark showed it as p99 latencies of 600 ms against medians of 20 ms.
+hundreds of milliseconds for a lock that was free most of that time: the
+benchmark's p99 latencies stood far above its medians (BENCHMARKS.md).
 
 Here every transaction that Django opens (`atomic()`, which this project's
 settings begin IMMEDIATE, so that it takes SQLite's write lock at once) first
