@@ -25,16 +25,21 @@ def test_database_url_switches_to_postgresql(tmp_path):
     assert "init_command" not in config.get("OPTIONS", {})
 
 
-def _django_check(env: dict, *options: str) -> subprocess.CompletedProcess:
+def _manage(env: dict, *args: str) -> subprocess.CompletedProcess:
+    """`manage.py *args` in a fresh process, with `env` and no DJANGO_/DATABASE_ variables."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
     return subprocess.run(
-        [sys.executable, "manage.py", "check", *options],
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env={**clean, **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def _django_check(env: dict, *options: str) -> subprocess.CompletedProcess:
+    return _manage(env, "check", *options)
 
 
 def test_debug_off_without_secret_key_refuses_to_start():
@@ -62,6 +67,21 @@ HTTPS_ON = {
     "DJANGO_SECURE_HSTS_PRELOAD": "1",
     "DJANGO_BEHIND_TLS_PROXY": "1",
 }
+PRINT_DEBUG = "from django.conf import settings; print(settings.DEBUG)"
+
+
+def test_debug_follows_django_debug_and_is_off_in_production():
+    """In a process of its own: pytest-django forces DEBUG off inside the test run."""
+    development = {"DJANGO_SETTINGS_MODULE": "railfleet.settings"}
+    production, development = (
+        _manage(env, "shell", "--no-imports", "-c", PRINT_DEBUG)
+        for env in (PRODUCTION, development)
+    )
+    assert (production.stdout.strip(), development.stdout.strip()) == ("False", "True"), (
+        production.stderr + development.stderr
+    )
+
+
 # SECURE_HSTS_SECONDS, SECURE_SSL_REDIRECT, SESSION_COOKIE_SECURE, CSRF_COOKIE_SECURE.
 HTTPS_WARNINGS = {"security.W004", "security.W008", "security.W012", "security.W016"}
 
