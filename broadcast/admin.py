@@ -2,11 +2,11 @@
 
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count
 from django.http import HttpRequest
 from django.utils import timezone
 
-from broadcast.models import Event, Status
+from broadcast.models import Event, EventQuerySet, Status
 
 
 @admin.register(Event)
@@ -42,7 +42,7 @@ class EventAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     @admin.action(description="Re-queue selected failed events")
-    def requeue(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def requeue(self, request: HttpRequest, queryset: EventQuerySet) -> None:
         with transaction.atomic(using=queryset.db):  # on SQLite: queued on the write lock
             count = queryset.failed().update(
                 status=Status.PENDING, available_at=timezone.now(), claimed_by=""

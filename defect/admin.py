@@ -4,7 +4,10 @@ Writes go through the services (defect/services.py) and the delete rule is
 `can_delete`'s, with the admin's superuser exception.
 """
 
+from typing import cast
+
 from django.contrib import admin
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -28,7 +31,7 @@ class DefectAdmin(admin.ModelAdmin):
     def short_comment(self, obj: Defect) -> str:
         return str(obj)
 
-    def get_fields(self, request: HttpRequest, obj: Defect | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Defect | None = None):
         # The add form has no user field at all; the change form shows it read-only.
         return ["comment", "timestamp"] if obj is None else ["comment", "timestamp", "user"]
 
@@ -40,7 +43,9 @@ class DefectAdmin(admin.ModelAdmin):
         if change:
             defect_update(defect=obj, comment=obj.comment, timestamp=obj.timestamp)
             return
-        created = defect_create(user=request.user, comment=obj.comment, timestamp=obj.timestamp)
+        # The admin's views let in only logged-in staff: request.user is a User here.
+        user = cast(User, request.user)
+        created = defect_create(user=user, comment=obj.comment, timestamp=obj.timestamp)
         # The admin goes on with `obj` (its log entry, the redirect): make it the saved row.
         obj.pk, obj.user, obj._state = created.pk, created.user, created._state
 

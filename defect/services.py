@@ -6,15 +6,18 @@ same transaction (see defect/events.py).
 """
 
 import datetime
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import timezone
 
 from defect.models import Defect
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
 
 def defect_create(
-    *, user: AbstractBaseUser, comment: str, timestamp: datetime.datetime | None = None
+    *, user: "User", comment: str, timestamp: datetime.datetime | None = None
 ) -> Defect:
     """Create a defect reported by `user`; its creation is broadcast.
 
@@ -60,12 +63,14 @@ def defect_delete(*, defect: Defect) -> None:
     defect.delete()
 
 
-def can_delete(*, user: AbstractBaseUser, defect: Defect, superuser_may: bool = False) -> bool:
+def can_delete(
+    *, user: "User | AnonymousUser", defect: Defect, superuser_may: bool = False
+) -> bool:
     """The delete rule, the one place it is decided: only a defect's creator may delete it.
 
     `superuser_may` is the admin's exception (there a superuser may delete any
     defect); the API passes nothing, so it has no exception.
     """
-    if superuser_may and getattr(user, "is_superuser", False):
+    if superuser_may and user.is_superuser:
         return True
     return defect.user_id == user.pk

@@ -34,6 +34,21 @@ def basic_auth(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
+def http_get(url: str, timeout: float = 10) -> tuple[int, dict, bytes]:
+    """GET `url`: its status, headers and body, error statuses included (no exception)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:`port` any more."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
 def wait_for(condition, *, timeout: float, interval: float = 0.05, message: str = "") -> None:
     """Poll `condition` until it is true; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -2,6 +2,7 @@
 
 import datetime
 import functools
+from typing import cast
 
 from django.core.validators import RegexValidator
 from django.db.models import F
@@ -45,7 +46,7 @@ def _as_row(defect: Defect | dict) -> dict:
 
 class DefectListSerializer(serializers.ListSerializer):
     def to_representation(self, data) -> list[dict]:
-        return self.child.represent_rows(data)
+        return cast("DefectSerializer", self.child).represent_rows(data)
 
 
 class DefectSerializer(serializers.Serializer):

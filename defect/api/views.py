@@ -41,7 +41,7 @@ class DefectAPIView(generics.GenericAPIView):
         check of that setting (which guards only request.body and form data).
         """
         try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
+            length = int(request.headers.get("content-length") or 0)
         except ValueError:
             length = 0
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
