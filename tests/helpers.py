@@ -5,6 +5,7 @@ and fault tests: the Deno counter server and dispatchers.
 """
 
 import base64
+import datetime
 import json
 import os
 import signal
@@ -97,6 +98,13 @@ class CounterServer:
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+    def arrival(self, key) -> datetime.datetime | None:
+        """When the event with Idempotency-Key `key` was counted (its log line), if it was."""
+        for line in self.log().splitlines():
+            if line.endswith(f"(key {key})"):
+                return datetime.datetime.fromisoformat(line.split(" ", 1)[0])
+        return None
 
 
 def test_database_url() -> str:
