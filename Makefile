@@ -8,6 +8,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 DENO    := node_modules/.bin/deno
 CHROMIUM := /usr/bin/chromium
 PORT    ?= 8000
+COUNTER_PORT ?= 8888
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast lint typecheck format check serve bench bench-latency clean
@@ -36,10 +37,12 @@ $(DENO): package.json package-lock.json
 
 install: $(STAMP) $(DENO)  ## Install Python and Deno dependencies
 
+# railfleet/devrun.py: honcho, which closing the terminal (SIGHUP) stops as Ctrl-C does.
 run: install  ## Serve the app (debug) with the dispatcher and the counter server
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py ensure_dev_admin
-	PORT=$(PORT) $(VENV)/bin/honcho --procfile Procfile.dev start
+	PORT=$(PORT) COUNTER_PORT=$(COUNTER_PORT) COUNTER_SERVER_URL=http://127.0.0.1:$(COUNTER_PORT)/ \
+		$(PY) -m railfleet.devrun --procfile Procfile.dev start
 
 # Production shape (README, "Serving in production"): debug off, gunicorn workers
 # and the broadcast dispatcher (Procfile, run by honcho), static files collected
@@ -54,7 +57,7 @@ serve: $(STAMP)  ## Serve the production shape: gunicorn, dispatcher, debug off
 		(umask 077 && $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > .secret_key)
 	$(SERVE_ENV) $(PY) manage.py collectstatic --no-input --verbosity 0
 	$(SERVE_ENV) $(PY) manage.py migrate --no-input
-	$(SERVE_ENV) PORT=$(PORT) $(VENV)/bin/honcho --procfile Procfile start
+	$(SERVE_ENV) PORT=$(PORT) $(PY) -m railfleet.devrun --procfile Procfile start
 
 # The same tools and versions as .pre-commit-config.yaml (pinned in the dev group).
 lint: $(STAMP)  ## ruff lint and format check, django-upgrade --check

@@ -70,7 +70,7 @@ ROOT_URLCONF = "railfleet.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "railfleet" / "templates"],  # the landing page (railfleet/home.py)
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -209,7 +209,7 @@ def test_staff_without_change_permission_cannot_edit(client, alice_defect):
 # --- Nothing about users for anonymous callers -----------------------------------------
 
 # Every route outside the admin; a new one fails this test until it is reviewed here.
-PUBLIC = {"health", "ready", "api-schema", "api-docs", "login"}
+PUBLIC = {"home", "health", "ready", "api-schema", "api-docs", "login"}
 PROTECTED = {"defect-list", "defect-detail", "logout", None}
 
 
