@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from defect.models import Defect
-from defect.services import can_delete, defect_create, defect_update
+from defect.services import can_delete, defect_create, defect_delete, defect_update
 
 
 @admin.register(Defect)
@@ -48,6 +48,9 @@ class DefectAdmin(admin.ModelAdmin):
         created = defect_create(user=user, comment=obj.comment, timestamp=obj.timestamp)
         # The admin goes on with `obj` (its log entry, the redirect): make it the saved row.
         obj.pk, obj.user, obj._state = created.pk, created.user, created._state
+
+    def delete_model(self, request: HttpRequest, obj: Defect) -> None:
+        defect_delete(defect=obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Defect | None = None) -> bool:
         """The delete rule (`can_delete`, a superuser may delete any) behind Django's own.

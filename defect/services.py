@@ -1,5 +1,9 @@
 """Write operations on defects: the one place the API and the admin call.
 
+Both create, update and delete a defect through these functions (the admin's
+bulk "delete selected" goes through QuerySet.delete(), whose events the same
+receivers write) and both ask `can_delete`.
+
 The creator is always passed in explicitly (never read from a thread-local
 "current request"); the broadcast event is written by the model layer in the
 same transaction (see defect/events.py).

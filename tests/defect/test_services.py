@@ -64,3 +64,17 @@ def test_the_admin_creates_and_updates_through_the_services(client, staff_user, 
     assert [u["comment"] for u in updates] == ["Horn fixed"]
     defect.refresh_from_db()
     assert defect.comment == "Horn fixed"
+
+
+def test_the_admin_deletes_through_the_service(client, staff_user, monkeypatch):
+    from django.urls import reverse
+
+    from defect import admin as defect_admin
+
+    deletes = _spy(monkeypatch, defect_admin, "defect_delete")
+    defect = defect_create(user=staff_user, comment="Mine")
+    client.force_login(staff_user)
+    url = reverse("admin:defect_defect_delete", args=[defect.pk])
+    assert client.post(url, {"post": "yes"}).status_code == 302
+    assert [d["defect"].comment for d in deletes] == ["Mine"]
+    assert not Defect.objects.exists()
