@@ -172,7 +172,7 @@ def test_method_override_does_not_turn_a_post_into_a_delete(client, alice_defect
             url, "{}", content_type="application/json", HTTP_X_HTTP_METHOD_OVERRIDE="DELETE", **bob
         ),
     ):
-        assert response.status_code in (405, 415)
+        assert response.status_code == 405  # a detail route takes no POST, whatever it carries
     assert Defect.objects.filter(pk=alice_defect.pk).exists()
 
 
