@@ -4,12 +4,14 @@
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 DENO    := node_modules/.bin/deno
 CHROMIUM := /usr/bin/chromium
 PORT    ?= 8000
+COUNTER_PORT ?= 8888
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format check serve bench bench-latency clean
+.PHONY: help install run test test-fast lint typecheck format check serve bench bench-latency clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,7 +22,12 @@ $(PY):
 
 # Re-installs only when pyproject.toml changes, so repeated runs are fast.
 $(STAMP): pyproject.toml | $(PY)
-	$(VENV)/bin/pip install --quiet --editable . --group dev --group bench
+	$(VENV)/bin/pip install --quiet --editable . --group dev
+	touch $@
+
+# The benchmarks' own group (plots, profiler): only `make bench` needs it.
+$(BENCH_STAMP): $(STAMP)
+	$(VENV)/bin/pip install --quiet --group bench
 	touch $@
 
 # Deno (for counters_server.js) comes from the npm registry, pinned in package-lock.json.
@@ -30,10 +37,12 @@ $(DENO): package.json package-lock.json
 
 install: $(STAMP) $(DENO)  ## Install Python and Deno dependencies
 
+# railfleet/devrun.py: honcho, which closing the terminal (SIGHUP) stops as Ctrl-C does.
 run: install  ## Serve the app (debug) with the dispatcher and the counter server
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py ensure_dev_admin
-	PORT=$(PORT) $(VENV)/bin/honcho --procfile Procfile.dev start
+	PORT=$(PORT) COUNTER_PORT=$(COUNTER_PORT) COUNTER_SERVER_URL=http://127.0.0.1:$(COUNTER_PORT)/ \
+		$(PY) -m railfleet.devrun --procfile Procfile.dev start
 
 # Production shape (README, "Serving in production"): debug off, gunicorn workers
 # and the broadcast dispatcher (Procfile, run by honcho), static files collected
@@ -48,11 +57,16 @@ serve: $(STAMP)  ## Serve the production shape: gunicorn, dispatcher, debug off
 		(umask 077 && $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > .secret_key)
 	$(SERVE_ENV) $(PY) manage.py collectstatic --no-input --verbosity 0
 	$(SERVE_ENV) $(PY) manage.py migrate --no-input
-	$(SERVE_ENV) PORT=$(PORT) $(VENV)/bin/honcho --procfile Procfile start
+	$(SERVE_ENV) PORT=$(PORT) $(PY) -m railfleet.devrun --procfile Procfile start
 
-lint: $(STAMP)  ## ruff lint and format check
+# The same tools and versions as .pre-commit-config.yaml (pinned in the dev group).
+lint: $(STAMP)  ## ruff lint and format check, django-upgrade --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	git ls-files -z '*.py' | xargs -0 $(VENV)/bin/django-upgrade --target-version 5.2 --check
+
+typecheck: $(STAMP)  ## mypy with django-stubs and djangorestframework-stubs (pyproject.toml)
+	$(VENV)/bin/mypy
 
 format: $(STAMP)  ## Reformat the code
 	$(VENV)/bin/ruff check --fix .
@@ -67,18 +81,23 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 	@test -x $@
 
-test: install lint $(CHROMIUM)  ## Run the whole test suite (lint and browser tests included)
+test: install lint typecheck $(CHROMIUM)  ## Run the whole test suite (lint, mypy and browser tests included)
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest
 
+# No browser, no end-to-end processes, nothing that starts manage.py or make, no
+# fuzzing: the quick loop while editing. `make test-fast ARGS=--lf` reruns the last failures.
+test-fast: install  ## The suite without browser, end-to-end, subprocess and fuzz tests
+	$(VENV)/bin/pytest -m "not browser and not e2e and not subprocess and not fuzz" $(ARGS)
+
 # wrk (the load generator) comes from Debian's apt, installed here when missing.
-bench: install  ## Benchmarks: write BENCHMARKS.md (also on PostgreSQL if DATABASE_URL names one)
+bench: install $(BENCH_STAMP)  ## Benchmarks: write BENCHMARKS.md (also on PostgreSQL if DATABASE_URL names one)
 	@command -v wrk >/dev/null || { SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }
 	$(PY) -m bench.run
 	$(PY) -m bench.report
 
-bench-latency: install  ## Delivery latency at a steady 20 defects/s (own SQLite file, or DATABASE_URL)
+bench-latency: install $(BENCH_STAMP)  ## Delivery latency at a steady 20 defects/s (own SQLite file, or DATABASE_URL)
 	$(PY) -m bench.delivery_latency
 
 clean:  ## Remove the virtualenv, node_modules and the development database

@@ -4,13 +4,13 @@ import logging
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, QuerySet
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from broadcast.control import pause, pause_state, resume
-from broadcast.models import Event, Status
+from broadcast.models import Event, EventQuerySet, Status
 from broadcast.replay import requeue_failed
 
 PAUSE_PERMISSION = "broadcast.pause_broadcast"
@@ -90,7 +90,7 @@ class EventAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:broadcast_event_changelist"))
 
     @admin.action(description="Re-queue selected failed events")
-    def requeue(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def requeue(self, request: HttpRequest, queryset: EventQuerySet) -> None:
         count = requeue_failed(events=queryset, using=queryset.db)
         self.message_user(request, f"{count} failed event(s) re-queued.", messages.SUCCESS)
 

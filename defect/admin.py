@@ -1,10 +1,18 @@
-"""The defects admin: the creator is set from the logged-in person and never changes."""
+"""The defects admin: the creator is set from the logged-in person and never changes.
+
+Writes go through the services (defect/services.py) and the delete rule is
+`can_delete`'s, with the admin's superuser exception.
+"""
+
+from typing import cast
 
 from django.contrib import admin
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from defect.models import Defect
+from defect.services import can_delete, defect_create, defect_delete, defect_update
 
 
 @admin.register(Defect)
@@ -23,7 +31,7 @@ class DefectAdmin(admin.ModelAdmin):
     def short_comment(self, obj: Defect) -> str:
         return str(obj)
 
-    def get_fields(self, request: HttpRequest, obj: Defect | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Defect | None = None):
         # The add form has no user field at all; the change form shows it read-only.
         return ["comment", "timestamp"] if obj is None else ["comment", "timestamp", "user"]
 
@@ -31,24 +39,34 @@ class DefectAdmin(admin.ModelAdmin):
         return [] if obj is None else ["user"]
 
     def save_model(self, request: HttpRequest, obj: Defect, form, change: bool) -> None:
-        """A new defect belongs to whoever is logged in, whatever the POST carried."""
-        if not change:
-            obj.user = request.user
-        # Defect.save() writes the broadcast event in the same transaction.
-        super().save_model(request, obj, form, change)
+        """Save through the services; a new defect belongs to whoever is logged in."""
+        if change:
+            defect_update(defect=obj, comment=obj.comment, timestamp=obj.timestamp)
+            return
+        # The admin's views let in only logged-in staff: request.user is a User here.
+        user = cast(User, request.user)
+        created = defect_create(user=user, comment=obj.comment, timestamp=obj.timestamp)
+        # The admin goes on with `obj` (its log entry, the redirect): make it the saved row.
+        obj.pk, obj.user, obj._state = created.pk, created.user, created._state
+
+    def delete_model(self, request: HttpRequest, obj: Defect) -> None:
+        defect_delete(defect=obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Defect | None = None) -> bool:
-        """As in the API: only the creator deletes a defect; a superuser may delete any.
+        """The delete rule (`can_delete`, a superuser may delete any) behind Django's own.
 
-        Django's bulk "delete selected" asks this for every selected defect, so a
-        selection holding someone else's defect is refused as a whole.
+        Both the delete view and the bulk "delete selected" ask this for every
+        defect, so a selection holding someone else's defect is refused as a whole.
         """
         if not super().has_delete_permission(request, obj):
             return False
-        return obj is None or request.user.is_superuser or obj.user_id == request.user.pk
+        return obj is None or self._may_delete(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        # Defence in depth behind has_delete_permission: never delete others' defects.
-        if not request.user.is_superuser:
-            queryset = queryset.filter(user=request.user)
-        super().delete_queryset(request, queryset)
+        """Defence in depth behind has_delete_permission: delete only what the rule allows."""
+        allowed = [d.pk for d in queryset.only("pk", "user") if self._may_delete(request, d)]
+        super().delete_queryset(request, queryset.filter(pk__in=allowed))
+
+    @staticmethod
+    def _may_delete(request: HttpRequest, defect: Defect) -> bool:
+        return can_delete(user=request.user, defect=defect, superuser_may=True)

@@ -7,5 +7,6 @@ class DefectConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the receivers that turn every creation and deletion of a
-        # defect into a broadcast event, whatever path the change takes.
+        # defect into a broadcast event, whatever path the change takes (defect.models
+        # imports the module too; this says where the receivers come from).
         from defect import events  # noqa: F401

@@ -7,6 +7,8 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.text import Truncator
 
+from defect.events import defects_created
+
 COMMENT_MAX_LENGTH = 10_000
 
 
@@ -27,8 +29,6 @@ class DefectQuerySet(models.QuerySet):
                 "Defect.objects.bulk_create() does not support ignore_conflicts or "
                 "update_conflicts: the broadcast needs to know which rows were created."
             )
-        from defect.events import defects_created
-
         with transaction.atomic(using=self.db, savepoint=False):
             created = super().bulk_create(objs, *args, **kwargs)
             defects_created(created, using=self.db)

@@ -1,20 +1,27 @@
 """Write operations on defects: the one place the API and the admin call.
 
+Both create, update and delete a defect through these functions (the admin's
+bulk "delete selected" goes through QuerySet.delete(), whose events the same
+receivers write) and both ask `can_delete`.
+
 The creator is always passed in explicitly (never read from a thread-local
 "current request"); the broadcast event is written by the model layer in the
 same transaction (see defect/events.py).
 """
 
 import datetime
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import timezone
 
 from defect.models import Defect
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
 
 def defect_create(
-    *, user: AbstractBaseUser, comment: str, timestamp: datetime.datetime | None = None
+    *, user: "User", comment: str, timestamp: datetime.datetime | None = None
 ) -> Defect:
     """Create a defect reported by `user`; its creation is broadcast.
 
@@ -60,6 +67,14 @@ def defect_delete(*, defect: Defect) -> None:
     defect.delete()
 
 
-def can_delete(*, user: AbstractBaseUser, defect: Defect) -> bool:
-    """Only the creator may delete a defect; in the admin a superuser may too."""
+def can_delete(
+    *, user: "User | AnonymousUser", defect: Defect, superuser_may: bool = False
+) -> bool:
+    """The delete rule, the one place it is decided: only a defect's creator may delete it.
+
+    `superuser_may` is the admin's exception (there a superuser may delete any
+    defect); the API passes nothing, so it has no exception.
+    """
+    if superuser_may and user.is_superuser:
+        return True
     return defect.user_id == user.pk

@@ -2,8 +2,8 @@
 
 Every API request made with a token looks it up, with its user. DRF does this
 through the ORM (`Token.objects.select_related("user").get(key=key)`), and
-building that query costs about 1 ms of CPU a request, 25 to 30% of an API
-create in the benchmark's profile (bench/ANALYSIS.md, target 1). Here the same
+building that query is a large share of an API create's CPU in the
+benchmark's profile (BENCHMARKS.md and bench/ANALYSIS.md). Here the same
 lookup is one SQL statement written once per database and run through
 `User.objects.raw()`, which still converts every column as the ORM would. It
 reads the database on every request, so a deleted token or a deactivated user

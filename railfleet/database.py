@@ -26,7 +26,7 @@ SQLITE_OPTIONS = {
 }
 
 
-def database_config(url: str | None, base_dir: Path) -> dict:
+def database_config(url: str | None, base_dir: Path) -> dj_database_url.DBConfig:
     """Return the `default` database configuration for `url` (SQLite when empty)."""
     # Persistent connections with health checks: a web worker (or the
     # dispatcher) reuses its connection instead of paying a PostgreSQL

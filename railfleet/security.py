@@ -7,6 +7,8 @@ a Retry-After header and a clear message (JSON under /api/, text elsewhere).
 Other usernames are not affected.
 """
 
+from typing import Any
+
 from axes.backends import AxesStandaloneBackend
 from axes.exceptions import AxesBackendPermissionDenied
 from django.conf import settings
@@ -34,7 +36,8 @@ class LoginLockoutBackend(AxesStandaloneBackend):
         except AxesBackendPermissionDenied:
             # DRF authenticates with its own Request wrapping Django's; axes flags
             # the wrapper, but AxesMiddleware looks at Django's request.
-            getattr(request, "_request", request).axes_locked_out = True
+            django_request: Any = getattr(request, "_request", request)
+            django_request.axes_locked_out = True
             raise
 
 

@@ -70,7 +70,7 @@ ROOT_URLCONF = "railfleet.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "railfleet" / "templates"],  # the landing page (railfleet/home.py)
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -175,7 +175,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "EXCEPTION_HANDLER": "defect.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "railfleet.api_errors.exception_handler",
     # Per user (per address for anonymous callers); 429 with Retry-After.
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.UserRateThrottle",
@@ -201,7 +201,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Document /api/defects, not /api/defects/ (both work, see defect/api/urls.py).
-    "PREPROCESSING_HOOKS": ["defect.api.schema.unslashed_paths"],
+    "PREPROCESSING_HOOKS": ["railfleet.api_schema.unslashed_paths"],
 }
 
 # --- Broadcast (counter server notification) ---------------------------------

@@ -1,12 +1,18 @@
-"""URL routes: the admin, the REST API and its documentation."""
+"""URL routes: the landing page, the admin, the REST API and its documentation."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from defect.api.errors import api_not_found
 from railfleet import health
+from railfleet.api_errors import api_not_found
+from railfleet.home import SERVICE_NAME, home
+
+admin.site.site_header = SERVICE_NAME
+admin.site.site_title = SERVICE_NAME
+admin.site.index_title = "Defects, broadcast events and accounts"
 
 urlpatterns = [
+    path("", home, name="home"),
     # Liveness and readiness: unauthenticated, unthrottled (railfleet/health.py).
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),

@@ -6,6 +6,22 @@ import pytest
 from django.contrib.auth import get_user_model
 
 
+def pytest_collection_modifyitems(config, items):
+    """Deselect the `postgres` tests when the test database is not PostgreSQL.
+
+    Deselected, not skipped: on SQLite they do not apply, and CI's PostgreSQL
+    run (DATABASE_URL set) executes them.
+    """
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        return
+    kept = [item for item in items if item.get_closest_marker("postgres") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Remove the SQLite test database's lock file (Django removes the database itself)."""
     from django.conf import settings

@@ -5,6 +5,7 @@ and fault tests: the Deno counter server and dispatchers.
 """
 
 import base64
+import datetime
 import json
 import os
 import signal
@@ -32,6 +33,21 @@ def free_port() -> int:
 def basic_auth(username: str, password: str) -> str:
     """The Authorization header value of HTTP Basic credentials."""
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def http_get(url: str, timeout: float = 10) -> tuple[int, dict, bytes]:
+    """GET `url`: its status, headers and body, error statuses included (no exception)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:`port` any more."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 def wait_for(condition, *, timeout: float, interval: float = 0.05, message: str = "") -> None:
@@ -117,6 +133,13 @@ class CounterServer:
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+    def arrival(self, key) -> datetime.datetime | None:
+        """When the event with Idempotency-Key `key` was counted (its log line), if it was."""
+        for line in self.log().splitlines():
+            if line.endswith(f"(key {key})"):
+                return datetime.datetime.fromisoformat(line.split(" ", 1)[0])
+        return None
 
 
 def test_database_url() -> str:

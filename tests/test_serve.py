@@ -7,43 +7,28 @@ the README says, and stops it with SIGTERM like Ctrl-C would.
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, free_port
+from tests.helpers import http_get as _get
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url: str) -> tuple[int, dict, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+pytestmark = pytest.mark.subprocess
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The base URL of a running `make serve`."""
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))},
         "DJANGO_SETTINGS_MODULE": "railfleet.settings",
         "DJANGO_SECRET_KEY": "test-serve-" + "k" * 50,
         "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('serve')}/db.sqlite3",
         "WEB_CONCURRENCY": "2",
-        "COUNTER_SERVER_URL": f"http://127.0.0.1:{_free_port()}/",
+        "COUNTER_SERVER_URL": f"http://127.0.0.1:{free_port()}/",
     }
     log = tmp_path_factory.mktemp("serve-log") / "serve.log"
     with log.open("wb") as out:

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from railfleet.database import database_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,10 +27,11 @@ def test_database_url_switches_to_postgresql(tmp_path):
     assert "init_command" not in config.get("OPTIONS", {})
 
 
-def _django_check(env: dict, *options: str) -> subprocess.CompletedProcess:
+def _manage(env: dict, *args: str) -> subprocess.CompletedProcess:
+    """`manage.py *args` in a fresh process, with `env` and no DJANGO_/DATABASE_ variables."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
     return subprocess.run(
-        [sys.executable, "manage.py", "check", *options],
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env={**clean, **env},
         capture_output=True,
@@ -37,6 +40,11 @@ def _django_check(env: dict, *options: str) -> subprocess.CompletedProcess:
     )
 
 
+def _django_check(env: dict, *options: str) -> subprocess.CompletedProcess:
+    return _manage(env, "check", *options)
+
+
+@pytest.mark.subprocess
 def test_debug_off_without_secret_key_refuses_to_start():
     result = _django_check({"DJANGO_DEBUG": "0", "DJANGO_SETTINGS_MODULE": "railfleet.settings"})
     assert result.returncode != 0
@@ -44,6 +52,7 @@ def test_debug_off_without_secret_key_refuses_to_start():
     assert "Traceback" not in result.stdout
 
 
+@pytest.mark.subprocess
 def test_bare_environment_works_for_development():
     result = _django_check({"DJANGO_SETTINGS_MODULE": "railfleet.settings"})
     assert result.returncode == 0, result.stderr
@@ -62,15 +71,33 @@ HTTPS_ON = {
     "DJANGO_SECURE_HSTS_PRELOAD": "1",
     "DJANGO_BEHIND_TLS_PROXY": "1",
 }
+PRINT_DEBUG = "from django.conf import settings; print(settings.DEBUG)"
+
+
+@pytest.mark.subprocess
+def test_debug_follows_django_debug_and_is_off_in_production():
+    """In a process of its own: pytest-django forces DEBUG off inside the test run."""
+    development = {"DJANGO_SETTINGS_MODULE": "railfleet.settings"}
+    production, development = (
+        _manage(env, "shell", "--no-imports", "-c", PRINT_DEBUG)
+        for env in (PRODUCTION, development)
+    )
+    assert (production.stdout.strip(), development.stdout.strip()) == ("False", "True"), (
+        production.stderr + development.stderr
+    )
+
+
 # SECURE_HSTS_SECONDS, SECURE_SSL_REDIRECT, SESSION_COOKIE_SECURE, CSRF_COOKIE_SECURE.
 HTTPS_WARNINGS = {"security.W004", "security.W008", "security.W012", "security.W016"}
 
 
+@pytest.mark.subprocess
 def test_deploy_check_is_clean_with_production_values():
     result = _django_check({**PRODUCTION, **HTTPS_ON}, "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.subprocess
 def test_deploy_check_without_https_reports_only_the_https_switches():
     """Off by default, so that a debug-off server answers plain HTTP on 127.0.0.1."""
     result = _django_check(PRODUCTION, "--deploy")

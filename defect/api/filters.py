@@ -85,8 +85,8 @@ class DefectFilter(django_filters.FilterSet):
 class DefectFilterBackend(DjangoFilterBackend):
     """DjangoFilterBackend that skips building the filter form when no filter is asked for.
 
-    Building the FilterSet and its form costs about a millisecond per request,
-    a large share of the unfiltered listing, which is the common case.
+    Building the FilterSet and its form is a measurable share of the unfiltered
+    listing, which is the common case (the profiles in BENCHMARKS.md).
     """
 
     def filter_queryset(self, request, queryset, view):

@@ -79,8 +79,8 @@ def _seek(queryset: QuerySet, position: Position, *, older: bool, limit: int) ->
         # Django's row-value lookups (django.db.models.fields.tuple_lookups, those of
         # composite primary keys) write `(timestamp, id) < (%s, %s)` on PostgreSQL.
         beyond = TupleLessThan if older else TupleGreaterThan
-        rows = queryset.filter(beyond((F("timestamp"), F("id")), (t, pk)))
-        return list(rows.order_by(*order)[:limit])
+        seek = queryset.filter(beyond((F("timestamp"), F("id")), (t, pk)))
+        return list(seek.order_by(*order)[:limit])
     if older:
         ties = queryset.filter(timestamp=t, id__lt=pk)
         beyond = queryset.filter(timestamp__lt=t)
@@ -89,7 +89,7 @@ def _seek(queryset: QuerySet, position: Position, *, older: bool, limit: int) ->
         beyond = queryset.filter(timestamp__gt=t)
     rows = list(ties.order_by(order[1])[:limit])
     if len(rows) < limit:
-        rows += beyond.order_by(*order)[: limit - len(rows)]
+        rows.extend(beyond.order_by(*order)[: limit - len(rows)])
     return rows
 
 
@@ -120,10 +120,10 @@ class KeysetPagination(BasePagination):
             return None
         try:
             padded = encoded + "=" * (-len(encoded) % 4)
-            direction, timestamp, pk = (
+            direction, timestamp_text, pk_text = (
                 base64.urlsafe_b64decode(padded.encode("ascii")).decode().split("|")
             )
-            timestamp, pk = parse_datetime(timestamp), int(pk)
+            timestamp, pk = parse_datetime(timestamp_text), int(pk_text)
             if not (
                 direction in ("n", "p")
                 and timestamp is not None

@@ -6,7 +6,7 @@ from defect.services import can_delete
 
 
 class CreatorMayDelete(BasePermission):
-    """Deletion is for the defect's creator only (superusers included: the API has no exception)."""
+    """The delete rule of `can_delete`, with no superuser exception in the API."""
 
     message = "Only the user who created this defect may delete it."
 

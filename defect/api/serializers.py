@@ -2,6 +2,7 @@
 
 import datetime
 import functools
+from typing import cast
 
 from django.core.validators import RegexValidator
 from django.db.models import F
@@ -45,7 +46,7 @@ def _as_row(defect: Defect | dict) -> dict:
 
 class DefectListSerializer(serializers.ListSerializer):
     def to_representation(self, data) -> list[dict]:
-        return self.child.represent_rows(data)
+        return cast("DefectSerializer", self.child).represent_rows(data)
 
 
 class DefectSerializer(serializers.Serializer):
@@ -55,7 +56,7 @@ class DefectSerializer(serializers.Serializer):
     # through the hand-written `represent_rows` below, on `.values()` dicts for
     # the listing: it serializes up to 200 defects per request, and model
     # instances plus DRF's generic per-field loop (and one `reverse()` per row
-    # for `url`) cost several times more. test_fast_representation_matches_the_
+    # for `url`) cost more (BENCHMARKS.md). test_fast_representation_matches_the_
     # declared_fields (tests/defect/test_api_input.py) checks that both agree.
 
     id = serializers.IntegerField(read_only=True)

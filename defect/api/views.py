@@ -8,13 +8,13 @@ from rest_framework import generics
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 
-from defect.api.errors import PayloadTooLarge
 from defect.api.filters import DefectFilter, DefectFilterBackend
 from defect.api.pagination import KeysetPagination
 from defect.api.permissions import CreatorMayDelete
 from defect.api.serializers import DefectSerializer, ErrorSerializer, ValidationErrorSerializer
 from defect.models import Defect
 from defect.services import defect_delete
+from railfleet.api_errors import PayloadTooLarge
 
 BAD_REQUEST = OpenApiResponse(ValidationErrorSerializer, description="Invalid input.")
 UNAUTHORIZED = OpenApiResponse(ErrorSerializer, description="No or wrong credentials.")
@@ -41,7 +41,7 @@ class DefectAPIView(generics.GenericAPIView):
         check of that setting (which guards only request.body and form data).
         """
         try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
+            length = int(request.headers.get("content-length") or 0)
         except ValueError:
             length = 0
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -65,8 +65,8 @@ class DefectList(DefectAPIView, generics.ListCreateAPIView):
     filterset_class = DefectFilter
     filter_backends = [DefectFilterBackend]
     # Built once and cloned per request (as DRF does with a view's `queryset`):
-    # setting up `.values()` and its join costs about 0.25 ms a request, a few
-    # percent of the listing.
+    # setting up `.values()` and its join shows in the listing's profile
+    # (BENCHMARKS.md).
     list_queryset = DefectSerializer.values(Defect.objects.all())
 
     def get_queryset(self):

@@ -4,8 +4,8 @@ SQLite has one write lock per database. A writer that finds it taken waits in
 SQLite's busy handler, which sleeps 1, 2, 5, 10 ... then 100 ms between tries,
 in no order: under a steady stream of short write transactions (several web
 workers' threads and the dispatcher) a writer can lose several times and wait
-hundreds of milliseconds for a lock that was free most of that time. The
-benchmark showed it as p99 latencies of 600 ms against medians of 20 ms.
+hundreds of milliseconds for a lock that was free most of that time: the
+benchmark's p99 latencies stood far above its medians (BENCHMARKS.md).
 
 Here every transaction that Django opens (`atomic()`, which this project's
 settings begin IMMEDIATE, so that it takes SQLite's write lock at once) first
@@ -71,10 +71,11 @@ class WriteLock:
     def _lock_file(self, deadline: float) -> None:
         if self._fd is None:
             self._fd = _open_lock_file(self.path, self.mode)
+        fd = self._fd
         pause = 0.0001
         while True:
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -86,6 +87,7 @@ class WriteLock:
         """Release the lock if held (idempotent)."""
         if self.held:
             self.held = False
+            assert self._fd is not None  # held: the lock file is open
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             self._thread_lock.release()
 
@@ -130,7 +132,11 @@ os.register_at_fork(after_in_child=_forget_locks_after_fork)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    """SQLite whose transactions queue on a WriteLock before BEGIN (file databases only)."""
+    """SQLite whose transactions queue on a WriteLock before BEGIN (file databases only).
+
+    It overrides Django's private transaction methods, which django-stubs does not
+    declare: hence their `type: ignore[misc]`.
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -146,29 +152,29 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _start_transaction_under_autocommit(self):
         lock = self._write_lock
         if lock is None:
-            return super()._start_transaction_under_autocommit()
+            return super()._start_transaction_under_autocommit()  # type: ignore[misc]
         lock.acquire(timeout=self.settings_dict["OPTIONS"].get("timeout", 5))
         try:
-            super()._start_transaction_under_autocommit()
+            super()._start_transaction_under_autocommit()  # type: ignore[misc]
         except BaseException:
             lock.release()
             raise
 
     def _commit(self):
         try:
-            return super()._commit()
+            return super()._commit()  # type: ignore[misc]
         finally:
             self._release_write_lock()
 
     def _rollback(self):
         try:
-            return super()._rollback()
+            return super()._rollback()  # type: ignore[misc]
         finally:
             self._release_write_lock()
 
     def _close(self):
         try:
-            return super()._close()
+            return super()._close()  # type: ignore[misc]
         finally:
             if self._write_lock is not None:
                 self._write_lock.close()

@@ -13,6 +13,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.defect.conftest import reset_rate_limits
 
+pytestmark = pytest.mark.fuzz
+
 schema = schemathesis.openapi.from_wsgi("/api/schema", get_wsgi_application())
 # A NUL character is refused in any text (PostgreSQL cannot store it), as the schema's
 # description of `comment` says but no JSON Schema keyword can.

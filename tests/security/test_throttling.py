@@ -40,6 +40,7 @@ def _rate_in_production_settings(env: dict) -> str:
     return result.stdout.split()
 
 
+@pytest.mark.subprocess
 def test_rate_defaults_to_100_per_second_and_reads_the_environment():
     assert _rate_in_production_settings({}) == ["100/second", "100/second"]
     assert _rate_in_production_settings({"API_THROTTLE_RATE": "7/minute"}) == [

@@ -13,6 +13,7 @@ import logging
 from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
@@ -54,10 +55,8 @@ def exception_handler(exc, context):
     return response
 
 
+# A plain view: no CSRF check, so that a POST to an unknown path is a 404, not an HTML 403.
+@csrf_exempt
 def api_not_found(request, *args, **kwargs):
     """Any other path under /api/: a JSON 404 (Django's would be HTML, in debug a debug page)."""
     return JsonResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
-
-
-# A plain view: no CSRF check, so that a POST to an unknown path is a 404, not an HTML 403.
-api_not_found.csrf_exempt = True

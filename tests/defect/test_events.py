@@ -1,11 +1,12 @@
-"""Every way a defect comes or goes writes exactly its event, in the same transaction."""
+"""defect/events.py: every way a defect comes or goes writes exactly its event, in the same
+transaction."""
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.urls import reverse
 
-from broadcast.models import Event, Status
+from broadcast.models import Event
 from defect.models import Defect
 from defect.services import defect_create, defect_delete, defect_update
 
@@ -101,14 +102,6 @@ def test_failed_insert_writes_no_event(user):
     with pytest.raises(Exception):  # noqa: B017 - the model refuses before any write
         Defect.objects.create(comment="no user")
     assert payloads() == []
-
-
-def test_events_are_pending_with_unique_keys(user):
-    defect_create(user=user, comment="a")
-    defect_create(user=user, comment="b")
-    events = list(Event.objects.all())
-    assert {e.status for e in events} == {Status.PENDING}
-    assert len({e.key for e in events}) == 2
 
 
 def test_admin_add_delete_and_bulk_delete(client, user):

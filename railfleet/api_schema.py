@@ -1,4 +1,4 @@
-"""drf-spectacular hooks for the defect API's OpenAPI schema."""
+"""drf-spectacular hooks for the API's OpenAPI schema (SPECTACULAR_SETTINGS in settings)."""
 
 SLASH_OPTIONAL = "/?$"
 
