@@ -8,7 +8,7 @@ Scraped values, in prometheus-client's text format:
   count over (status, delivered_at)), exact on both databases: its cost grows
   with the delivered rows kept, which retention bounds.
 - `broadcast_oldest_pending_age_seconds` (gauge): age of the oldest pending event, 0 if none.
-- `broadcast_paused` (gauge, when broadcast.control exists): 1 while an operator paused delivery.
+- `broadcast_paused` (gauge): 1 while delivery is paused (broadcast.control), else 0.
 - `api_requests_total{method,status}` (counter) and
   `api_request_duration_seconds{method,status}` (histogram): every request
   under /api/, with its final status (`RequestMetricsMiddleware`, first in
@@ -45,6 +45,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from broadcast.control import pause_state
 from broadcast.models import Event, Status
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -100,20 +101,12 @@ class OutboxCollector:
             "Seconds since the oldest pending event was committed (0 when none is pending).",
             value=age,
         )
-        paused = _paused()
-        if paused is not None:
-            yield GaugeMetricFamily(
-                "broadcast_paused", "1 while delivery is paused by an operator.", value=paused
-            )
-
-
-def _paused() -> int | None:
-    """1 or 0 from broadcast.control's pause state; None where that module is missing."""
-    try:
-        from broadcast.control import pause_state
-    except ImportError:
-        return None
-    return 1 if pause_state(using="default").paused else 0
+        paused = pause_state(using="default").paused
+        yield GaugeMetricFamily(
+            "broadcast_paused",
+            "1 while delivery is paused (by an operator, or a 410 from the counter server).",
+            value=1 if paused else 0,
+        )
 
 
 def registry() -> CollectorRegistry:

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from broadcast import control
 from broadcast.models import Event, Status
 from tests.helpers import WebServer, wait_for
 from tests.helpers import test_database_url as database_url_of_tests
@@ -97,6 +98,18 @@ def test_outbox_gauges_are_read_at_scrape_time(client, db, with_token):
     assert value(scrape, "broadcast_events", status="pending") == 0
     assert value(scrape, "broadcast_events", status="delivered") == 5
     assert value(scrape, "broadcast_oldest_pending_age_seconds") == 0
+
+
+def test_paused_follows_the_pause_state(client, db, with_token):
+    def paused():
+        scrape = samples(client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}"))
+        return value(scrape, "broadcast_paused")
+
+    assert paused() == 0
+    control.pause(reason="counter server migration")
+    assert paused() == 1
+    control.resume()
+    assert paused() == 0
 
 
 def test_api_requests_are_counted_and_timed_by_method_and_status(
