@@ -6,11 +6,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcast import control
 from broadcast.models import Event, Status
+from railfleet import metrics
 from tests.helpers import WebServer, wait_for
 from tests.helpers import test_database_url as database_url_of_tests
 
@@ -222,3 +225,41 @@ def test_a_restart_starts_the_counts_afresh(two_workers):
     server.start()
     server.request("/api/defects")
     assert scraped_total(server, "api_requests_total", method="GET", status="401") == 1
+
+
+# --- Delivered events on PostgreSQL: the planner's estimate beyond a size ------------------
+
+# Only where the suite runs on PostgreSQL (CI's second pass): SQLite always counts exactly,
+# which test_outbox_gauges_are_read_at_scrape_time checks.
+if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+
+    @pytest.mark.postgres
+    @pytest.mark.django_db(transaction=True)
+    def test_postgresql_estimates_many_delivered_within_ten_percent(monkeypatch):
+        assert_delivered_estimate_within_ten_percent(monkeypatch)
+
+
+def deliver_rows(count: int) -> None:
+    now = timezone.now()
+    Event.objects.bulk_create(
+        [
+            Event(payload={"user": n % 7, "action": "create"}, status=Status.DELIVERED,
+                  delivered_at=now)
+            for n in range(count)
+        ],
+        batch_size=5000,
+    )  # fmt: skip
+
+
+def assert_delivered_estimate_within_ten_percent(monkeypatch) -> None:
+    deliver_rows(20_000)
+    event()  # one pending
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Event._meta.db_table}")
+    assert metrics.delivered_count() == 20_000  # below the threshold: exact
+
+    monkeypatch.setattr(metrics, "DELIVERED_ESTIMATE_ABOVE", 0)
+    assert abs(metrics.delivered_count() - 20_000) <= 2_000
+    # The table doubles with no ANALYZE: the estimate follows its pages.
+    deliver_rows(20_000)
+    assert abs(metrics.delivered_count() - 40_000) <= 4_000
