@@ -78,6 +78,13 @@ def test_the_token_rule_holds_in_debug_mode_too(client, db, settings):
     assert client.get("/metrics").status_code == 401
 
 
+def test_not_redirected_to_https_behind_the_tls_proxy(client, db, with_token, settings):
+    """Prometheus scrapes the instances directly, over plain HTTP."""
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 200
+    assert client.get("/api/defects").status_code == 301
+
+
 def test_read_only(client, db, with_token):
     response = client.post("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 405
