@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from railfleet import health
 from railfleet.api_errors import api_not_found
 from railfleet.home import SERVICE_NAME, home
+from railfleet.metrics import metrics_view
 
 admin.site.site_header = SERVICE_NAME
 admin.site.site_title = SERVICE_NAME
@@ -16,6 +17,8 @@ urlpatterns = [
     # Liveness and readiness: unauthenticated, unthrottled (railfleet/health.py).
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
+    # Prometheus scrape: Bearer METRICS_TOKEN, or debug mode (railfleet/metrics.py).
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     # /api/defects, /api/schema, /api/docs, /api/auth/ (defect/api/urls.py).
     path("api/", include("defect.api.urls")),
