@@ -2,6 +2,7 @@
 
 import json
 import os
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -18,10 +19,15 @@ def wrk(
     body: str | None = None,
     token: str | None = None,
     connections: int = CONNECTIONS,
+    keys: bool = False,
 ) -> dict:
-    """Run wrk against `url`; return requests/s, latency percentiles (ms) and error counts."""
+    """Run wrk against `url`; return requests/s, latency percentiles (ms) and error counts.
+
+    `keys`: a distinct Idempotency-Key per request (the counter server's capacity).
+    """
     env = {**os.environ, "WRK_METHOD": method}
-    for name, value in (("WRK_BODY", body), ("WRK_TOKEN", token)):
+    key_prefix = secrets.token_hex(4) if keys else None
+    for name, value in (("WRK_BODY", body), ("WRK_TOKEN", token), ("WRK_KEYS", key_prefix)):
         if value is not None:
             env[name] = value
         else:
