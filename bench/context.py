@@ -99,9 +99,12 @@ class Bench:
         )
         procs.wait_port(port, proc=proc)
         proc.base = f"http://127.0.0.1:{port}"
-        # Warm both workers' imports and connections, the API's included.
+        # Warm both workers' imports and connections, the API's create included (its
+        # first requests on a fresh worker cost tens of times a warm one's).
         for page, token in (("/floor/list", None), ("/health", None), ("/api/defects", self.token)):
             wrk(proc.base + page, seconds=1, token=token)
+        wrk(proc.base + "/api/defects", seconds=1, method="POST", token=self.token,
+            body=json.dumps({"comment": "warm-up"}))  # fmt: skip
         return proc
 
     def dispatcher_env(self, url: str, name: str) -> dict:

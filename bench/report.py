@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 
 from bench import plots as plot
-from bench.targets import LABELS, per_rep, targets
+from bench.targets import LABELS, per_rep, ratios, targets
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -239,19 +239,12 @@ def synchronous(runs: dict) -> list[str]:
             fmt(per_rep(run, "api_create_sync_normal", "web_cpu_ms_per_create"), 2),
         ],
     ]
-    ratio = [
-        a / b
-        for a, b in zip(
-            per_rep(run, "api_create_sync_default", "rps"),
-            per_rep(run, "api_create_sync_normal", "rps"),
-            strict=False,
-        )
-    ]
+    ratio = ratios(run, "api_create_sync_default", "api_create_sync_normal")
     return [
         "## SQLite: synchronous FULL against NORMAL",
         "",
         *table(
-            ["figure", "FULL (the project's default)", "NORMAL (`SQLITE_SYNCHRONOUS=NORMAL`)"], rows
+            ["figure", "FULL / the default server", "NORMAL / `SQLITE_SYNCHRONOUS=NORMAL`"], rows
         ),
         "",
         f"API create with the default / with NORMAL, per repetition: {fmt(ratio, 2)}.",

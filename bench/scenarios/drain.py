@@ -46,9 +46,9 @@ def drain(bench, dispatchers: int, rep: int) -> dict:
         watched = watch(runners)
         left = pending_count()
         watched["curve"].append((round(watched["seconds"], 3), left))
-        tally = counterlog.tally(counter.log_path)
     finally:
         procs.stop(counter)
+    tally = counterlog.tally(counter.log_path)  # once stopped: it buffers its log
     delivered = config.DRAIN_EVENTS - left
     return {
         "events": config.DRAIN_EVENTS,
