@@ -34,8 +34,10 @@ SHORT_SECONDS = min(SECONDS, 2)  # list, page, one-client and counter-capacity r
 CLIENT_SECONDS = 1.0  # per HTTP client run (bench/clients.py)
 PROFILE_EVENTS = min(DRAIN_EVENTS, 10_000)  # backlog drained under py-spy
 # The dispatcher's concurrency, passed to every dispatcher; wrk measures the counter
-# server's capacity with as many connections (target 6).
-CONCURRENCY = int(_number("BENCH_CONCURRENCY", 64))
+# server's capacity with as many connections (target 6: bench/counter_server.py).
+CONCURRENCY = 64
+# Distinct keys sent before the counter server's memory is read (0: not measured).
+COUNTER_KEYS = int(_number("BENCH_COUNTER_KEYS", 100_000))
 WEB_WORKERS = 2
 WEB_THREADS = 2
 
@@ -54,6 +56,7 @@ def settings() -> dict:
         "latency_seconds": LATENCY_SECONDS,
         "latency_rate": LATENCY_RATE,
         "commits": COMMITS,
+        "counter_keys": COUNTER_KEYS,
         "concurrency": CONCURRENCY,
         "web_workers": WEB_WORKERS,
         "web_threads": WEB_THREADS,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench import config, procs
 from bench.loadgen import CONNECTIONS, wrk
-from tests.helpers import free_port
+from tests.helpers import CounterServer, free_port
 
 
 def log(message: str) -> None:
@@ -61,17 +61,12 @@ class Bench:
 
     # --- processes ----------------------------------------------------------------
 
-    def start_counter(self, name: str, *, data: Path | None = None):
-        """A fresh counters_server.js on a free port (with `data`: its --data file)."""
+    def start_counter(self, name: str):
+        """A fresh counters_server.js (in memory, as the brief runs it) on a free port."""
         port = free_port()
-        args = [config.DENO, "run", "--allow-net"]
-        if data is not None:
-            data.unlink(missing_ok=True)
-            args += [f"--allow-read={data}", f"--allow-write={data}"]
-        args += ["counters_server.js", str(port)]
-        if data is not None:
-            args += ["--data", str(data)]
-        proc = procs.start(args, env=self.env, log=self.path(f"{name}.log"))
+        log_path = self.path(f"{name}.log")
+        args = CounterServer(port, log_path).command()
+        proc = procs.start(args, env=self.env, log=log_path)
         procs.wait_port(port, proc=proc)
         proc.url = f"http://127.0.0.1:{port}/"
         return proc

@@ -2,7 +2,6 @@
 
 import json
 import os
-import secrets
 import subprocess
 from pathlib import Path
 
@@ -19,15 +18,15 @@ def wrk(
     body: str | None = None,
     token: str | None = None,
     connections: int = CONNECTIONS,
-    keys: bool = False,
+    script: Path = SCRIPT,
+    env: dict | None = None,
 ) -> dict:
     """Run wrk against `url`; return requests/s, latency percentiles (ms) and error counts.
 
-    `keys`: a distinct Idempotency-Key per request (the counter server's capacity).
+    `script` replaces wrk.lua (bench/counter_keys.lua builds on it), `env` adds variables.
     """
-    env = {**os.environ, "WRK_METHOD": method}
-    key_prefix = secrets.token_hex(4) if keys else None
-    for name, value in (("WRK_BODY", body), ("WRK_TOKEN", token), ("WRK_KEYS", key_prefix)):
+    env = {**os.environ, **(env or {}), "WRK_METHOD": method}
+    for name, value in (("WRK_BODY", body), ("WRK_TOKEN", token)):
         if value is not None:
             env[name] = value
         else:
@@ -40,7 +39,7 @@ def wrk(
         "--timeout",
         "10s",
         "-s",
-        str(SCRIPT),
+        str(script),
         url,
     ]
     out = subprocess.run(

@@ -187,32 +187,38 @@ def throughput(runs: dict, plots: dict) -> list[str]:
 
 
 def capacity(runs: dict) -> list[str]:
-    rows = []
-    for db, run in runs.items():
-        memory, data = (
-            per_rep(run, "counter_capacity", "rps"),
-            per_rep(run, "counter_capacity_data", "rps"),
-        )
-        written = per_rep(run, "counter_capacity_data", "data_file_bytes")
-        rows.append([LABELS[db], fmt(memory, 0), fmt(data, 0), f"{max(written, default=0):,}"])
-    return [
+    rows = [
+        [
+            LABELS[db],
+            fmt(per_rep(run, "counter_capacity", "rps"), 0),
+            fmt(per_rep(run, "counter_capacity_data", "rps"), 0),
+        ]
+        for db, run in runs.items()
+    ]
+    md = [
         "## Counter server capacity",
         "",
         "wrk straight to a fresh counters_server.js, as many connections as the dispatcher's "
-        "concurrency, a distinct `Idempotency-Key` per request. A data file of 0 bytes means "
-        "the server ran in memory whatever `--data` said.",
+        "concurrency, a distinct `Idempotency-Key` per request (`bench/counter_server.py`).",
         "",
-        *table(
-            [
-                "run",
-                "in memory, events/s",
-                "with `--data FILE`, events/s",
-                "largest data file, bytes",
-            ],
-            rows,
-        ),
+        *table(["run", "in memory, events/s", "with `--data FILE`, events/s"], rows),
         "",
     ]
+    scenarios = runs.get("sqlite", {}).get("scenarios", {})
+    memory = [
+        [window, f"{r['keys']:,}", f"{r.get('rss_mb', 0):.0f}", f"{r.get('peak_rss_mb', 0):.0f}"]
+        for window in ("7d", "1s")
+        for r in scenarios.get(f"counter_memory_{window}", [])
+    ]
+    if memory:
+        md += [
+            "Its memory (in memory, SQLite run) after that many distinct keys, with the "
+            "default 7-day key window and with a 1-second one:",
+            "",
+            *table(["window", "keys counted", "RSS MB", "peak RSS MB"], memory),
+            "",
+        ]
+    return md
 
 
 def synchronous(runs: dict) -> list[str]:

@@ -1,8 +1,6 @@
 -- wrk script for the benchmark: method, body and token from the environment,
 -- and a one-line JSON summary (prefixed WRKJSON) that bench/loadgen.py reads.
---   WRK_METHOD (GET), WRK_BODY (JSON body), WRK_TOKEN (DRF token),
---   WRK_KEYS (8 hex digits: send a distinct UUID-shaped Idempotency-Key per request,
---   <WRK_KEYS>-<thread>-4000-8000-<n>, as the dispatcher sends one per event)
+--   WRK_METHOD (GET), WRK_BODY (JSON body), WRK_TOKEN (DRF token)
 wrk.method = os.getenv("WRK_METHOD") or "GET"
 local body = os.getenv("WRK_BODY")
 if body then
@@ -12,21 +10,6 @@ end
 local token = os.getenv("WRK_TOKEN")
 if token then
   wrk.headers["Authorization"] = "Token " .. token
-end
-
-local keys = os.getenv("WRK_KEYS")
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-if keys then
-  local n = 0
-  function request()
-    n = n + 1
-    wrk.headers["Idempotency-Key"] = string.format("%s-%04x-4000-8000-%012x", keys, tid, n)
-    return wrk.format()
-  end
 end
 
 function done(summary, latency, requests)

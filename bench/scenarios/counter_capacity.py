@@ -1,40 +1,34 @@
-"""The counter server's own capacity: wrk POSTing events straight to counters_server.js.
+"""The counter server's own capacity, in memory and with `--data FILE`, and its memory.
 
-With as many connections as the dispatcher's concurrency, a distinct
-Idempotency-Key per request (as the dispatcher sends), to a fresh server per
-run, in memory and with `--data FILE` (its SQLite store): the ceiling a drain
-is measured against (target 6).
+bench/counter_server.py (the counter server's own bench) runs each
+measurement: wrk POSTing events straight to a fresh counters_server.js with a
+distinct Idempotency-Key per request (bench/counter_keys.lua), as many
+connections as the dispatcher's concurrency: the ceiling a drain is measured
+against (target 6). Then, on the SQLite run only (the database plays no
+part), the in-memory server's resident memory after BENCH_COUNTER_KEYS keys,
+with the default 7-day window (every key kept) and a 1-second one (keys
+forgotten as they age).
 """
 
-import json
-
-from bench import config, procs
-from bench.loadgen import wrk
+from bench import config, counter_server
 
 TITLE = "counter capacity, in memory and with --data"
 DATABASES = ("sqlite", "postgresql")
 NEEDS_WEB = False
-EVENT_BODY = json.dumps({"user": 1, "action": "create"})
-
-
-def measure(bench, name: str, data=None) -> dict:
-    """One wrk run against a fresh counter server."""
-    counter = bench.start_counter(name, data=data)
-    try:
-        return wrk(counter.url, seconds=config.SHORT_SECONDS, method="POST", body=EVENT_BODY,
-                   connections=config.CONCURRENCY, keys=True)  # fmt: skip
-    finally:
-        procs.stop(counter)
+ONE_SECOND_IN_DAYS = counter_server.ONE_SECOND_IN_DAYS
 
 
 def run(bench) -> None:
+    assert counter_server.CONNECTIONS == config.CONCURRENCY, "wrk must match the dispatcher"
     for rep in range(config.REPS):
-        bench.record("counter_capacity", measure(bench, f"counter-capacity-{rep}"))
-        data = bench.path(f"counter-capacity-{rep}.sqlite3")
-        result = measure(bench, f"counter-capacity-data-{rep}", data)
-        bench.record("counter_capacity_data", result | {"data_file_bytes": _size(data)})
-
-
-def _size(path) -> int:
-    """The data file's size: 0 when the server wrote none (it ignored --data)."""
-    return path.stat().st_size if path.exists() else 0
+        for name, data in (("counter_capacity", False), ("counter_capacity_data", True)):
+            server = f"{bench.db}-{name}-{rep}"
+            bench.record(name, counter_server.capacity(server, data=data,
+                                                       seconds=config.SHORT_SECONDS))  # fmt: skip
+    if bench.db != "sqlite" or not config.COUNTER_KEYS:
+        return
+    for window, days in (("7d", None), ("1s", ONE_SECOND_IN_DAYS)):
+        name = f"counter_memory_{window}"
+        result = counter_server.memory_after(name, config.COUNTER_KEYS, data=False,
+                                             dedupe_days=days)  # fmt: skip
+        bench.record(name, result)
