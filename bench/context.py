@@ -7,6 +7,7 @@ Each child process gets that environment plus what is its own, explicitly.
 
 import contextlib
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -72,8 +73,16 @@ class Bench:
         return proc
 
     def start_web(self, name: str = "web", **env: str):
-        """gunicorn serving bench.settings with 2 gthread workers on a free port."""
+        """gunicorn serving bench.settings with 2 gthread workers on a free port.
+
+        Its workers share a fresh PROMETHEUS_MULTIPROC_DIR (prometheus-client's
+        multiprocess mode: the web's /metrics adds up every worker's figures).
+        """
         port = free_port()
+        metrics_dir = self.path(f"{name}-prometheus")
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **env}
         proc = procs.start(
             [
                 config.GUNICORN,
@@ -103,9 +112,12 @@ class Bench:
         return proc
 
     def dispatcher_env(self, url: str, name: str) -> dict:
-        """A dispatcher's environment: its counter server, metrics port and PostgreSQL name."""
+        """A dispatcher's environment: its counter server, metrics port and PostgreSQL name.
+
+        Never PROMETHEUS_MULTIPROC_DIR: that is the web processes' (a dispatcher refuses it).
+        """
         return {
-            **self.env,
+            **{k: v for k, v in self.env.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
             "COUNTER_SERVER_URL": url,
             "BROADCAST_CONCURRENCY": str(config.CONCURRENCY),
             "BROADCAST_METRICS_PORT": str(free_port()),
