@@ -1,5 +1,6 @@
-"""System checks: what the dispatcher needs of the database."""
+"""System checks: what the dispatcher needs of the database and of its settings."""
 
+from django.conf import settings
 from django.core import checks
 from django.db import connections
 
@@ -26,3 +27,22 @@ def sqlite_version(app_configs, databases=None, **kwargs) -> list[checks.CheckMe
                 )
             )
     return errors
+
+
+@checks.register()
+def signing_secrets(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Refuse to start with a malformed BROADCAST_SIGNING_SECRETS (the secret is never shown)."""
+    from broadcast.signing import SigningSecretError, parse_secrets
+
+    try:
+        parse_secrets(settings.BROADCAST.get("SIGNING_SECRETS", []))
+    except SigningSecretError as exc:
+        return [
+            checks.Error(
+                str(exc),
+                hint="Each secret is whsec_ followed by the base64 of at least 24 random "
+                "bytes; python manage.py broadcast_secret prints a new one.",
+                id="broadcast.E002",
+            )
+        ]
+    return []
