@@ -483,6 +483,10 @@ def profiles(machine: dict, runs: dict) -> list[str]:
             f"{LABELS[db]}: one dispatcher draining {events:,} events (py-spy, start-up included)",
         )
         md += profile_lines(
+            run.get("profile_dispatcher_load"),
+            f"{LABELS[db]}: the dispatcher under API create load (target 1's), idle excluded",
+        )
+        md += profile_lines(
             run.get("profile_web"),
             f"{LABELS[db]}: one web worker under API create load, broadcast on",
         )

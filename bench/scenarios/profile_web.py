@@ -1,4 +1,8 @@
-"""py-spy on one web worker during an API create run, broadcast on (not counted in targets)."""
+"""py-spy during an API create run, broadcast on: one web worker, and the dispatcher.
+
+Not counted in the targets: what bounds targets 4, 8 and 9 under load. The
+dispatcher's profile covers its threads (`--threads`), idle ones excluded.
+"""
 
 import time
 
@@ -7,23 +11,30 @@ from bench.fixtures import clear_events
 from bench.profiles import summarize
 from bench.scenarios.create import create
 
-TITLE = "profile: web worker"
+TITLE = "profile: web worker and dispatcher under load"
 DATABASES = ("sqlite", "postgresql")
 NEEDS_WEB = True
 
 
 def run(bench) -> None:
     worker = procs.children(bench.web.pid)[0]
-    out = bench.path("profile-web.txt")
-    dispatcher = bench.start_dispatcher(bench.counter.url, "profile-web")
+    out_web = bench.path("profile-web.txt")
+    out_dispatcher = bench.path("profile-dispatcher-load.txt")
+    dispatcher = bench.start_dispatcher(bench.counter.url, "profile-load")
+    duration = str(int(config.SECONDS))
     try:
-        spy = bench.py_spy(out, "--pid", str(worker), "--duration", str(int(config.SECONDS)),
-                           "--nonblocking")  # fmt: skip
+        spies = [
+            bench.py_spy(out_web, "--pid", str(worker), "--duration", duration, "--nonblocking"),
+            bench.py_spy(out_dispatcher, "--pid", str(dispatcher.pid), "--duration", duration,
+                         "--threads", "--nonblocking"),
+        ]  # fmt: skip
         time.sleep(0.5)  # py-spy attached
         create(bench, "/api/defects")
-        spy.wait(60)
-        procs.stop(spy)
+        for spy in spies:
+            spy.wait(60)
+            procs.stop(spy)
     finally:
         procs.stop(dispatcher)
         clear_events()
-    bench.out["profile_web"] = summarize(out)
+    bench.out["profile_web"] = summarize(out_web)
+    bench.out["profile_dispatcher_load"] = summarize(out_dispatcher)
