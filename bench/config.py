@@ -37,7 +37,7 @@ PROFILE_EVENTS = min(DRAIN_EVENTS, 10_000)  # backlog drained under py-spy
 # server's capacity with as many connections (target 6: bench/counter_server.py).
 CONCURRENCY = 64
 # Distinct keys sent before the counter server's memory is read (0: not measured).
-COUNTER_KEYS = int(_number("BENCH_COUNTER_KEYS", 100_000))
+COUNTER_KEYS = int(_number("BENCH_COUNTER_KEYS", 50_000))
 WEB_WORKERS = 2
 WEB_THREADS = 2
 
