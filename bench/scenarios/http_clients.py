@@ -1,7 +1,8 @@
 """Which HTTP client: each candidate POSTs events to one counter server (bench/clients.py).
 
 bench/clients.py (its own module: the evidence for the dispatcher's client)
-prints one JSON line per run; its KINDS, when it has them, name the candidates.
+prints one JSON line per run. The candidates are its CLIENTS, and the asyncio
+ones again on uvloop (its KINDS instead, if it ever names them itself).
 """
 
 import json
@@ -12,11 +13,14 @@ from bench import clients, config
 TITLE = "HTTP clients"
 DATABASES = ("sqlite",)  # the database plays no part
 NEEDS_WEB = False
-DEFAULT_KINDS = ["aiohttp", "aiohttp+uvloop", "httpx", "raw", "raw+uvloop"]
+ON_UVLOOP = ("aiohttp", "raw")  # asyncio clients whose loop uvloop replaces
 
 
 def kinds() -> list[str]:
-    return list(getattr(clients, "KINDS", DEFAULT_KINDS))
+    """The client kinds `python -m bench.clients` is run with."""
+    if hasattr(clients, "KINDS"):
+        return list(clients.KINDS)
+    return [*clients.CLIENTS, *(f"{k}+uvloop" for k in ON_UVLOOP if k in clients.CLIENTS)]
 
 
 def run(bench) -> None:
