@@ -18,9 +18,10 @@
 // --data DATA: counts and keys live in the SQLite file DATA (Deno's built-in node:sqlite, WAL,
 //   synchronous=FULL). The events arriving within GROUP_WINDOW_MS are committed in one
 //   transaction (group commit: one fsync for the group); each is answered only after that
-//   commit, so a 200 survives a crash and a key is counted once across restarts. SQLite opens
-//   its side files (DATA-wal, DATA-shm) itself, outside Deno's permission checks, so the two
-//   flags naming DATA are all it needs; its directory must exist and be writable. Tables:
+//   commit, so a 200 survives a crash (and, synchronous=FULL, a power cut) and a key is
+//   counted once across restarts. SQLite opens its side files (DATA-wal, DATA-shm) itself,
+//   outside Deno's permission checks, so the two flags naming DATA are all it needs; its
+//   directory must exist and be writable. Tables:
 //     counts(user INTEGER, action TEXT, n INTEGER)          one row per user and action
 //     seen_keys(key TEXT PRIMARY KEY, user INTEGER, action TEXT, seen_at INTEGER)
 //       the audit trail: one row per counted key (events without a key have none), with the
@@ -46,8 +47,8 @@
 // Logs one line per event: arrival time (ISO 8601, UTC), user, action, key, as
 //   2026-12-01T10:00:00.000Z user 3 create (key <key or ->)
 //   2026-12-01T10:00:00.000Z duplicate <key>: user 3 create (not counted)
-// written in chunks, at least every LOG_FLUSH_MS and at exit (SIGINT, SIGTERM): a line per
-// console.log call bounded the server's throughput.
+// written in chunks, at least every LOG_FLUSH_MS and at exit (SIGINT, SIGTERM), rather than
+// a console.log call, and so a write system call, per event.
 //
 // Offline by design: no remote imports, only Deno's built-ins.
 
@@ -260,7 +261,12 @@ class LineLog {
   }
 }
 
-/** Verifies Standard Webhooks signatures (v1, HMAC-SHA256) against a list of secrets. */
+/**
+ * Verifies Standard Webhooks signatures (v1, HMAC-SHA256) against a list of secrets.
+ * Written here on Web Crypto because the server takes no imports (the spec's own
+ * `standardwebhooks` package would be a remote one); the tests sign with the reference
+ * Python package, so the two are checked against each other.
+ */
 export class SignatureVerifier {
   constructor(keys) {
     this.keys = keys;
