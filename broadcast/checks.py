@@ -46,3 +46,22 @@ def signing_secrets(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+@checks.register()
+def operations_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """BROADCAST_MAX_RATE and BROADCAST_RETENTION_DAYS must not be negative (0: off)."""
+    errors = []
+    for key, variable in (
+        ("MAX_RATE", "BROADCAST_MAX_RATE"),
+        ("RETENTION_DAYS", "BROADCAST_RETENTION_DAYS"),
+    ):
+        value = settings.BROADCAST.get(key, 0)
+        if value < 0:
+            errors.append(
+                checks.Error(
+                    f"{variable} must be 0 (off) or positive, not {value:g}.",
+                    id="broadcast.E003",
+                )
+            )
+    return errors

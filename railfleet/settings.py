@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: counts and times every /api/ request with its final status (railfleet/metrics.py).
+    "railfleet.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # An unreachable database: 503 with Retry-After, logged once (railfleet/outage.py).
     "railfleet.outage.DatabaseOutageMiddleware",
@@ -138,7 +140,11 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 # Load balancers probe the health endpoints over plain HTTP behind the TLS proxy.
-SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
+
+# GET /metrics (railfleet/metrics.py): with a token, only `Authorization: Bearer
+# <token>`; without one, served in debug mode only.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # Login lockout (django-axes): 10 failures for one username within 15 minutes
 # lock that username for 15 minutes, whatever the client's address; the
