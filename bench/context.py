@@ -7,7 +7,6 @@ Each child process gets that environment plus what is its own, explicitly.
 
 import contextlib
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -75,18 +74,15 @@ class Bench:
     def start_web(self, name: str = "web", **env: str):
         """gunicorn serving bench.settings with 2 gthread workers on a free port.
 
-        Its workers share a fresh PROMETHEUS_MULTIPROC_DIR (prometheus-client's
-        multiprocess mode: the web's /metrics adds up every worker's figures).
+        With the production configuration (railfleet/gunicorn.py: the workers'
+        metrics added up across them, in a directory of this server's own).
         """
         port = free_port()
-        metrics_dir = self.path(f"{name}-prometheus")
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
-        env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **env}
         proc = procs.start(
             [
                 config.GUNICORN,
                 "railfleet.wsgi:application",
+                "--config=python:railfleet.gunicorn",
                 f"--workers={config.WEB_WORKERS}",
                 "--worker-class=gthread",
                 f"--threads={config.WEB_THREADS}",
