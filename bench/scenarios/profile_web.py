@@ -9,7 +9,7 @@ import time
 from bench import config, procs
 from bench.fixtures import clear_events
 from bench.profiles import summarize
-from bench.scenarios.create import create
+from bench.scenarios.create import create, start_dispatcher
 
 TITLE = "profile: web worker and dispatcher under load"
 DATABASES = ("sqlite", "postgresql")
@@ -20,7 +20,7 @@ def run(bench) -> None:
     worker = procs.children(bench.web.pid)[0]
     out_web = bench.path("profile-web.txt")
     out_dispatcher = bench.path("profile-dispatcher-load.txt")
-    dispatcher = bench.start_dispatcher(bench.counter.url, "profile-load")
+    dispatcher = start_dispatcher(bench, bench.counter.url, "profile-load")
     duration = str(int(config.SECONDS))
     try:
         spies = [
