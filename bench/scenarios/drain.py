@@ -6,7 +6,8 @@ back in each repetition) until nothing is due. Rate: events / wall time from
 the start to the last exit (start-up included). While they run, every 0.05 s:
 each dispatcher's VmHWM (peak RSS) and its PostgreSQL backends' CPU; the
 backlog every 0.5 s for the plot (a COUNT competes for the cores). A
-dispatcher's own CPU is read from /proc once it has exited, before it is reaped.
+dispatcher's own CPU is read from /proc once it has exited, before it is reaped, start-up included
+(Python, Django, the connection); what start-up took is recorded beside it.
 """
 
 import time
@@ -20,6 +21,7 @@ TITLE = "drains (targets 6, 7, 8)"
 DATABASES = ("sqlite", "postgresql")
 NEEDS_WEB = False
 LIMIT_SECONDS = 600
+STARTED = "delivering to"  # the dispatcher's log line once it is set up
 
 
 def run(bench) -> None:
@@ -66,6 +68,7 @@ def watch(runners: list) -> dict:
     n = len(runners)
     meters = [BackendMeter(r.application_name, whole_life=True) for r in runners]
     peak, anon, file, cpu = ([0.0] * n for _ in range(4))
+    startup: list = [None] * n  # CPU spent before it logged "delivering to"
     exits: dict[int, float] = {}
     metrics: list = [None] * n
     curve = []
@@ -85,6 +88,8 @@ def watch(runners: list) -> dict:
             peak[i] = max(peak[i], memory.get("peak_rss_mb", 0))
             anon[i] = max(anon[i], memory.get("rss_anon_mb", 0))
             file[i] = max(file[i], memory.get("rss_file_mb", 0))
+            if startup[i] is None and STARTED in runner.log_path.read_text(errors="replace"):
+                startup[i] = cpu_seconds(runner.pid)
             if metrics[i] is None and now - started > 0.5:
                 metrics[i] = scrape(runner.metrics_url)
             if procs.has_exited(runner):
@@ -103,6 +108,7 @@ def watch(runners: list) -> dict:
         "peak_rss_anon_mb": anon,
         "peak_rss_file_mb": file,
         "cpu_s": cpu,
+        "startup_cpu_s": startup,
         "backend_cpu_s": sum(m.seconds() for m in meters),
         "dispatcher_metrics": metrics,
         "curve": curve,
