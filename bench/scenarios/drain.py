@@ -6,8 +6,9 @@ back in each repetition) until nothing is due. Rate: events / wall time from
 the start to the last exit (start-up included). While they run, every 0.05 s:
 each dispatcher's VmHWM (peak RSS) and its PostgreSQL backends' CPU; the
 backlog every 0.5 s for the plot (a COUNT competes for the cores). A
-dispatcher's own CPU is read from /proc once it has exited, before it is reaped, start-up included
-(Python, Django, the connection); what start-up took is recorded beside it.
+dispatcher's own CPU is read from /proc once it has exited, before it is
+reaped, start-up included (Python, Django, the connection); what start-up
+took is recorded beside it.
 """
 
 import time
