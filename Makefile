@@ -97,8 +97,8 @@ bench: install $(BENCH_STAMP)  ## Benchmarks: write BENCHMARKS.md (also on Postg
 	$(PY) -m bench.run
 	$(PY) -m bench.report
 
-bench-latency: install $(BENCH_STAMP)  ## Delivery latency at a steady 20 defects/s (own SQLite file, or DATABASE_URL)
-	$(PY) -m bench.delivery_latency
+bench-latency: install $(BENCH_STAMP)  ## Delivery latency at a steady 20 defects/s (the bench's own databases)
+	$(PY) -m bench.run --only steady_latency
 
 clean:  ## Remove the virtualenv, node_modules and the development database
 	rm -rf $(VENV) node_modules db.sqlite3 db.sqlite3-wal db.sqlite3-shm db.sqlite3-writelock staticfiles

@@ -1,10 +1,14 @@
 """HTTP client comparison: how many event POSTs per second one Python process sends.
 
 `python -m bench.clients KIND URL SECONDS CONCURRENCY` prints one JSON line.
-KIND is aiohttp, httpx or raw (a bare asyncio socket loop, the ceiling of any
-client on this loop), with an optional `+uvloop` suffix. Each of CONCURRENCY
-coroutines POSTs the dispatcher's payload with an Idempotency-Key over a
-keep-alive connection, in a closed loop, for SECONDS.
+KIND is pycurl (libcurl's CurlMulti driven from one thread, as the dispatcher
+does), pyreqwest (Rust reqwest bindings, asyncio), aiohttp, httpx or raw (a bare
+asyncio socket loop, the ceiling of any client on this loop), the asyncio ones
+with an optional `+uvloop` suffix. Each of CONCURRENCY requests in flight POSTs
+the dispatcher's payload with an Idempotency-Key over a keep-alive connection,
+in a closed loop, for SECONDS. The figure that chose the dispatcher's client is
+`cpu_ms_per_request` (the process's user + system time per request): on a busy
+machine throughput measures the neighbours, CPU per request measures the client.
 """
 
 import asyncio
@@ -90,7 +94,74 @@ async def _raw(url: str, until: float, concurrency: int) -> int:
     return done
 
 
-CLIENTS = {"aiohttp": _aiohttp, "httpx": _httpx, "raw": _raw}
+async def _pyreqwest(url: str, until: float, concurrency: int) -> int:
+    from pyreqwest.client import ClientBuilder
+
+    done = 0
+    builder = ClientBuilder().max_connections(concurrency).http1_only().no_proxy()
+    async with builder.build() as client:
+
+        async def worker():
+            nonlocal done
+            while time.monotonic() < until:
+                request = client.post(url).headers(_headers(str(uuid.uuid4()))).body_bytes(BODY)
+                response = await request.build().send()
+                await response.bytes()
+                assert response.status == 200, response.status
+                done += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done
+
+
+async def _pycurl(url: str, until: float, concurrency: int) -> int:
+    """Not asyncio: one thread drives CurlMulti, as broadcast/client.py does."""
+    import pycurl
+
+    multi = pycurl.CurlMulti()
+    done = 0
+
+    def start(handle) -> None:
+        key = str(uuid.uuid4())
+        handle.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in _headers(key).items()])
+        multi.add_handle(handle)
+
+    for _ in range(concurrency):
+        handle = pycurl.Curl()
+        handle.setopt(pycurl.URL, url)
+        handle.setopt(pycurl.POSTFIELDS, BODY)
+        handle.setopt(pycurl.PROXY, "")
+        handle.setopt(pycurl.NOSIGNAL, 1)
+        handle.setopt(pycurl.WRITEFUNCTION, len)  # read and drop the body
+        start(handle)
+    active = concurrency
+    while active:
+        multi.select(0.1)
+        while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+            pass
+        while True:
+            queued, ok, failed = multi.info_read()
+            assert not failed, failed
+            for handle in ok:
+                multi.remove_handle(handle)
+                assert handle.getinfo(pycurl.RESPONSE_CODE) == 200
+                done += 1
+                if time.monotonic() < until:
+                    start(handle)
+                else:
+                    active -= 1
+            if not queued:
+                break
+    return done
+
+
+CLIENTS = {
+    "aiohttp": _aiohttp,
+    "httpx": _httpx,
+    "raw": _raw,
+    "pyreqwest": _pyreqwest,
+    "pycurl": _pycurl,
+}
 
 
 def main() -> None:

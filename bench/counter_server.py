@@ -10,9 +10,9 @@
   and with a 1-second window, where keys are forgotten as they age, so memory stays bounded;
   with --data also the size of the data file and its WAL (`file_mb`).
 
-`run()` is the entry point for `make bench`. Everything runs on 127.0.0.1, each wrk run is
-bounded in time, filling stops after a bounded number of runs, and every server started
-is stopped.
+`make bench` calls `capacity()` and `memory_after()` (bench/scenarios/counter_capacity.py).
+Everything runs on 127.0.0.1, each wrk run is bounded in time, filling stops after a
+bounded number of runs, and every server started is stopped.
 """
 
 import argparse

@@ -1,34 +1,12 @@
-"""The bench database: its creation, users and token, and SQL fixtures.
+"""The bench database's contents: its user and token, and SQL fixtures.
 
-The bench never uses the development database: SQLite gets its own file under
-bench/results/tmp/, PostgreSQL a database of its own (railfleet_bench) on the
-server DATABASE_URL names. The bulk fixtures are written in SQL, bypassing the
-outbox on purpose: 1,000,000 defects only feed the listing, and 100,000
-pending events are a backlog for the dispatcher to drain.
+The bulk fixtures are written in SQL, bypassing the outbox on purpose:
+1,000,000 defects only feed the listing, and 100,000 pending events are a
+backlog for the dispatcher to drain. (The database itself: bench/database.py.)
 """
 
-from urllib.parse import urlsplit, urlunsplit
-
-BENCH_PG_DATABASE = "railfleet_bench"
 EVENT_PAYLOAD = '{"user": 1, "action": "create"}'
 TIES = 64  # fixture defects sharing one timestamp (the pagination keys on timestamp, id)
-
-
-def postgres_bench_url(url: str) -> str:
-    """DATABASE_URL with its database replaced by the bench's own."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + BENCH_PG_DATABASE))
-
-
-def recreate_postgres(url: str) -> None:
-    """Drop and create the bench database (only that one) on DATABASE_URL's server."""
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_PG_DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_PG_DATABASE}")
 
 
 def bench_user_and_token() -> tuple[int, str]:
@@ -109,12 +87,21 @@ def add_pending_events(count: int) -> None:
 
 
 def clear_events() -> None:
+    """Empty the outbox (each run starts with none)."""
     from broadcast.models import Event
 
     Event.objects.all()._raw_delete(Event.objects.db)
 
 
 def pending_count() -> int:
+    """Events not delivered yet."""
     from broadcast.models import Event
 
     return Event.objects.pending().count()
+
+
+def event_count() -> int:
+    """Events in the outbox: after clear_events(), the creations served since."""
+    from broadcast.models import Event
+
+    return Event.objects.count()

@@ -72,6 +72,12 @@ def stop_all() -> None:
         stop(proc)
 
 
+def has_exited(proc: subprocess.Popen) -> bool:
+    """Whether `proc` has exited, leaving it unreaped: its /proc entry (a zombie) stays
+    readable, final CPU times included, until reap()."""
+    return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
 def reap(proc: subprocess.Popen) -> tuple[int, float] | None:
     """(exit code, ru_maxrss in MB from wait4()) if `proc` has exited, else None.
 

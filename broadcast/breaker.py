@@ -17,9 +17,10 @@ class Breaker:
     server that refuses them. The first success closes the breaker.
     """
 
-    def __init__(self, *, threshold: int, probe_interval: float) -> None:
+    def __init__(self, *, threshold: int, probe_interval: float, clock=time.monotonic) -> None:
         self.threshold = threshold
         self.probe_interval = probe_interval
+        self._clock = clock
         self.failures = 0
         self._next_probe = 0.0
 
@@ -42,7 +43,7 @@ class Breaker:
         """How many events may be claimed now, out of `wanted`."""
         if not self.open or wanted <= 0:
             return wanted
-        now = time.monotonic()
+        now = self._clock()
         if now < self._next_probe:
             return 0
         self._next_probe = now + self.probe_interval

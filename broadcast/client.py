@@ -1,20 +1,29 @@
-"""The HTTP client that POSTs events to the counter server.
+"""The HTTP client that POSTs events to the counter server: libcurl's multi interface.
 
-aiohttp rather than httpx: in our measurement (BENCHMARKS.md) it sustains
-several times more small POSTs per second on one core over keep-alive
-connections, which is what draining a backlog needs.
+pycurl (libcurl) rather than pyreqwest or aiohttp: measured with
+`bench/clients.py` (BENCHMARKS.md), it spends the least CPU per small POST over
+keep-alive connections, several times less than aiohttp, and CPU per request is
+what bounds a dispatcher. libcurl does the HTTP/1.1: connections, keep-alive
+pooling, timeouts, parsing. What is written here is only the driving: a fixed
+set of reusable handles (one per request in flight, so at most `max_connections`
+at once), started by `send()` and collected by `wait()`, which the dispatcher
+calls from its one loop thread.
 """
 
-import json
+import select
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-import aiohttp
+import pycurl
 
 from broadcast.retry import parse_retry_after
 
 # 408 Request Timeout and 429 Too Many Requests say "later", as do 5xx.
 RETRYABLE_STATUSES = frozenset({408, 429})
+CONTENT_TYPE = "Content-Type: application/json"
+# libcurl's transport errors that mean "could not reach the server".
+CONNECT_ERRORS = frozenset({pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST})
 
 
 class Result(StrEnum):
@@ -31,6 +40,7 @@ class Outcome:
 
 
 DELIVERED = Outcome(Result.DELIVERED)
+TIMED_OUT = Outcome(Result.RETRY, "timed out")
 
 
 def classify(status: int, retry_after: str | None, body: str) -> Outcome:
@@ -43,39 +53,115 @@ def classify(status: int, retry_after: str | None, body: str) -> Outcome:
     return Outcome(Result.FAILED, error)
 
 
+def transport_error(errno: int, message: str) -> Outcome:
+    """A request that got no answer (refused, reset, timed out): always worth a retry."""
+    if errno == pycurl.E_OPERATION_TIMEDOUT:
+        return TIMED_OUT
+    kind = "ConnectError" if errno in CONNECT_ERRORS else f"curl error {errno}"
+    return Outcome(Result.RETRY, f"{kind}: {message}")
+
+
 class CounterClient:
-    """POSTs events over a pool of keep-alive connections. Use as an async context manager."""
+    """POSTs events over libcurl's pool of keep-alive connections, driven by the caller.
+
+    `send(key, body, token)` starts a request on a free handle (`free` says how
+    many there are); `wait(timeout, wakeup_fd)` waits for network activity, the
+    timeout or `wakeup_fd` to become readable, and returns the finished requests
+    as (token, Outcome) pairs. Use as a context manager: it closes the handles.
+    """
 
     def __init__(self, url: str, *, timeout: float, max_connections: int) -> None:
         self.url = url
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._timeout_ms = max(1, int(timeout * 1000))
+        self._multi = pycurl.CurlMulti()
+        self._multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, max_connections)
+        self._multi.setopt(pycurl.M_MAXCONNECTS, max_connections)
+        self._idle = [self._handle() for _ in range(max_connections)]
+        self._busy: dict[pycurl.Curl, Any] = {}
 
-    async def __aenter__(self) -> "CounterClient":
-        connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=60)
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, raise_for_status=False
-        )
+    def _handle(self) -> pycurl.Curl:
+        handle = pycurl.Curl()
+        handle.setopt(pycurl.URL, self.url)
+        handle.setopt(pycurl.TIMEOUT_MS, self._timeout_ms)
+        handle.setopt(pycurl.NOSIGNAL, 1)  # no SIGALRM: the loop is not the main thread in tests
+        handle.setopt(pycurl.PROXY, "")  # never an http_proxy from the environment
+        handle.setopt(pycurl.FOLLOWLOCATION, 0)  # a redirect is an answer, not followed
+        # The answer's header lines and body, kept only to explain a failure.
+        handle.headers = []
+        handle.body = []
+        handle.setopt(pycurl.HEADERFUNCTION, handle.headers.append)
+        handle.setopt(pycurl.WRITEFUNCTION, handle.body.append)
+        return handle
+
+    def __enter__(self) -> "CounterClient":
         return self
 
-    async def __aexit__(self, *exc_info) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+    def __exit__(self, *exc_info) -> None:
+        for handle in list(self._busy):
+            self._multi.remove_handle(handle)
+        for handle in [*self._idle, *self._busy]:
+            handle.close()
+        self._busy.clear()
+        self._idle.clear()
+        self._multi.close()
 
-    async def send(self, *, key: str, payload: dict) -> Outcome:
-        """POST one event; never raises for network trouble, it becomes a RETRY outcome."""
-        assert self._session is not None, "use CounterClient as an async context manager"
-        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        try:
-            async with self._session.post(
-                self.url, data=body, headers=headers, allow_redirects=False
-            ) as response:
-                text = await response.text(errors="replace")
-                return classify(response.status, response.headers.get("Retry-After"), text)
-        except TimeoutError:
-            return Outcome(Result.RETRY, "timed out")
-        except aiohttp.ClientError as exc:
-            return Outcome(Result.RETRY, f"{type(exc).__name__}: {exc}")
+    @property
+    def free(self) -> int:
+        """How many more requests may start now."""
+        return len(self._idle)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._busy)
+
+    def send(self, key: str, body: bytes, token: Any) -> None:
+        """Start POSTing `body` with `key` as Idempotency-Key; `wait()` returns `token` with it."""
+        handle = self._idle.pop()
+        handle.headers.clear()
+        handle.body.clear()
+        handle.setopt(pycurl.HTTPHEADER, [CONTENT_TYPE, "Idempotency-Key: " + key])
+        handle.setopt(pycurl.POSTFIELDS, body)
+        self._busy[handle] = token
+        self._multi.add_handle(handle)
+
+    def wait(self, timeout: float, wakeup_fd: int) -> tuple[list[tuple[Any, Outcome]], bool]:
+        """Wait at most `timeout` s for answers; return them and whether `wakeup_fd` woke us."""
+        multi = self._multi
+        curl_timeout = multi.timeout()  # ms libcurl wants to be called back in, -1 for none
+        if curl_timeout >= 0:
+            timeout = min(timeout, curl_timeout / 1000)
+        # select(): libcurl's own fd_set API, so every descriptor is below FD_SETSIZE anyway.
+        readers, writers, errors = multi.fdset()
+        readers.append(wakeup_fd)
+        readable, _, _ = select.select(readers, writers, errors, max(timeout, 0))
+        while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+            pass
+        return self._finished(), wakeup_fd in readable
+
+    def _finished(self) -> list[tuple[Any, Outcome]]:
+        finished = []
+        while True:
+            queued, succeeded, failed = self._multi.info_read()
+            for handle in succeeded:
+                finished.append((self._release(handle), self._answer(handle)))
+            for handle, errno, message in failed:
+                finished.append((self._release(handle), transport_error(errno, message)))
+            if not queued:
+                return finished
+
+    def _release(self, handle: pycurl.Curl) -> Any:
+        self._multi.remove_handle(handle)
+        self._idle.append(handle)
+        return self._busy.pop(handle)
+
+    @staticmethod
+    def _answer(handle: pycurl.Curl) -> Outcome:
+        status = handle.getinfo(pycurl.RESPONSE_CODE)
+        if 200 <= status < 300:
+            return DELIVERED
+        retry_after = None
+        for line in handle.headers:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"retry-after":
+                retry_after = value.decode("latin-1").strip()
+        return classify(status, retry_after, b"".join(handle.body).decode(errors="replace"))

@@ -6,19 +6,26 @@ any transaction, then record. A dispatcher's round records the last outcomes
 and claims the next events (`exchange`) in one transaction on SQLite, so that
 it queues for the write lock once per round; on PostgreSQL a round whose
 events were all delivered is two single statements in autocommit (retries and
-failures are recorded in a transaction of their own). The two statements of
-every round (claim, record delivered) are written in SQL by hand: see
-`_claim_sql`.
+failures are recorded in a transaction of their own).
+
+Every timestamp is the caller's `now` (the dispatcher's injected clock), so a
+schedule can be asserted exactly.
+
+SQL written by hand, and why (everything else is the ORM): the claim, which the
+ORM cannot say (one UPDATE ... RETURNING over a MATERIALIZED CTE with SKIP
+LOCKED), built around `EventQuerySet.due()` compiled once, so "due" has one
+definition; and the record of delivered events, which the ORM can say but whose
+compilation at every round dominated a trickle's profile (docs/broadcast.md).
 """
 
 import contextlib
 import datetime
 import functools
 import json
-import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -26,15 +33,25 @@ from broadcast.client import Outcome, Result
 from broadcast.models import Event, Status
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
+class Claimed(NamedTuple):
+    """A claimed event, as the claim returns it: its key and body are ready to send."""
+
     id: int
-    key: str
-    payload: dict
+    key: str  # the Idempotency-Key, the UUID in its hyphenated text form
+    body: str  # the payload's JSON text, as stored
     attempts: int
 
+    @property
+    def payload(self) -> dict:
+        return json.loads(self.body)
 
-def claim(*, owner: str, limit: int, lease: float) -> list[Claimed]:
+
+Outcomes = Iterable[tuple[Claimed, Outcome, float | None]]
+
+
+def claim(
+    *, owner: str, limit: int, lease: float, now: datetime.datetime | None = None
+) -> list[Claimed]:
     """Claim up to `limit` due events for `owner` until the lease runs out.
 
     A claim pushes `available_at` forward by the lease: if the owner dies, the
@@ -44,7 +61,7 @@ def claim(*, owner: str, limit: int, lease: float) -> list[Claimed]:
     """
     if limit <= 0:
         return []
-    now = timezone.now()
+    now = now or timezone.now()
     # A cheap read first: idle polling must not take SQLite's write lock.
     if connection.vendor == "sqlite" and not _due_exists(now):
         return []
@@ -54,11 +71,9 @@ def claim(*, owner: str, limit: int, lease: float) -> list[Claimed]:
             [Status.PENDING, _db_time(now), limit,
              _db_time(now + datetime.timedelta(seconds=lease)), owner],
         )  # fmt: skip
-        rows = sorted(cursor.fetchall())
-    return [
-        Claimed(id, str(_as_uuid(key)), _as_json(payload), attempts)
-        for id, key, payload, attempts in rows
-    ]
+        rows = cursor.fetchall()
+    rows.sort()
+    return list(map(Claimed._make, rows))
 
 
 def _table() -> str:
@@ -67,39 +82,50 @@ def _table() -> str:
 
 
 def _due_exists(now: datetime.datetime) -> bool:
-    """`Event.objects.due(now).exists()`, in SQL: it runs at every poll on SQLite."""
-    table = _table()
+    """`Event.objects.due(now).exists()`, from due()'s SQL compiled once: it runs at every poll."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT 1 FROM {table} WHERE status = %s AND available_at <= %s LIMIT 1",  # noqa: S608
-            [Status.PENDING, _db_time(now)],
-        )
+        cursor.execute(f"{_due_sql(connection.vendor)} LIMIT 1", [Status.PENDING, _db_time(now)])
         return cursor.fetchone() is not None
+
+
+@functools.cache
+def _due_sql(vendor: str) -> str:
+    """`Event.objects.due(now)`'s SELECT of ids, compiled once; its parameters: status, now."""
+    sentinel = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+    sql, params = Event.objects.due(sentinel).values("id").query.sql_with_params()
+    if list(params) != [Status.PENDING, _db_time(sentinel)]:
+        raise ImproperlyConfigured(f"EventQuerySet.due() changed its parameters: {params!r}")
+    return sql
 
 
 @functools.cache
 def _claim_sql(vendor: str) -> str:
     """One statement that picks the due events in order and leases them.
 
-    Written by hand because it is the dispatcher's hot path: the ORM needs a
-    SELECT (FOR UPDATE) and an UPDATE, each compiled anew at every round, which
-    cost several times the database's own work (bench/ANALYSIS.md, target 4).
     The events are picked in a MATERIALIZED common table expression, which
     runs once: PostgreSQL may run a subquery under `IN (...)` again for each
     row it updates, and each run would lock more rows than the LIMIT (a known
     trap of SKIP LOCKED queues). `UPDATE ... RETURNING` and MATERIALIZED are in
     PostgreSQL and in SQLite since 3.35 (checked at start, broadcast/checks.py).
-    Only the model's own table name is interpolated; every value is a parameter.
+    It returns the key as text in the UUID's hyphenated form and the payload as
+    its JSON text, so that nothing is decoded per event to send it. Only the
+    model's own table and column names are interpolated; every value is a parameter.
     """
     table = _table()
-    skip_locked = "FOR UPDATE SKIP LOCKED" if vendor == "postgresql" else ""
+    if vendor == "postgresql":
+        skip_locked, key = "FOR UPDATE SKIP LOCKED", "CAST(key AS text)"
+        body = "CAST(payload AS text)"
+    else:  # SQLite stores a UUID as its 32 hex digits, JSON as text
+        skip_locked, body = "", "payload"
+        key = " || '-' || ".join(
+            f"substr(key, {start}, {length})"
+            for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+        )
     return (
-        f"WITH picked AS MATERIALIZED (SELECT id FROM {table} "  # noqa: S608
-        "WHERE status = %s AND available_at <= %s "
-        f"ORDER BY available_at, id LIMIT %s {skip_locked}) "
+        f"WITH picked AS MATERIALIZED ({_due_sql(vendor)} LIMIT %s {skip_locked}) "  # noqa: S608
         f"UPDATE {table} SET available_at = %s, claimed_by = %s "
         "WHERE id IN (SELECT id FROM picked) "
-        "RETURNING id, key, payload, attempts"
+        f"RETURNING id, {key}, {body}, attempts"
     )
 
 
@@ -108,23 +134,13 @@ def _db_time(value: datetime.datetime):
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def _as_uuid(value) -> uuid.UUID:
-    """PostgreSQL returns a UUID, SQLite the 32 hex digits Django stores."""
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
-
-
-def _as_json(value):
-    """Django reads JSON columns as text on both databases and decodes them itself."""
-    return json.loads(value) if isinstance(value, str | bytes) else value
-
-
-def record(*, owner: str, outcomes: Iterable[tuple[Claimed, Outcome, float | None]]) -> None:
+def record(*, owner: str, outcomes: Outcomes, now: datetime.datetime | None = None) -> None:
     """Store what happened to sent events: delivered, to retry (after a delay), or failed.
 
     Retries and failures only touch rows still claimed by `owner`, so a
     dispatcher whose lease ran out cannot undo another's delivery.
     """
-    now = timezone.now()
+    now = now or timezone.now()
     delivered = [c.id for c, outcome, _ in outcomes if outcome.result == Result.DELIVERED]
     unfinished = [item for item in outcomes if item[1].result != Result.DELIVERED]
     with transaction.atomic(savepoint=False) if unfinished else _writing():
@@ -180,13 +196,15 @@ def exchange(
     outcomes: list[tuple[Claimed, Outcome, float | None]],
     limit: int,
     lease: float,
+    now: datetime.datetime | None = None,
 ) -> list[Claimed]:
     """Record `outcomes`, then claim up to `limit` due events (on SQLite in one transaction)."""
+    now = now or timezone.now()
     if not outcomes:
-        return claim(owner=owner, limit=limit, lease=lease)
+        return claim(owner=owner, limit=limit, lease=lease, now=now)
     with _writing():
-        record(owner=owner, outcomes=outcomes)
-        return claim(owner=owner, limit=limit, lease=lease)
+        record(owner=owner, outcomes=outcomes, now=now)
+        return claim(owner=owner, limit=limit, lease=lease, now=now)
 
 
 def _writing():
@@ -203,13 +221,13 @@ def _writing():
     return contextlib.nullcontext()
 
 
-def release(*, owner: str) -> int:
+def release(*, owner: str, now: datetime.datetime | None = None) -> int:
     """Make `owner`'s unfinished claims due again at once (clean shutdown)."""
     with _writing():  # on SQLite: queued on the write lock, not on SQLite's busy wait
         return (
             Event.objects.pending()
             .filter(claimed_by=owner)
-            .update(available_at=timezone.now(), claimed_by="")
+            .update(available_at=now or timezone.now(), claimed_by="")
         )
 
 

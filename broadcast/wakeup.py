@@ -2,12 +2,13 @@
 
 On PostgreSQL, event_enqueue() sends NOTIFY inside the writing transaction, so
 a LISTENing dispatcher hears of an event the moment it commits (and never of a
-rolled-back one). On SQLite there is no such channel; the dispatcher polls its
-index of due events instead.
+rolled-back one). A thread of its own holds the LISTEN connection and calls
+`wake()`, once per burst of notifications. On SQLite there is no such channel;
+the dispatcher polls its index of due events instead.
 """
 
-import asyncio
 import logging
+import threading
 
 from django.db import connections
 
@@ -19,35 +20,36 @@ logger = logging.getLogger(__name__)
 # Under load every commit notifies; waking a few ms after the first of a burst
 # lets one claim take the whole burst instead of one claim per commit.
 COALESCE_SECONDS = 0.005
+# How often the listening thread looks up from its socket to see whether to stop.
+STOP_CHECK_SECONDS = 0.2
 
 
 class PostgresListener:
-    """Calls `wake()` after NOTIFYs (bursts coalesced), reconnecting if the connection drops."""
+    """Calls `wake()` after NOTIFYs (bursts coalesced), reconnecting if the connection drops.
+
+    A context manager: the listening thread runs between enter and exit.
+    `listening` is set once LISTEN is in place (tests wait for it).
+    """
 
     def __init__(self, wake, using: str = "default") -> None:
         self._wake = wake
         self._using = using
-        self._task: asyncio.Task | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._stop = threading.Event()
+        self.listening = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def _notified(self) -> None:
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(COALESCE_SECONDS, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._wake()
-
-    async def __aenter__(self) -> "PostgresListener":
-        self._task = asyncio.create_task(self._listen(), name="broadcast-listen")
+    def __enter__(self) -> "PostgresListener":
+        conninfo = self._conninfo()  # read the settings here, not in the thread
+        self._thread = threading.Thread(
+            target=self._run, args=(conninfo,), name="broadcast-listen", daemon=True
+        )
+        self._thread.start()
         return self
 
-    async def __aexit__(self, *exc_info) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
     def _conninfo(self) -> str:
         from psycopg.conninfo import make_conninfo
@@ -56,33 +58,40 @@ class PostgresListener:
         keep = ("dbname", "user", "password", "host", "port", "sslmode")
         return make_conninfo(**{k: v for k, v in params.items() if k in keep and v})
 
-    async def _listen(self) -> None:
+    def _run(self, conninfo: str) -> None:
         import psycopg
 
-        while True:
+        while not self._stop.is_set():
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._conninfo(), autocommit=True
-                ) as connection:
-                    await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                with psycopg.connect(conninfo, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self.listening.set()
                     self._wake()  # catch up on anything committed while not listening
-                    async for _ in connection.notifies():
-                        self._notified()
+                    self._listen(connection)
             except psycopg.Error as exc:
+                self.listening.clear()
                 logger.warning("LISTEN connection lost (%s); polling until it is back", exc)
-                await asyncio.sleep(1)
+                self._stop.wait(1)
+
+    def _listen(self, connection) -> None:
+        while not self._stop.is_set():
+            if any(True for _ in connection.notifies(timeout=STOP_CHECK_SECONDS, stop_after=1)):
+                # Let the rest of the burst arrive, consume it, then wake once.
+                for _ in connection.notifies(timeout=COALESCE_SECONDS):
+                    pass
+                self._wake()
 
 
 class NoListener:
     """SQLite: nothing to listen to; the dispatcher's poll interval does the work."""
 
     def __init__(self, wake, using: str = "default") -> None:
-        pass
+        self.listening = threading.Event()
 
-    async def __aenter__(self) -> "NoListener":
+    def __enter__(self) -> "NoListener":
         return self
 
-    async def __aexit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info) -> None:
         return None
 
 

@@ -1,28 +1,38 @@
 """The dispatcher: claims due events, POSTs them concurrently, records outcomes.
 
-One asyncio loop does the network I/O (many requests in flight on keep-alive
-connections, bounded by `concurrency`); all database work runs on a single
-dedicated thread, because Django's ORM is synchronous and its connections are
-per thread. Delivery is at-least-once: an event is marked delivered only after
-the counter server answered 2xx, and its Idempotency-Key lets the receiver
-count a repeat once.
+Two threads. The loop thread (the caller's) drives libcurl's multi interface
+(broadcast/client.py): up to `concurrency` requests in flight on keep-alive
+connections, started from a local queue of claimed events. The database thread
+runs one *round* at a time (store.exchange: record the outcomes gathered since
+the last round, claim more), because Django's ORM is synchronous and its
+connections are per thread; the loop hands it a round's whole batch and goes
+on sending meanwhile. Nothing is done per event that a round can do: no task,
+future or log line per event, and the claim returns each event's key and body
+ready to send. Delivery is at-least-once: an event is marked delivered only
+after the counter server answered 2xx, and its Idempotency-Key lets the
+receiver count a repeat once.
 """
 
-import asyncio
 import contextlib
 import logging
 import os
+import random
 import socket
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import repeat
 
 from django.db import close_old_connections
+from django.utils import timezone
 
 from broadcast import store
 from broadcast.breaker import Breaker
-from broadcast.client import CounterClient, Outcome, Result
+from broadcast.client import DELIVERED, CounterClient, Outcome, Result
 from broadcast.retry import retry_delay
 from broadcast.wakeup import listener_for
 
@@ -40,6 +50,10 @@ class Config:
     retry_base: float = 1.0
     retry_max: float = 300.0
     summary_interval: float = 60.0
+    # The time stamped in the database (claims, leases, retry schedules) and the
+    # source of the retries' jitter: injected by tests to assert schedules exactly.
+    clock: Callable[[], datetime] = timezone.now
+    rand: Callable[[], float] = random.random
 
     def __post_init__(self) -> None:
         # An event waits in the local queue, then for its answer, within its
@@ -80,13 +94,45 @@ class Stats:
     since: float = field(default_factory=time.monotonic)
 
 
+class Waker:
+    """A self-pipe: another thread makes the loop's select() return (a round done, a NOTIFY)."""
+
+    def __init__(self) -> None:
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._armed = False  # a byte is (about to be) in the pipe: no need for another
+
+    def fileno(self) -> int:
+        return self._reader.fileno()
+
+    def wake(self) -> None:
+        if not self._armed:
+            self._armed = True
+            with contextlib.suppress(BlockingIOError):  # full of wake-ups already
+                self._writer.send(b"\0")
+
+    def clear(self) -> None:
+        """Consume the wake-ups; callers look at what they announce afterwards."""
+        self._armed = False
+        with contextlib.suppress(BlockingIOError):
+            while self._reader.recv(4096):
+                pass
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
+
+
 class Dispatcher:
     """Delivers outbox events to the counter server until stopped.
 
-    A feeder claims due events in batches into a local queue; `concurrency`
-    sender coroutines take events from it, POST them, and collect outcomes,
-    which the feeder records once per round (store.exchange). Claims are leases
-    (60 s by default), far longer than a batch stays in the queue.
+    A round (on the database thread) records the outcomes gathered so far and
+    claims due events into the local queue; the loop sends from the queue as
+    handles free up. A round starts when a full round of answers is in (as
+    many as can be in flight, or a whole batch), when a NOTIFY or the poll
+    interval comes, or at once after a claim that got all it asked for. Claims
+    are leases (60 s by default), far longer than a batch stays in the queue.
     """
 
     def __init__(self, config: Config) -> None:
@@ -94,25 +140,35 @@ class Dispatcher:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = Stats()
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="broadcast-db")
-        # (lease deadline on the monotonic clock, event)
-        self._queue: asyncio.Queue[tuple[float, store.Claimed]] = asyncio.Queue()
-        self._sending = 0
+        self._waker = Waker()
+        # (lease deadline on the monotonic clock, event), oldest claim first
+        self._queue: deque[tuple[float, store.Claimed]] = deque()
         self._done: list[tuple[store.Claimed, Outcome, float | None]] = []
-        self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._round: Future | None = None
+        self._round_limit = 0
+        self._woken = True  # a round at once when the loop starts
+        self._stopping = False
+        self._next_round = 0.0  # time.monotonic() of the next poll
+        self._claim_again = False  # the last claim got all it asked for
+        self._last_claimed = -1  # events the last round claimed (-1: no round ended yet)
         self._breaker = Breaker(threshold=config.concurrency, probe_interval=config.retry_base)
         self._full_round = min(config.concurrency, config.batch_size)
+        self._low_water = max(config.concurrency, config.batch_size // 2)
         self._next_connection_check = 0.0  # time.monotonic() of the next check: see _db()
+        self.listener = None
 
     def stop(self) -> None:
-        """Ask for a clean stop: claim nothing more, finish what is in flight."""
-        self._stopping.set()
-        self._wakeup.set()
+        """Ask for a clean stop (from any thread or a signal handler): claim nothing more,
+        finish what is in flight."""
+        self._stopping = True
+        self._waker.wake()
 
     def wake(self) -> None:
-        self._wakeup.set()
+        """Start a round now (from any thread): new events committed."""
+        self._woken = True
+        self._waker.wake()
 
-    async def run(self, *, once: bool = False) -> None:
+    def run(self, *, once: bool = False) -> None:
         """Deliver until stop() (or, with `once`, until nothing is due)."""
         logger.info("Dispatcher %s delivering to %s", self.owner, self.config.url)
         client = CounterClient(
@@ -121,97 +177,131 @@ class Dispatcher:
             max_connections=self.config.concurrency,
         )
         try:
-            async with client, listener_for()(self.wake):
-                senders = [
-                    asyncio.create_task(self._sender(client))
-                    for _ in range(self.config.concurrency)
-                ]
-                await self._feed(once=once)
-                await self._stop_senders(senders)
+            with client, listener_for()(self.wake) as self.listener:
+                self._deliver(client, once=once)
+                self._wind_down(client)
         finally:
             # Whatever was claimed but not sent is due again at once.
-            await self._db(store.release, owner=self.owner)
-            await self._db(store.close)
-            self._db_thread.shutdown(wait=True)
-            self._log_summary()
-
-    @property
-    def _idle(self) -> bool:
-        return self._queue.empty() and self._sending == 0 and not self._done
-
-    async def _feed(self, *, once: bool) -> None:
-        next_summary = time.monotonic() + self.config.summary_interval
-        low_water = max(self.config.concurrency, self.config.batch_size // 2)
-        while not self._stopping.is_set():
-            queued = self._queue.qsize()
-            wanted = self.config.batch_size - queued if queued < low_water else 0
-            limit = self._breaker.allowance(wanted)
-            claimed = await self._exchange(limit=limit)
-            deadline = time.monotonic() + self.config.lease
-            for event in claimed:
-                self._queue.put_nowait((deadline, event))
-            if once and not claimed and self._idle:
-                return
-            if time.monotonic() >= next_summary:
+            try:
+                self._db(store.release, owner=self.owner, now=self.config.clock()).result()
+                self._db(store.close).result()
+            finally:
+                self._db_thread.shutdown(wait=True)
+                self._waker.close()
                 self._log_summary()
-                next_summary = time.monotonic() + self.config.summary_interval
-            # Fewer than asked for: nothing more is due yet, so wait for a NOTIFY
-            # or the poll rather than ask again at once (under a steady trickle
-            # that second question is a wasted database round each time).
-            if len(claimed) < max(limit, 1) or self._queue.qsize() >= low_water:
-                await self._pause()
 
-    async def _exchange(self, *, limit: int) -> list[store.Claimed]:
-        """Record the outcomes gathered since the last round and claim up to `limit` more."""
+    def _deliver(self, client: CounterClient, *, once: bool) -> None:
+        next_summary = time.monotonic() + self.config.summary_interval
+        while not self._stopping:
+            now = time.monotonic()
+            if self._round is None and self._round_wanted(now):
+                self._start_round(now)
+            self._send(client, now)
+            if once and self._finished(client):
+                return
+            timeout = self._next_round - now if self._round is None else self.config.lease
+            finished, woken = client.wait(timeout, self._waker.fileno())
+            if woken:
+                self._waker.clear()
+            if finished:
+                self._note(finished)
+            if self._round is not None and self._round.done():
+                self._end_round()
+            if now >= next_summary:
+                self._log_summary()
+                next_summary = now + self.config.summary_interval
+
+    def _finished(self, client: CounterClient) -> bool:
+        """--once: the last round claimed nothing and nothing is left to send or record."""
+        return (
+            self._round is None
+            and self._last_claimed == 0
+            and not self._queue
+            and not self._done
+            and client.in_flight == 0
+        )
+
+    def _round_wanted(self, now: float) -> bool:
+        return (
+            self._woken
+            or now >= self._next_round
+            or len(self._done) >= self._full_round
+            or (self._claim_again and len(self._queue) < self._low_water)
+        )
+
+    def _start_round(self, now: float) -> None:
+        """Hand the database thread the outcomes so far and a claim for what the queue lacks."""
+        self._woken = False
+        self._next_round = now + self.config.poll_interval
+        queued = len(self._queue)
+        wanted = self.config.batch_size - queued if queued < self._low_water else 0
+        limit = self._breaker.allowance(wanted)
+        if not self._done and limit <= 0:
+            self._claim_again = False
+            self._last_claimed = 0
+            return
         done, self._done = self._done, []
-        if not done and limit <= 0:
-            return []
+        self._round_limit = limit
+        self._round = self._db(
+            store.exchange,
+            owner=self.owner,
+            outcomes=done,
+            limit=limit,
+            lease=self.config.lease,
+            now=self.config.clock(),
+        )
+        self._round.outcomes = done
+        self._round.started = now  # the leases run from before the claim, as in the database
+        self._round.add_done_callback(lambda _: self._waker.wake())
+
+    def _end_round(self) -> None:
+        round_, self._round = self._round, None
         try:
-            return await self._db(
-                store.exchange,
-                owner=self.owner,
-                outcomes=done,
-                limit=limit,
-                lease=self.config.lease,
-            )
+            claimed = round_.result()
         except Exception:
             # The database is away (restart, network): nothing is lost. The
             # outcomes are kept for the next round; if we die first, the leases
             # expire and the events are sent again (the receiver dedupes by key).
-            logger.exception("Could not record %d outcomes and claim events; retrying", len(done))
-            self._done[:0] = done
+            logger.exception(
+                "Could not record %d outcomes and claim events; retrying", len(round_.outcomes)
+            )
+            self._done[:0] = round_.outcomes
             self._next_connection_check = 0.0  # check the connection before the next try
-            await asyncio.sleep(1)
-            return []
+            self._next_round = time.monotonic() + 1.0
+            self._claim_again = False
+            return
+        deadline = round_.started + self.config.lease
+        self._queue.extend(zip(repeat(deadline), claimed, strict=False))
+        self._last_claimed = len(claimed)
+        # Fewer than asked for: nothing more is due yet, so wait for a NOTIFY
+        # or the poll rather than ask again at once (under a steady trickle
+        # that second question is a wasted database round each time).
+        self._claim_again = len(claimed) >= self._round_limit > 0
 
-    async def _sender(self, client: CounterClient) -> None:
-        while True:
-            deadline, event = await self._queue.get()
-            if time.monotonic() + self.config.request_timeout >= deadline:
+    def _send(self, client: CounterClient, now: float) -> None:
+        queue, guard = self._queue, self.config.request_timeout
+        while queue and client.free:
+            deadline, event = queue.popleft()
+            if now + guard >= deadline:
                 # Its lease could run out before the answer comes: leave the
                 # event to whoever claims it next rather than risk sending twice.
                 logger.debug("Event %s not sent: its lease is about to expire", event.key)
                 continue
-            self._sending += 1
-            try:
-                outcome = await client.send(key=event.key, payload=event.payload)
-                self._done.append((event, outcome, self._note(event, outcome)))
-            finally:
-                self._sending -= 1
-            # A full round's outcomes (as many as can be in flight, or a whole
-            # batch) wake the feeder to record them and refill the queue; fewer
-            # wait for its next round (a NOTIFY or the poll, at most
-            # `poll_interval`), so that a trickle of events does not cost a
-            # database round each.
-            if len(self._done) >= self._full_round:
-                self._wakeup.set()
+            client.send(event.key, event.body.encode(), event)
 
-    def _note(self, event: store.Claimed, outcome: Outcome) -> float | None:
-        """Count and log an outcome; return the retry delay for a retryable failure."""
-        self._breaker.saw(outcome)
-        if outcome.result == Result.DELIVERED:
-            self.stats.delivered += 1
-            return None
+    def _note(self, finished: list[tuple[store.Claimed, Outcome]]) -> None:
+        """Count and log the answers; keep them, with retry delays, for the next round."""
+        done, saw = self._done, self._breaker.saw
+        for event, outcome in finished:
+            saw(outcome)
+            if outcome is DELIVERED:
+                done.append((event, outcome, None))
+                self.stats.delivered += 1
+            else:
+                done.append((event, outcome, self._failure(event, outcome)))
+
+    def _failure(self, event: store.Claimed, outcome: Outcome) -> float | None:
+        """Count and log a failed attempt; return the retry delay for a retryable one."""
         attempt = event.attempts + 1
         if outcome.result == Result.FAILED:
             self.stats.failed += 1
@@ -223,6 +313,7 @@ class Dispatcher:
             base=self.config.retry_base,
             cap=self.config.retry_max,
             retry_after=outcome.retry_after,
+            rand=self.config.rand,
         )
         logger.warning(
             "Event %s attempt %d failed (%s); retrying in %.1fs",
@@ -230,24 +321,35 @@ class Dispatcher:
         )  # fmt: skip
         return delay
 
-    async def _pause(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout=self.config.poll_interval)
-        self._wakeup.clear()
-
-    async def _stop_senders(self, senders: list[asyncio.Task]) -> None:
-        """On stop: drop unsent events (released later), let in-flight requests finish."""
-        while not self._queue.empty():
-            self._queue.get_nowait()
+    def _wind_down(self, client: CounterClient) -> None:
+        """On stop: drop unsent events (released later), let in-flight requests finish, record."""
+        self._queue.clear()
         deadline = time.monotonic() + self.config.request_timeout + 1
-        while self._sending and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        for task in senders:
-            task.cancel()
-        await asyncio.gather(*senders, return_exceptions=True)
-        await self._exchange(limit=0)
+        while (client.in_flight or self._round is not None) and time.monotonic() < deadline:
+            finished, woken = client.wait(deadline - time.monotonic(), self._waker.fileno())
+            if woken:
+                self._waker.clear()
+            self._note(finished)
+            if self._round is not None and self._round.done():
+                self._end_round()
+                self._queue.clear()
+        if self._round is not None:  # the database is slower than our patience: let it finish
+            self._round.exception()
+            self._end_round()
+        if self._done:
+            done, self._done = self._done, []
+            recorded = self._db(
+                store.record, owner=self.owner, outcomes=done, now=self.config.clock()
+            )
+            try:
+                recorded.result()
+            except Exception:
+                # Their leases will expire and they will be sent again (deduped by key).
+                logger.exception("Could not record %d outcomes at exit", len(done))
 
-    async def _db(self, function, /, **kwargs):
+    def _db(self, function, /, **kwargs) -> Future:
+        """Run `function(**kwargs)` on the database thread."""
+
         def call():
             # What Django does around each request: drop a connection that broke
             # or outlived CONN_MAX_AGE. Once a second, not every round: with
@@ -259,7 +361,7 @@ class Dispatcher:
                 self._next_connection_check = now + 1.0
             return function(**kwargs)
 
-        return await asyncio.get_running_loop().run_in_executor(self._db_thread, call)
+        return self._db_thread.submit(call)
 
     def _log_summary(self) -> None:
         elapsed = time.monotonic() - self.stats.since

@@ -91,5 +91,5 @@ def make_config(url: str, **overrides) -> Config:
 def deliver_once(url: str, **overrides) -> Dispatcher:
     """Run one dispatcher until nothing is due, as `manage.py broadcast --once` does."""
     dispatcher = Dispatcher(make_config(url, **overrides))
-    asyncio.run(dispatcher.run(once=True))
+    dispatcher.run(once=True)
     return dispatcher

@@ -1,6 +1,5 @@
 """The dispatcher against a real HTTP server with scripted answers."""
 
-import asyncio
 import datetime
 import json
 import socket
@@ -283,7 +282,6 @@ def test_breaker_opens_after_a_run_of_failures_and_closes_on_success():
 
 
 def test_a_down_counter_server_is_probed_not_hammered(user):
-    import asyncio
 
     from broadcast.worker import Dispatcher
     from defect.models import Defect
@@ -297,11 +295,8 @@ def test_a_down_counter_server_is_probed_not_hammered(user):
         make_config(f"http://127.0.0.1:{port}/", concurrency=8, batch_size=50, retry_base=5)
     )
 
-    async def run_for(seconds: float) -> None:
-        asyncio.get_running_loop().call_later(seconds, dispatcher.stop)
-        await dispatcher.run()
-
-    asyncio.run(run_for(1.5))
+    threading.Timer(1.5, dispatcher.stop).start()
+    dispatcher.run()
     attempted = Event.objects.filter(attempts__gt=0).count()
     assert 8 <= attempted <= 50 + 8  # the first batch, then a probe now and then
     assert Event.objects.pending().count() == 300  # nothing lost, nothing failed
@@ -309,8 +304,7 @@ def test_a_down_counter_server_is_probed_not_hammered(user):
 
 def test_a_dispatcher_survives_losing_its_database_connection(scripted_server, user, monkeypatch):
     dispatcher = Dispatcher(make_config(scripted_server.url))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(dispatcher.run(),))
+    thread = threading.Thread(target=dispatcher.run)
     thread.start()
     try:
         defect_create(user=user, comment="before")
@@ -342,6 +336,5 @@ def test_a_dispatcher_survives_losing_its_database_connection(scripted_server, u
         keys = [r.headers["Idempotency-Key"] for r in scripted_server.received]
         assert sorted(keys) == sorted(str(k) for k in Event.objects.values_list("key", flat=True))
     finally:
-        loop.call_soon_threadsafe(dispatcher.stop)
+        dispatcher.stop()
         thread.join(15)
-        loop.close()

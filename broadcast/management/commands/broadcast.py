@@ -1,9 +1,7 @@
 """Run a broadcast dispatcher: deliver outbox events to the counter server."""
 
-import asyncio
 import signal
 
-import uvloop
 from django.core.management.base import BaseCommand
 
 from broadcast.worker import Config, Dispatcher
@@ -29,21 +27,14 @@ class Command(BaseCommand):
             poll_interval=options["poll_interval"],
             lease=options["lease"],
         )
-        # uvloop: the dispatcher's bound is per-request CPU in the event loop
-        # and the HTTP client (BENCHMARKS.md); uvloop trims the loop's share.
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(self._run(Dispatcher(config), once=options["once"]))
-
-    async def _run(self, dispatcher: Dispatcher, *, once: bool) -> None:
-        loop = asyncio.get_running_loop()
+        dispatcher = Dispatcher(config)
 
         def on_signal(signum, frame) -> None:
-            # Process-wide handlers, not loop.add_signal_handler(): a process
-            # manager that signals twice (honcho signals the process and its
-            # group) must not kill the dispatcher while it winds down.
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(dispatcher.stop)
+            # Every signal only asks for a clean stop: a process manager that
+            # signals twice (honcho signals the process and its group) must not
+            # kill the dispatcher while it winds down.
+            dispatcher.stop()
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, on_signal)
-        await dispatcher.run(once=once)
+        dispatcher.run(once=options["once"])

@@ -1,0 +1,86 @@
+"""The bench's own measuring code: /proc CPU times, the counter server's log, the targets."""
+
+import datetime
+import os
+import sys
+import time
+
+import pytest
+
+from bench import counterlog, procs
+from bench.cpu import cpu_seconds, total_cpu_seconds
+from bench.targets import Target, ratios, targets
+
+BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
+
+
+def test_cpu_seconds_of_an_exited_child_are_its_final_times(tmp_path):
+    proc = procs.start([sys.executable, "-c", BURN.format(s=0.3)], env=dict(os.environ),
+                       log=tmp_path / "burn.log")  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not procs.has_exited(proc):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    seconds = cpu_seconds(proc.pid)  # the zombie, not reaped yet
+    procs.reap(proc)
+    procs.stop(proc)
+    assert seconds >= 0.3
+    assert cpu_seconds(proc.pid) is None  # reaped: gone
+
+
+def test_total_cpu_seconds_counts_a_process_that_is_not_there_as_zero():
+    absent = 2**22 + 1  # above Linux's largest pid_max: no such process
+    assert cpu_seconds(absent) is None
+    own = cpu_seconds(os.getpid())
+    assert own > 0
+    assert own <= total_cpu_seconds([os.getpid(), absent]) <= own + 0.5
+
+
+LOG = (
+    "2026-11-28T05:31:34.123Z user 1 create (key 00000000-0000-4000-8000-000000000001)\n"
+    "2026-11-28T05:31:34.200Z duplicate 00000000-0000-4000-8000-000000000001: user 1 create "
+    "(not counted)\n"
+    "2026-11-28T05:31:34.300Z user 2 delete (key 00000000-0000-4000-8000-000000000002)\n"
+    "Listening on http://127.0.0.1:8888/\n"
+)
+
+
+def test_counter_log_first_arrival_per_key_and_tally(tmp_path):
+    path = tmp_path / "counter.log"
+    path.write_text(LOG)
+    first = "00000000-0000-4000-8000-000000000001"
+    found = counterlog.arrivals(path, {first})
+    assert found == {first: datetime.datetime(2026, 11, 28, 5, 31, 34, 123000, datetime.UTC)}
+    assert counterlog.tally(path) == {"counted": 2, "duplicates": 1}
+    later = len(LOG.splitlines(keepends=True)[0])  # from the second line on
+    assert counterlog.arrivals(path, {first}, later)[first].microsecond == 200000
+
+
+def run_of(**scenarios) -> dict:
+    return {"scenarios": scenarios}
+
+
+def test_ratios_are_taken_per_repetition():
+    run = run_of(a=[{"rps": 90}, {"rps": 40}], b=[{"rps": 100}, {"rps": 80}])
+    assert ratios(run, "a", "b") == [0.9, 0.5]
+
+
+def test_a_target_is_met_by_its_median_and_says_when_a_rep_missed():
+    target = Target(4, "sqlite", "x", [0.96, 0.97, 0.90], 0.95)
+    assert target.met
+    assert target.cells()[-1] == "**met** (not every rep)"
+    assert not Target(4, "sqlite", "x", [0.90, 0.96, 0.91], 0.95).met
+    assert Target(5, "sqlite", "x", [], 50, higher=False).cells()[-1] == "not measured"
+
+
+def test_target_8_adds_the_backends_cpu_and_6_divides_by_the_capacity():
+    run = run_of(
+        drain_1=[{"events_per_s": 7000, "dispatcher_cpu_ms_per_event": 0.06,
+                  "backend_cpu_ms_per_event": 0.05, "peak_rss_mb": [90]}],
+        counter_capacity=[{"rps": 10000}],
+    )  # fmt: skip
+    found = {(t.number, t.what): t.values for t in targets({"postgresql": run})}
+    assert found[(8, "dispatcher CPU per event, drain")] == [pytest.approx(0.11)]
+    assert found[(6, "drain, one dispatcher / counter capacity (wrk, same connections)")] == [
+        pytest.approx(0.7)
+    ]
