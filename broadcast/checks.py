@@ -1,8 +1,9 @@
 """System checks: what the dispatcher needs of the database and of its settings."""
 
-from django.conf import settings
 from django.core import checks
 from django.db import connections
+
+from broadcast.conf import broadcast_setting
 
 # UPDATE ... RETURNING and MATERIALIZED common table expressions (broadcast/store.py).
 SQLITE_MINIMUM = (3, 35, 0)
@@ -36,7 +37,7 @@ def signing_secrets(app_configs, **kwargs) -> list[checks.CheckMessage]:
     from broadcast.signing import SigningSecretError, parse_secrets
 
     try:
-        parse_secrets(settings.BROADCAST.get("SIGNING_SECRETS", []))
+        parse_secrets(broadcast_setting("SIGNING_SECRETS", []))
     except SigningSecretError as exc:
         return [
             checks.Error(
@@ -52,12 +53,12 @@ def signing_secrets(app_configs, **kwargs) -> list[checks.CheckMessage]:
 @checks.register()
 def operations_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """BROADCAST_MAX_RATE and BROADCAST_RETENTION_DAYS must not be negative (0: off)."""
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for key, variable in (
         ("MAX_RATE", "BROADCAST_MAX_RATE"),
         ("RETENTION_DAYS", "BROADCAST_RETENTION_DAYS"),
     ):
-        value = settings.BROADCAST.get(key, 0)
+        value = broadcast_setting(key, 0)
         if value < 0:
             errors.append(
                 checks.Error(

@@ -27,6 +27,8 @@ from http.server import HTTPServer
 from django.core.exceptions import ImproperlyConfigured
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from broadcast.conf import broadcast_setting
+
 # From a few milliseconds (a healthy counter server) to an hour (an event
 # delivered after retries through an outage).
 LATENCY_BUCKETS = (
@@ -147,9 +149,7 @@ def serve(port: int, address: str = "127.0.0.1") -> HTTPServer:
 
 def serve_from_settings() -> HTTPServer | None:
     """Serve on settings.BROADCAST["METRICS_PORT"] and ["METRICS_ADDRESS"]; None when unset."""
-    from django.conf import settings
-
-    port = settings.BROADCAST.get("METRICS_PORT")
+    port = broadcast_setting("METRICS_PORT")
     if port is None:
         return None
-    return serve(port, settings.BROADCAST.get("METRICS_ADDRESS", "127.0.0.1"))
+    return serve(port, broadcast_setting("METRICS_ADDRESS", "127.0.0.1"))

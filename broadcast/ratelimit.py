@@ -19,7 +19,7 @@ the rate exactly.
 import math
 import time
 
-from django.conf import settings
+from broadcast.conf import broadcast_setting
 
 # How much unused allowance may accumulate: a twentieth of a second's worth, so
 # a dispatcher that took a while between rounds can catch up a little, never
@@ -45,7 +45,7 @@ class TokenBucket:
     @classmethod
     def from_settings(cls, *, clock=time.monotonic) -> "TokenBucket":
         """The bucket of settings.BROADCAST["MAX_RATE"] (BROADCAST_MAX_RATE)."""
-        return cls(settings.BROADCAST.get("MAX_RATE", 0.0), clock=clock)
+        return cls(broadcast_setting("MAX_RATE", 0.0), clock=clock)
 
     @property
     def limited(self) -> bool:

@@ -8,17 +8,16 @@ where it was) and so is the last error, until the next attempt records its own.
 import datetime
 
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
-from broadcast.models import Event, Status
+from broadcast.models import Event, EventQuerySet, Status
 
 
 def requeue_failed(
     *,
     since: datetime.datetime | None = None,
     until: datetime.datetime | None = None,
-    events: QuerySet | None = None,
+    events: EventQuerySet | None = None,
     dry_run: bool = False,
     using: str = "default",
 ) -> int:

@@ -13,10 +13,10 @@ batch are locked only for that batch.
 
 import datetime
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from broadcast.conf import broadcast_setting
 from broadcast.models import Event
 
 
@@ -50,4 +50,4 @@ def prune_delivered(
 
 def retention_days() -> float:
     """The configured age (BROADCAST_RETENTION_DAYS); 0 keeps every event."""
-    return float(settings.BROADCAST.get("RETENTION_DAYS", 7.0))
+    return float(broadcast_setting("RETENTION_DAYS", 7.0))

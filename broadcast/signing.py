@@ -24,7 +24,7 @@ import secrets
 import time
 from collections.abc import Iterable
 
-from django.conf import settings
+from broadcast.conf import broadcast_setting
 
 ENV_VAR = "BROADCAST_SIGNING_SECRETS"
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the spec's prefix, not a secret
@@ -89,7 +89,7 @@ class Signer:
     @classmethod
     def from_settings(cls) -> "Signer":
         """The signer of settings.BROADCAST["SIGNING_SECRETS"] (checked at start up)."""
-        return cls(parse_secrets(settings.BROADCAST.get("SIGNING_SECRETS", [])))
+        return cls(parse_secrets(broadcast_setting("SIGNING_SECRETS", [])))
 
     def __bool__(self) -> bool:
         """True when there is at least one secret to sign with."""

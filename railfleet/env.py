@@ -5,8 +5,11 @@ strings into typed values and fail loudly on values they cannot read.
 """
 
 import os
+from typing import TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
+
+T = TypeVar("T", int, None)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -44,7 +47,7 @@ def env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from None
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: T) -> int | T:
     """Read a whole number."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":

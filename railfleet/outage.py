@@ -98,13 +98,13 @@ outage_log = _OutageLog()
 def unavailable_response(request: HttpRequest) -> HttpResponse:
     """The 503 answer: JSON under /api/, Django's plain error page elsewhere."""
     if request.path.startswith("/api/"):
-        response = JsonResponse({"detail": DETAIL}, status=503)
+        response: HttpResponse = JsonResponse({"detail": DETAIL}, status=503)
     else:
         page = ERROR_PAGE_TEMPLATE % {"title": "Service Unavailable", "details": DETAIL}
         response = HttpResponse(page, status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     # Django's request logger would log every 5xx answer; the outage is logged once.
-    response._has_been_logged = True
+    response._has_been_logged = True  # type: ignore[attr-defined]
     return response
 
 
@@ -131,7 +131,7 @@ class DatabaseOutageMiddleware:
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         if not is_connection_failure(exc):
             return None
-        request._database_unavailable = True
+        request._database_unavailable = True  # type: ignore[attr-defined]
         outage_log.failed(exc)
         close_broken_connections()
         return unavailable_response(request)

@@ -19,6 +19,6 @@ class Command(BaseCommand):
     def handle(self, *args, reason: str, **options) -> None:
         state = pause(reason=reason)
         self.stdout.write(
-            f"Broadcast paused since {state.since.isoformat()}: {state.reason}\n"
+            f"Broadcast paused since {state.since:%Y-%m-%dT%H:%M:%S%z}: {state.reason}\n"
             "Resume with: python manage.py broadcast_resume"
         )
