@@ -14,21 +14,22 @@ EVENT_PAYLOAD = '{"user": 1, "action": "create"}'
 TIES = 64  # fixture defects sharing one timestamp (the pagination keys on timestamp, id)
 
 
-def postgres_bench_url(url: str) -> str:
-    """DATABASE_URL with its database replaced by the bench's own."""
+def postgres_bench_url(url: str, database: str = BENCH_PG_DATABASE) -> str:
+    """DATABASE_URL with its database replaced by the bench's own (or `database`)."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + BENCH_PG_DATABASE))
+    return urlunsplit(parts._replace(path="/" + database))
 
 
-def recreate_postgres(url: str) -> None:
-    """Drop and create the bench database (only that one) on DATABASE_URL's server."""
+def recreate_postgres(url: str, database: str = BENCH_PG_DATABASE) -> None:
+    """Drop and create the bench database (or `database`, only that one) on DATABASE_URL's
+    server."""
     import psycopg
 
     parts = urlsplit(url)
     admin = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_PG_DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_PG_DATABASE}")
+        conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {database}")
 
 
 def bench_user_and_token() -> tuple[int, str]:
