@@ -44,32 +44,67 @@ def wait_for(condition, *, timeout: float, interval: float = 0.05, message: str 
 
 
 class CounterServer:
-    """counters_server.js under the real Deno, on a port of its own."""
+    """counters_server.js under the real Deno, on a port of its own.
 
-    def __init__(self, port: int, log_path: Path) -> None:
+    `data`: its SQLite file (`--data`, with read and write permission on it only);
+    `dedupe_days`: `--dedupe-days`; `env`: variables added to its environment, readable by
+    it (`--allow-env`) unless `allow_env` is false.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        log_path: Path,
+        *,
+        data: Path | None = None,
+        dedupe_days: float | None = None,
+        env: dict[str, str] | None = None,
+        allow_env: bool = True,
+    ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}/"
         self.log_path = log_path
+        self.data = data
+        self.dedupe_days = dedupe_days
+        self.env = env or {}
+        self.allow_env = allow_env
         self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        """The deno command line, with the least permissions the options need."""
+        permissions = ["--allow-net"]
+        options = [str(self.port)]
+        if self.data is not None:
+            permissions += [f"--allow-read={self.data}", f"--allow-write={self.data}"]
+            options += ["--data", str(self.data)]
+        if self.env and self.allow_env:
+            permissions.append("--allow-env=" + ",".join(self.env))
+        if self.dedupe_days is not None:
+            options += ["--dedupe-days", str(self.dedupe_days)]
+        return [str(DENO), "run", *permissions, "counters_server.js", *options]
 
     def start(self) -> "CounterServer":
         assert DENO.exists(), "Deno is missing: run `make install` (npm ci)"
         log = self.log_path.open("a")
         self.process = subprocess.Popen(
-            [str(DENO), "run", "--allow-net", "counters_server.js", str(self.port)],
+            self.command(),
             cwd=ROOT,
+            env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         wait_for(self._answers, timeout=30, message="the counter server to listen")
         return self
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """Stop it with `sig` (SIGKILL: as a crash would); its exit code."""
+        if self.process is None:
+            return None
+        return stop(self.process, sig)
 
     def _answers(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the counter server exited at start:\n{self.log()}")
         try:
             self.counts()
         except OSError:
@@ -117,6 +152,7 @@ def start_dispatcher(url: str, log_path: Path, **env: str) -> subprocess.Popen:
 
 
 def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
+    """Send `sig` to `process` unless it has exited; its exit code."""
     if process.poll() is None:
         process.send_signal(sig)
     return process.wait(timeout=30)
