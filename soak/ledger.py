@@ -24,6 +24,8 @@ class Books:
     orm_ops: list  # soak.load.OrmOp
     users: list[int]  # every user of the run, the deleted one included
     web_windows: list[tuple[str, float, float]]  # (fault kind, start, end) of web-path faults
+    # The counter server's own record (its --data file's seen_keys): key -> (user, action).
+    counter_keys: dict[str, tuple[int, str]] | None = None
 
 
 @dataclass
@@ -77,13 +79,20 @@ def _deliveries(books: Books, figures: Figures) -> None:
         if sent.status:
             reached[sent.key] += 1
     phantoms = {sent.key for sent in books.forwarded} - payloads.keys()
+    lost = payloads.keys() - delivered
+    if books.counter_keys is not None:  # and what the counter server itself recorded
+        phantoms |= books.counter_keys.keys() - payloads.keys()
+        lost |= payloads.keys() - books.counter_keys.keys()
+        for key, (user, action) in books.counter_keys.items():
+            if key in payloads and {"user": user, "action": action} != payloads[key]:
+                figures.wrong += 1
+                figures.problem(f"wrong: the counter server recorded {key} as {user} {action}")
     figures.phantom = len(phantoms)
     for key in sorted(phantoms, key=str)[:5]:
         figures.problem(f"phantom: {key} reached the counter server, not in the outbox")
-    lost = payloads.keys() - delivered
     figures.lost = len(lost)
     for key in sorted(lost)[:5]:
-        figures.problem(f"lost: event {key} {payloads[key]} never got a 2xx")
+        figures.problem(f"lost: event {key} {payloads[key]} never got a 2xx or was not recorded")
     figures.duplicates = sum(n - 1 for n in reached.values())
     left = [(key, status) for key, _, status in books.events if status != "delivered"]
     figures.left = len(left)

@@ -11,11 +11,13 @@ any ledger check fails.
 """
 
 import argparse
+import contextlib
 import logging
 import os
 import random
 import secrets
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -240,6 +242,15 @@ def counter_counts(url: str, timeout: float = 30) -> dict:
             time.sleep(0.5)
 
 
+def counter_keys(data) -> dict | None:
+    """The keys the counter server recorded in its --data file: key -> (user, action)."""
+    if not data.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(f"file:{data}?mode=ro", uri=True)) as db:
+        rows = db.execute("SELECT key, user, action FROM seen_keys").fetchall()
+    return {key: (user, action) for key, user, action in rows}
+
+
 def settle_and_check(services, proxy, users, faults, answers, orm_ops) -> ledger.Figures:
     """Every process back, the backlog drained (bounded), then the books balanced."""
     from django.db import connection
@@ -267,12 +278,15 @@ def settle_and_check(services, proxy, users, faults, answers, orm_ops) -> ledger
         answers=list(answers),
         orm_ops=list(orm_ops),
         users=[user for user, _ in users],
+        counter_keys=counter_keys(services.counter_data),
         web_windows=[
             (fault.kind, *fault.window)
             for fault in faults
             if fault.kind in fault_kinds.WEB_FAULTS and fault.window
         ],
     )
+    recorded = "no --data file" if books.counter_keys is None else len(books.counter_keys)
+    log(f"counter server: {len(books.forwarded)} requests forwarded, keys it recorded: {recorded}")
     return ledger.check(books)
 
 

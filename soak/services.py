@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 from bench import procs
+from tests.helpers import CounterServer
 
 ROOT = procs.ROOT
 PY = str(ROOT / ".venv" / "bin" / "python")
 GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
-DENO = str(ROOT / "node_modules" / ".bin" / "deno")
 WEB_WORKERS = 2
 DISPATCHERS = 2
 
@@ -82,6 +82,7 @@ class Services:
         self.counter_url = f"http://127.0.0.1:{self.counter_port}/"
         self.web_port = procs.free_port()
         self.base = f"http://127.0.0.1:{self.web_port}"
+        self.counter_data = logs / "counts.sqlite3"
         self.counter = Slot("counter", self._counter_args(), env, logs)
         self.web = Slot("web", self._web_args(), env, logs)
         dispatcher_env = {**env, "COUNTER_SERVER_URL": proxy_url}
@@ -91,13 +92,8 @@ class Services:
         ]
 
     def _counter_args(self) -> list[str]:
-        if not counter_supports_data():
-            return [DENO, "run", "--allow-net", "counters_server.js", str(self.counter_port)]
-        data = str(self.logs / "counts.sqlite3")
-        return [
-            DENO, "run", "--allow-net", f"--allow-read={data}", f"--allow-write={data}",
-            "counters_server.js", str(self.counter_port), "--data", data,
-        ]  # fmt: skip
+        data = self.counter_data if counter_supports_data() else None
+        return CounterServer(self.counter_port, self.logs, data=data).command()
 
     def _web_args(self) -> list[str]:
         # The Procfile's web line (sync workers), with 2 workers on a port of our own.

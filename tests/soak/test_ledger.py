@@ -145,3 +145,28 @@ def test_a_lost_connection_is_expected_only_inside_a_web_fault():
     figures = check(books)
     assert figures.client_failures == 1
     assert (figures.errors_inside, figures.errors_outside) == ({0: 1}, {0: 1})
+
+
+def counter_keys(books: Books) -> dict:
+    return {key: (payload["user"], payload["action"]) for key, payload, _ in books.events}
+
+
+def test_the_counter_servers_own_record_balances_too():
+    books = balanced()
+    books.counter_keys = counter_keys(books)
+    assert check(books).ok
+
+
+def test_a_key_the_counter_server_forgot_is_lost_one_it_invented_a_phantom():
+    books = balanced()
+    books.counter_keys = counter_keys(books)
+    del books.counter_keys["k2"]
+    books.counter_keys["k9"] = (USER, CREATE)
+    figures = check(books)
+    assert (figures.lost, figures.phantom) == (1, 1)
+
+
+def test_a_key_the_counter_server_recorded_for_another_user_is_wrong():
+    books = balanced()
+    books.counter_keys = counter_keys(books) | {"k1": (USER + 1, CREATE)}
+    assert check(books).wrong == 1
