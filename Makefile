@@ -81,5 +81,11 @@ bench: install  ## Benchmarks: write BENCHMARKS.md (also on PostgreSQL if DATABA
 bench-latency: install  ## Delivery latency at a steady 20 defects/s (own SQLite file, or DATABASE_URL)
 	$(PY) -m bench.delivery_latency
 
+# The chaos soak (docs/reliability.md): SOAK_SECONDS (180) of load and seeded faults
+# (SOAK_SEED) against gunicorn, 2 dispatchers and the counter server, then the ledger.
+.PHONY: soak
+soak: install  ## Chaos soak and ledger check: SQLite, and PostgreSQL if DATABASE_URL names one
+	$(PY) -m soak
+
 clean:  ## Remove the virtualenv, node_modules and the development database
 	rm -rf $(VENV) node_modules db.sqlite3 db.sqlite3-wal db.sqlite3-shm db.sqlite3-writelock staticfiles
