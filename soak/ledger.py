@@ -6,6 +6,7 @@ made-up books); `summary_line` is the last line a soak prints per database.
 """
 
 import json
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -201,7 +202,8 @@ def _client_errors(books: Books, figures: Figures) -> None:
         expected = lost_connection or outage
         if (answer.status == 0 or answer.status >= 500) and not expected:
             figures.client_failures += 1
-            figures.problem(f"client: {answer.op} by user {answer.user} answered {answer.status}")
+            at = time.strftime("%H:%M:%S", time.localtime(answer.at))
+            figures.problem(f"client: {answer.op} by user {answer.user} at {at}: {answer.status}")
 
 
 def summary_line(database: str, figures: Figures, faults: int) -> str:

@@ -164,6 +164,7 @@ def soak_one(database: str, seconds: float, seed: int) -> int:
     finally:
         services.stop()
         proxy.stop()
+    errors += services.unclean_exits()
     applied = sum(1 for fault in faults if fault.window)
     line = ledger.summary_line(database, figures, applied)
     report(figures, faults, answers, orm_ops)

@@ -55,6 +55,7 @@ class Slot:
         if not self.running:
             return False
         os.kill(self.proc.pid, signum)
+        self.proc.soak_signal = signum
         if signum == signal.SIGKILL:
             self.proc.wait(10)
         self.retired.append(self.proc)
@@ -134,3 +135,12 @@ class Services:
     def stop(self) -> None:
         for slot in [*self.dispatchers, self.web, self.counter]:
             slot.stop()
+
+    def unclean_exits(self) -> list[str]:
+        """Dispatchers sent SIGTERM that did not exit 0 (after `stop`)."""
+        return [
+            f"{slot.name} exited {proc.returncode} after SIGTERM"
+            for slot in self.dispatchers
+            for proc in slot.retired
+            if proc.soak_signal == signal.SIGTERM and proc.returncode != 0
+        ]
