@@ -43,6 +43,7 @@ class Fault:
     window: list[float] = field(default_factory=list)  # [start, end], time.time()
 
     def describe(self) -> str:
+        """The fault as logged: kind, target and duration."""
         detail = {
             DISPATCHER_KILL: f"dispatcher-{self.target}, restart after {self.seconds:.1f} s",
             DISPATCHER_TERM: f"dispatcher-{self.target}, restart after {self.seconds:.1f} s",
@@ -98,6 +99,7 @@ class Driver(threading.Thread):
         self._proxy_owner: Fault | None = None
 
     def run(self) -> None:
+        """Play the schedule from `started` (time.time()); an error ends it and is kept."""
         try:
             self._play()
         except BaseException as exc:  # reported by the run, which fails

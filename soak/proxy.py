@@ -51,11 +51,13 @@ class FaultProxy:
     # --- control, from any thread -------------------------------------------------
 
     def start(self) -> "FaultProxy":
+        """Listen on 127.0.0.1:port, passing every request."""
         threading.Thread(target=self._loop.run_forever, name="soak-proxy", daemon=True).start()
         self._call(self._start())
         return self
 
     def stop(self) -> None:
+        """Close the listener, the connections and the loop."""
         self._call(self._stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
 

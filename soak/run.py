@@ -39,10 +39,12 @@ DRAIN_SECONDS = 120  # after the load, the bound on waiting for nothing pending
 
 
 def log(message: str) -> None:
+    """One timestamped line of the soak's report."""
     print(f"[soak {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Soak each database in a child process (or the one `--db` names); the exit code."""
     parser = argparse.ArgumentParser(prog="python -m soak", description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["sqlite", "postgresql"], help="soak one database")
     args = parser.parse_args(argv)
@@ -231,6 +233,7 @@ def wait_drained(timeout: float) -> int:
 
 
 def counter_counts(url: str, timeout: float = 30) -> dict:
+    """The counter server's GET /, retried while it starts again (bounded)."""
     import httpx
 
     deadline = time.monotonic() + timeout

@@ -45,6 +45,7 @@ class Slot:
         return proc is not None and proc not in self.retired and proc.poll() is None
 
     def start(self) -> subprocess.Popen:
+        """A new incarnation, logging to a file of its own."""
         self.starts += 1
         log = self.logs / f"{self.name}.{self.starts}.log"
         self.proc = procs.start(self.args, env=self.env, log=log)
@@ -69,6 +70,7 @@ class Slot:
         return True
 
     def stop(self) -> None:
+        """Stop every incarnation still running (SIGTERM, then SIGKILL)."""
         for proc in {*self.retired, self.proc} - {None}:
             procs.stop(proc)  # also closes its log file when it has exited
 
@@ -105,12 +107,14 @@ class Services:
         ]  # fmt: skip
 
     def start(self) -> None:
+        """Start everything and wait until each listens (dispatchers: until they deliver)."""
         procs.wait_port(self.counter_port, proc=self.counter.start())
         procs.wait_port(self.web_port, proc=self.web.start())
         for slot in self.dispatchers:
             procs.wait_log(slot.start(), "delivering to")
 
     def web_workers(self) -> list[int]:
+        """The pids of gunicorn's workers right now."""
         return procs.children(self.web.proc.pid)
 
     def kill_web_worker(self, index: int) -> int | None:
@@ -133,6 +137,7 @@ class Services:
             time.sleep(0.1)
 
     def stop(self) -> None:
+        """Stop every process of the run."""
         for slot in [*self.dispatchers, self.web, self.counter]:
             slot.stop()
 
