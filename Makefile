@@ -89,3 +89,4 @@ soak: install  ## Chaos soak and ledger check: SQLite, and PostgreSQL if DATABAS
 
 clean:  ## Remove the virtualenv, node_modules and the development database
 	rm -rf $(VENV) node_modules db.sqlite3 db.sqlite3-wal db.sqlite3-shm db.sqlite3-writelock staticfiles
+	rm -rf var  # the counter server's data file under make run (Procfile.dev)

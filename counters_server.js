@@ -25,7 +25,8 @@
 //     seen_keys(key TEXT PRIMARY KEY, user INTEGER, action TEXT, seen_at INTEGER)
 //       the audit trail: one row per counted key (events without a key have none), with the
 //       event's user and action and its arrival time in Unix milliseconds; a duplicate
-//       changes nothing. Rows older than the dedupe window are deleted.
+//       changes nothing. Rows older than the dedupe window are deleted (a key counted
+//       again after its window replaces its row).
 //   Without --data both live in memory and a restart forgets them.
 //
 // --dedupe-days N (default 7, fractions allowed): a key is remembered for N days after its
@@ -34,10 +35,11 @@
 //   retried more than N days after its first arrival is counted again. Counts are kept forever.
 //
 // COUNTER_SIGNING_SECRETS (Standard Webhooks): comma-separated whsec_<base64> secrets. When
-//   set, and readable (--allow-env; the permission is queried, never prompted for), a POST
-//   must carry webhook-id, webhook-timestamp (Unix seconds, within 5 minutes of this clock)
-//   and webhook-signature, a space-separated list holding one "v1,<base64 HMAC-SHA256>" of
-//   "<webhook-id>.<webhook-timestamp>.<body>" under one of the secrets; else 401, not counted.
+//   set and not blank, and readable (--allow-env; the permission is queried, never prompted
+//   for), a POST must carry webhook-id, webhook-timestamp (Unix seconds, within 5 minutes of
+//   this clock) and webhook-signature, a space-separated list holding one
+//   "v1,<base64 HMAC-SHA256>" of "<webhook-id>.<webhook-timestamp>.<body>" under one of the
+//   secrets; else 401, not counted. A malformed secret stops the server at start.
 //   The signed webhook-id is then the idempotency key: an Idempotency-Key header, if present,
 //   must equal it (400 otherwise), so a replayed request cannot dodge deduplication.
 //
@@ -88,7 +90,7 @@ export class KeyWindow {
     this.expire(now);
     const number = Math.floor(now / this.bucketMs);
     let keys = this.buckets.get(number);
-    if (keys === undefined) this.buckets.set(number, (keys = new Map()));
+    if (keys === undefined) this.buckets.set(number, keys = new Map());
     keys.set(key, now);
   }
 
@@ -266,7 +268,7 @@ export class SignatureVerifier {
 
   /** A verifier for comma-separated whsec_ secrets; throws naming the bad one. */
   static async fromSecrets(value) {
-    const secrets = value.split(",").map((s) => s.trim()).filter(Boolean);
+    const secrets = value.split(",").map((s) => s.trim());
     const keys = await Promise.all(secrets.map(async (secret, i) => {
       let bytes;
       try {
@@ -285,7 +287,7 @@ export class SignatureVerifier {
         ["verify"],
       );
     }));
-    return keys.length ? new SignatureVerifier(keys) : null;
+    return new SignatureVerifier(keys);
   }
 
   /** null when `headers` sign `body` validly at `nowSeconds`, else the reason. */
@@ -326,8 +328,8 @@ export class SignatureVerifier {
 async function verifierFromEnvironment() {
   const permission = Deno.permissions.querySync({ name: "env", variable: SECRETS_VARIABLE });
   if (permission.state !== "granted") return null;
-  const value = Deno.env.get(SECRETS_VARIABLE);
-  return value ? await SignatureVerifier.fromSecrets(value) : null;
+  const value = Deno.env.get(SECRETS_VARIABLE) ?? "";
+  return value.trim() ? await SignatureVerifier.fromSecrets(value) : null;
 }
 
 function json(body, status = 200) {
@@ -454,7 +456,9 @@ async function main() {
       const store = options.data ?? "memory";
       const signing = verifier ? `${verifier.keys.length} signing secret(s)` : "unsigned";
       const days = options.windowMs / DAY_MS;
-      log.write(`Listening on http://127.0.0.1:${port}/ (${store}, ${days} dedupe days, ${signing})`);
+      log.write(
+        `Listening on http://127.0.0.1:${port}/ (${store}, ${days} dedupe days, ${signing})`,
+      );
       log.flush();
     },
   }, handler({ ledger, verifier, log }));

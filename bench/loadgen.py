@@ -18,9 +18,14 @@ def wrk(
     body: str | None = None,
     token: str | None = None,
     connections: int = CONNECTIONS,
+    script: Path = SCRIPT,
+    env: dict | None = None,
 ) -> dict:
-    """Run wrk against `url`; return requests/s, latency percentiles (ms) and error counts."""
-    env = {**os.environ, "WRK_METHOD": method}
+    """Run wrk against `url`; return requests/s, latency percentiles (ms) and error counts.
+
+    `script` replaces wrk.lua (bench/counter_keys.lua builds on it), `env` adds variables.
+    """
+    env = {**os.environ, **(env or {}), "WRK_METHOD": method}
     for name, value in (("WRK_BODY", body), ("WRK_TOKEN", token)):
         if value is not None:
             env[name] = value
@@ -34,7 +39,7 @@ def wrk(
         "--timeout",
         "10s",
         "-s",
-        str(SCRIPT),
+        str(script),
         url,
     ]
     out = subprocess.run(

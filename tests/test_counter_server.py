@@ -2,6 +2,7 @@
 
 import base64
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -332,13 +333,13 @@ def test_without_env_permission_secrets_are_not_read(tmp_path):
         server.stop()
 
 
-@pytest.mark.parametrize("value", ["not-a-secret", "whsec_***", "whsec_"])
+@pytest.mark.parametrize("value", ["not-a-secret", "whsec_***", "whsec_", ",whsec_c2VjcmV0"])
 def test_a_bad_secret_is_a_clear_error(tmp_path, value):
     server = CounterServer(free_port(), tmp_path / "log", env={"COUNTER_SIGNING_SECRETS": value})
     result = subprocess.run(
         server.command(),
         cwd=ROOT,
-        env={**server.env, "PATH": "/usr/bin:/bin"},
+        env={**os.environ, **server.env},
         capture_output=True,
         text=True,
         timeout=60,
