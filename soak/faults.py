@@ -87,8 +87,12 @@ def schedule(seed: int, seconds: float, *, database: str) -> list[Fault]:
 class Driver(threading.Thread):
     """Plays a schedule: each fault at its time, its end `seconds` later."""
 
-    def __init__(self, faults, services, proxy, *, log, restart_db=None) -> None:
+    def __init__(
+        self, faults, services, proxy, *, log, restart_db=None, clock=time.time, sleep=time.sleep
+    ) -> None:
         super().__init__(name="soak-faults", daemon=True)
+        self.clock = clock  # injectable, with `sleep`, for tests
+        self.sleep = sleep
         self.faults = faults
         self.services = services
         self.proxy = proxy
@@ -114,7 +118,7 @@ class Driver(threading.Thread):
                 actions.append((fault.at + fault.seconds, 1, fault, self._end))
         actions.sort(key=lambda action: action[:2])
         for at, _, fault, act in actions:
-            time.sleep(max(0.0, self.started + at - time.time()))
+            self.sleep(max(0.0, self.started + at - self.clock()))
             act(fault)
 
     def _begin(self, fault: Fault) -> None:
@@ -124,7 +128,7 @@ class Driver(threading.Thread):
                 f"fault {number}/{len(self.faults)} {fault.describe()}: SKIPPED, {fault.skipped}"
             )
             return
-        fault.window = [time.time(), time.time()]
+        fault.window = [self.clock(), self.clock()]
         self.log(f"fault {number}/{len(self.faults)} {fault.describe()}")
         kind = fault.kind
         if kind in (DISPATCHER_KILL, DISPATCHER_TERM):
@@ -138,11 +142,11 @@ class Driver(threading.Thread):
             pid = self.services.kill_web_worker(fault.target)
             self.log(f"  killed worker pid {pid}")
             self._wait_web_workers(pid)
-            fault.window[1] = time.time() + WEB_GRACE_SECONDS
+            fault.window[1] = self.clock() + WEB_GRACE_SECONDS
         elif kind == DB_RESTART:
             self.restart_db()
-            fault.window[1] = time.time() + WEB_GRACE_SECONDS
-            self.log(f"  database back after {time.time() - fault.window[0]:.1f} s")
+            fault.window[1] = self.clock() + WEB_GRACE_SECONDS
+            self.log(f"  database back after {self.clock() - fault.window[0]:.1f} s")
         else:
             mode = {COUNTER_STATUS: "status", COUNTER_SLOW: proxy_modes.SLOW}.get(
                 kind, proxy_modes.REFUSE
@@ -153,7 +157,7 @@ class Driver(threading.Thread):
     def _end(self, fault: Fault) -> None:
         if fault.skipped:
             return
-        fault.window[1] = time.time()
+        fault.window[1] = self.clock()
         if fault.kind in (DISPATCHER_KILL, DISPATCHER_TERM):
             if self.services.dispatchers[fault.target].restart_if_down():
                 self.log(f"  dispatcher-{fault.target} restarted")
