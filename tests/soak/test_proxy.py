@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from soak.proxy import PASS, REFUSE, SLOW, FaultProxy
-from tests.helpers import CounterServer, free_port
+from tests.helpers import CounterServer, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 EVENT = b'{"user":5,"action":"create"}'
@@ -51,8 +51,10 @@ def test_a_late_answer_has_been_counted_already(proxy, counter):
     proxy.set_mode(SLOW)
     with pytest.raises(httpx.TimeoutException):
         post(proxy, "k1", timeout=0.5)
-    assert counter.counts() == {"5": {"create": 1, "delete": 0}}
+    # The proxy forwards first, then waits: the event is counted although the client gave up.
+    wait_for(lambda: proxy.forwarded, timeout=10, message="the forwarded request")
     assert [(f.key, f.status) for f in proxy.forwarded] == [("k1", 200)]
+    assert counter.counts() == {"5": {"create": 1, "delete": 0}}
 
 
 def test_refuses_connections_until_passing_again(proxy, counter):
