@@ -20,6 +20,7 @@ from aiohttp import web
 PASS = "pass"
 REFUSE = "refuse"
 SLOW = "slow"
+HOP_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +109,14 @@ class FaultProxy:
             self.injected += 1
             return web.json_response({"error": "injected by the soak"}, status=status)
         key = request.headers.get("Idempotency-Key")
-        answer, text = await self._forward(key, body)
+        answer, text = await self._forward(key, body, request.headers)
         if mode == SLOW:
             await asyncio.sleep(self.slow_seconds)
         return web.Response(status=answer, text=text, content_type="application/json")
 
-    async def _forward(self, key: str | None, body: bytes) -> tuple[int, str]:
-        headers = {"Content-Type": "application/json"}
-        if key is not None:
-            headers["Idempotency-Key"] = key
+    async def _forward(self, key: str | None, body: bytes, received) -> tuple[int, str]:
+        # The event's own headers (Idempotency-Key, signatures...), not the connection's.
+        headers = {k: v for k, v in received.items() if k.lower() not in HOP_HEADERS}
         try:
             async with self._session.post(self.upstream, data=body, headers=headers) as response:
                 text = await response.text()

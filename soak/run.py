@@ -12,6 +12,8 @@ any ledger check fails.
 
 import argparse
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import random
@@ -170,6 +172,7 @@ def soak_one(database: str, seconds: float, seed: int) -> int:
     applied = sum(1 for fault in faults if fault.window)
     line = ledger.summary_line(database, figures, applied)
     report(figures, faults, answers, orm_ops)
+    keep_records(logs, answers, orm_ops, faults)
     for error in errors:
         log(f"FAILED: {error}")
     print(line, flush=True)
@@ -292,6 +295,14 @@ def settle_and_check(services, proxy, users, faults, answers, orm_ops) -> ledger
     recorded = "no --data file" if books.counter_keys is None else len(books.counter_keys)
     log(f"counter server: {len(books.forwarded)} requests forwarded, keys it recorded: {recorded}")
     return ledger.check(books)
+
+
+def keep_records(logs, answers, orm_ops, faults) -> None:
+    """The run's raw records, one JSON object a line, for a post-mortem."""
+    for name, rows in (("answers", answers), ("orm_ops", orm_ops), ("faults", faults)):
+        with open(logs / f"{name}.jsonl", "w") as out:
+            for row in rows:
+                out.write(json.dumps(dataclasses.asdict(row)) + "\n")
 
 
 def report(figures: ledger.Figures, faults, answers, orm_ops) -> None:
