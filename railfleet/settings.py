@@ -53,7 +53,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: counts and times every /api/ request with its final status (railfleet/metrics.py).
+    "railfleet.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # An unreachable database: 503 with Retry-After, logged once (railfleet/outage.py).
+    "railfleet.outage.DatabaseOutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -136,7 +140,11 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 # Load balancers probe the health endpoints over plain HTTP behind the TLS proxy.
-SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
+
+# GET /metrics (railfleet/metrics.py): with a token, only `Authorization: Bearer
+# <token>`; without one, served in debug mode only.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # Login lockout (django-axes): 10 failures for one username within 15 minutes
 # lock that username for 15 minutes, whatever the client's address; the
@@ -218,6 +226,12 @@ BROADCAST = {
     # The dispatcher's own /metrics (broadcast/metrics.py): unset port, none.
     "METRICS_PORT": env_int("BROADCAST_METRICS_PORT", None),
     "METRICS_ADDRESS": os.environ.get("BROADCAST_METRICS_ADDRESS", "127.0.0.1"),
+    # Standard Webhooks secrets, newest first (checked at start: broadcast/checks.py).
+    "SIGNING_SECRETS": env_list("BROADCAST_SIGNING_SECRETS", default=[]),
+    # Requests per second per dispatcher; 0: unlimited (broadcast/ratelimit.py).
+    "MAX_RATE": env_float("BROADCAST_MAX_RATE", 0.0),
+    # Delivered events older than this are deleted; 0 keeps all (broadcast/retention.py).
+    "RETENTION_DAYS": env_float("BROADCAST_RETENTION_DAYS", 7.0),
 }
 
 # --- Logging ----------------------------------------------------------------

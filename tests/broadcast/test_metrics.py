@@ -1,5 +1,8 @@
 """broadcast/metrics.py: the dispatcher's metrics, read back from their registry and over HTTP."""
 
+import os
+import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -8,6 +11,7 @@ from prometheus_client import REGISTRY
 
 from broadcast import metrics
 from broadcast.metrics import DispatcherMetrics
+from tests.helpers import ROOT
 
 NAMES = (
     "broadcast_deliveries_total",
@@ -139,3 +143,31 @@ def test_serve_from_settings_binds_the_configured_address(settings):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def settings_in_a_process(**env: str) -> subprocess.CompletedProcess:
+    """Print settings.BROADCAST's metrics entries as the dispatcher would read them."""
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.BROADCAST['METRICS_PORT'], settings.BROADCAST['METRICS_ADDRESS'])"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("BROADCAST_")}
+    environment |= {"DJANGO_SETTINGS_MODULE": "railfleet.settings", **env}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+
+
+def test_metrics_settings_default_to_no_server():
+    assert settings_in_a_process().stdout.split() == ["None", "127.0.0.1"]
+
+
+def test_metrics_settings_come_from_the_environment():
+    result = settings_in_a_process(BROADCAST_METRICS_PORT="9101", BROADCAST_METRICS_ADDRESS="::1")
+    assert result.stdout.split() == ["9101", "::1"]
+
+
+def test_a_bad_metrics_port_is_refused_naming_the_variable():
+    result = settings_in_a_process(BROADCAST_METRICS_PORT="ninety")
+    assert result.returncode != 0
+    assert "BROADCAST_METRICS_PORT must be a whole number" in result.stderr
