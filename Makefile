@@ -100,6 +100,12 @@ bench: install $(BENCH_STAMP)  ## Benchmarks: write BENCHMARKS.md (also on Postg
 bench-latency: install $(BENCH_STAMP)  ## Delivery latency at a steady 20 defects/s (the bench's own databases)
 	$(PY) -m bench.run --only steady_latency
 
+# The chaos soak (docs/reliability.md): SOAK_SECONDS (180) of load and seeded faults
+# (SOAK_SEED) against gunicorn, 2 dispatchers and the counter server, then the ledger.
+.PHONY: soak
+soak: install  ## Chaos soak and ledger check: SQLite, and PostgreSQL if DATABASE_URL names one
+	$(PY) -m soak
+
 clean:  ## Remove the virtualenv, node_modules and the development database
 	rm -rf $(VENV) node_modules db.sqlite3 db.sqlite3-wal db.sqlite3-shm db.sqlite3-writelock staticfiles
 	rm -rf var  # the counter server's data file under make run (Procfile.dev)

@@ -33,11 +33,15 @@ def prepare(db: str) -> str:
         for suffix in ("", "-wal", "-shm", "-writelock"):
             Path(f"{SQLITE_FILE}{suffix}").unlink(missing_ok=True)
         return f"sqlite:///{SQLITE_FILE}"
+    return prepare_postgres(bench_pg_name())
+
+
+def prepare_postgres(name: str) -> str:
+    """Drop and create database `name` on DATABASE_URL's server; return its URL."""
     import psycopg
     from psycopg import sql
 
     parts = urlsplit(postgres_url())
-    name = bench_pg_name()
     maintenance = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(maintenance, autocommit=True) as conn:
         quoted = sql.Identifier(name)
