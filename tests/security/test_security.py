@@ -265,8 +265,9 @@ def _anonymous_status(route: str, name: str | None) -> int:
         return 200 if route == "admin/login/" else 302
     if name in PUBLIC:
         return 200
-    # The API's logout takes POST only; the unnamed route is /api/'s JSON 404.
-    return {"logout": 405, None: 404}.get(name, 401)
+    # The API's logout takes POST only; the unnamed route is /api/'s JSON 404;
+    # /metrics without METRICS_TOKEN does not exist when debug is off.
+    return {"logout": 405, None: 404, "metrics": 404}.get(name, 401)
 
 
 def test_anonymous_api_list_is_401_with_no_body_data(client, alice_defect, user):
