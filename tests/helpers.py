@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -151,6 +152,53 @@ def test_database_url() -> str:
         f"postgres://{settings['USER']}:{settings['PASSWORD']}@{settings['HOST'] or '127.0.0.1'}"
         f":{settings['PORT'] or 5432}/{settings['NAME']}"
     )
+
+
+class DatabaseThread(threading.Thread):
+    """`target()` in a thread, on a database connection of its own, closed when it ends.
+
+    `connected` is set once the connection is open, with `backend_pid` its
+    PostgreSQL backend (for `waits_on_a_lock`); `result()` joins the thread and
+    gives what `target` returned, or raises what it raised.
+    """
+
+    def __init__(self, target) -> None:
+        super().__init__(daemon=True)
+        self.work = target
+        self.connected = threading.Event()
+        self.backend_pid: int | None = None
+        self.value = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            connection.ensure_connection()
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    self.backend_pid = cursor.fetchone()[0]
+            self.connected.set()
+            self.value = self.work()
+        except BaseException as error:  # handed to the test by result()
+            self.error = error
+        finally:
+            connection.close()
+
+    def result(self, timeout: float = 60):
+        """Wait (at most `timeout` seconds) for the thread; its target's return value."""
+        self.join(timeout)
+        assert not self.is_alive(), f"the thread still runs after {timeout}s"
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def waits_on_a_lock(backend_pid: int | None) -> bool:
+    """Whether that PostgreSQL backend is waiting for a lock (a row another holds, say)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [backend_pid])
+        row = cursor.fetchone()
+    return row is not None and row[0] == "Lock"
 
 
 def start_dispatcher(url: str, log_path: Path, **env: str) -> subprocess.Popen:
