@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from django.db import connection
+from django.db import connection, transaction
 
 ROOT = Path(__file__).resolve().parents[1]
 DENO = ROOT / "node_modules" / ".bin" / "deno"
@@ -199,6 +199,38 @@ def waits_on_a_lock(backend_pid: int | None) -> bool:
         cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [backend_pid])
         row = cursor.fetchone()
     return row is not None and row[0] == "Lock"
+
+
+def second_behind_first(first, second, *, timeout: float = 60) -> tuple:
+    """Run `second()` while `first()`'s transaction holds its locks; both results.
+
+    `first()` runs in a thread inside `transaction.atomic()`, kept open until
+    `second()`, in another thread and connection, waits for a lock (PostgreSQL:
+    a row `first` locked); then `first` commits and `second` goes on. The order
+    is made by events and the server's own lock wait, never by sleeping.
+    """
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with transaction.atomic():
+            value = first()
+            holding.set()
+            release.wait(timeout)
+        return value
+
+    first_thread, second_thread = DatabaseThread(hold), DatabaseThread(second)
+    try:
+        first_thread.start()
+        if not holding.wait(timeout):
+            first_thread.result(timeout)  # raises what first() raised, if it did
+            raise AssertionError(f"first() did not end within {timeout}s")
+        second_thread.start()
+        assert second_thread.connected.wait(timeout), "the second thread did not connect"
+        pid = second_thread.backend_pid
+        wait_for(lambda: waits_on_a_lock(pid), timeout=timeout, message="second() to wait")
+    finally:
+        release.set()
+    return first_thread.result(timeout), second_thread.result(timeout)
 
 
 def start_dispatcher(url: str, log_path: Path, **env: str) -> subprocess.Popen:

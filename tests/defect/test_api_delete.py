@@ -1,14 +1,11 @@
 """DELETE /api/defects/<id> when another deleter takes the defect first: a 404, one event."""
 
-import threading
-
 import pytest
-from django.db import transaction
 
 from broadcast.models import Event
 from defect.models import Defect
 from defect.services import defect_create
-from tests.helpers import DatabaseThread, wait_for, waits_on_a_lock
+from tests.helpers import second_behind_first
 
 pytestmark = pytest.mark.django_db
 
@@ -38,27 +35,10 @@ def test_a_defect_deleted_after_the_api_read_it_is_404(token_client, user, delet
 @pytest.mark.django_db(transaction=True)
 def test_on_postgresql_the_api_waits_for_a_bulk_delete_then_answers_404(token_client, user):
     defects = [defect_create(user=user, comment=f"bulk {i}") for i in range(2)]
-    holding, release = threading.Event(), threading.Event()
-
-    def bulk_delete_and_hold() -> int:
-        with transaction.atomic():
-            count, _ = Defect.objects.filter(user=user).delete()
-            holding.set()
-            release.wait(60)
-        return count
-
-    bulk = DatabaseThread(bulk_delete_and_hold)
-    api = DatabaseThread(lambda: token_client.delete(f"/api/defects/{defects[1].pk}"))
-    try:
-        bulk.start()
-        assert holding.wait(60), "the bulk delete did not delete"
-        api.start()
-        assert api.connected.wait(60), "the API request did not connect"
-        pid = api.backend_pid
-        wait_for(lambda: waits_on_a_lock(pid), timeout=60, message="the API to wait")
-    finally:
-        release.set()
-    assert bulk.result() == 2
-    response = api.result()
+    bulk_count, response = second_behind_first(
+        lambda: Defect.objects.filter(user=user).delete()[0],
+        lambda: token_client.delete(f"/api/defects/{defects[1].pk}"),
+    )
+    assert bulk_count == 2
     assert (response.status_code, response.json()) == (404, GONE)
     assert actions() == ["create", "create", "delete", "delete"]

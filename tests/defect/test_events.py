@@ -1,8 +1,6 @@
 """defect/events.py: every way a defect comes or goes writes exactly its event, in the same
 transaction."""
 
-import threading
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -11,7 +9,7 @@ from django.urls import reverse
 from broadcast.models import Event
 from defect.models import Defect
 from defect.services import defect_create, defect_delete, defect_update
-from tests.helpers import DatabaseThread, wait_for, waits_on_a_lock
+from tests.helpers import second_behind_first
 
 pytestmark = pytest.mark.django_db
 
@@ -184,26 +182,8 @@ def test_admin_bulk_delete_with_a_defect_deleted_meanwhile(client, user, deleted
 def test_on_postgresql_the_second_deleter_waits_for_the_first_and_writes_no_event(user):
     defect = defect_create(user=user, comment="taken twice")
     first, second = Defect.objects.get(pk=defect.pk), Defect.objects.get(pk=defect.pk)
-    holding, release = threading.Event(), threading.Event()
-
-    def delete_and_hold() -> int:
-        with transaction.atomic():
-            count = defect_delete(defect=first)
-            holding.set()
-            release.wait(60)
-        return count
-
-    first_deleter = DatabaseThread(delete_and_hold)
-    second_deleter = DatabaseThread(lambda: defect_delete(defect=second))
-    try:
-        first_deleter.start()
-        assert holding.wait(60), "the first deleter did not delete"
-        second_deleter.start()
-        assert second_deleter.connected.wait(60), "the second deleter did not connect"
-        pid = second_deleter.backend_pid
-        wait_for(lambda: waits_on_a_lock(pid), timeout=60, message="the second to wait")
-    finally:
-        release.set()
-    assert first_deleter.result() == 1
-    assert second_deleter.result() == 0
+    counts = second_behind_first(
+        lambda: defect_delete(defect=first), lambda: defect_delete(defect=second)
+    )
+    assert counts == (1, 0)
     assert payloads() == [created(user), deleted(user)]
