@@ -27,8 +27,8 @@ It costs one indexed SELECT per deleted defect, beside the event's INSERT per
 defect that post_delete already makes. pre_delete receives the instances one
 by one and never the collector, so locking a whole batch in one query would
 mean re-implementing QuerySet.delete() and still miss the cascades; the
-collector sorts its instances by pk, so concurrent bulk deletes take the
-locks in the same order and do not deadlock each other.
+collector sorts its instances by pk, so concurrent deletes take their
+defects' row locks in the same order and do not deadlock over them.
 
 This module is the one home of the event writing, and it does not import
 defect.models (the receivers name their sender "defect.Defect"), so that the
