@@ -9,6 +9,27 @@ delete collector are atomic; bulk_create is wrapped in DefectQuerySet), so the
 event commits or rolls back with it. No receiver does network I/O: the
 broadcast dispatcher sends the events later.
 
+A deletion is broadcast only for a row its own transaction deleted. Two
+deleters can take the same defect at once (an API DELETE and the admin's bulk
+delete, a QuerySet.delete() and a user's cascade): both collect the instance
+before either transaction runs, the second DELETE then removes no row, yet
+Django's delete collector sends post_delete for every instance it collected,
+whatever the row count. So `defect_deleting` (pre_delete, inside the
+collector's transaction, before any DELETE) re-reads each row with a lock:
+`select_for_update()` on PostgreSQL, which waits for a concurrent deleter to
+end and then sees the row gone; on SQLite the transaction is IMMEDIATE and
+already holds the database's write lock, so the plain read (Django drops FOR
+UPDATE there) sees the committed state and nobody can delete the row before
+this transaction ends. It marks the instance with what it found, and
+`defect_deleted` (post_delete) writes the event only for a row it found.
+
+It costs one indexed SELECT per deleted defect, beside the event's INSERT per
+defect that post_delete already makes. pre_delete receives the instances one
+by one and never the collector, so locking a whole batch in one query would
+mean re-implementing QuerySet.delete() and still miss the cascades; the
+collector sorts its instances by pk, so concurrent deletes take their
+defects' row locks in the same order and do not deadlock over them.
+
 This module is the one home of the event writing, and it does not import
 defect.models (the receivers name their sender "defect.Defect"), so that the
 model layer can import it for bulk_create with no import circle.
@@ -17,7 +38,7 @@ model layer can import it for bulk_create with no import circle.
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 
 from broadcast.services import event_enqueue, events_enqueue
@@ -26,6 +47,9 @@ if TYPE_CHECKING:
     from defect.models import Defect
 
 SENDER = "defect.Defect"
+
+# Set on an instance by defect_deleting: whether its row was there, locked, before the DELETE.
+ROW_FOUND = "_defect_row_found_for_delete"
 
 CREATE = "create"
 DELETE = "delete"
@@ -43,10 +67,22 @@ def defect_saved(sender, instance: "Defect", created: bool, raw: bool, using: st
         event_enqueue(payload=defect_event(instance, CREATE), using=using)
 
 
+@receiver(pre_delete, sender=SENDER, dispatch_uid="defect_deleting_lock")
+def defect_deleting(sender, instance: "Defect", using: str, **kwargs):
+    """Lock the row about to be deleted and note whether it is still there (see above)."""
+    row = sender._base_manager.using(using).select_for_update().filter(pk=instance.pk)
+    setattr(instance, ROW_FOUND, row.exists())
+
+
 @receiver(post_delete, sender=SENDER, dispatch_uid="defect_deleted_event")
 def defect_deleted(sender, instance: "Defect", using: str, **kwargs):
-    """A deleted defect (one by one, in bulk, or by cascade): enqueue its deletion."""
-    event_enqueue(payload=defect_event(instance, DELETE), using=using)
+    """A deleted defect (one by one, in bulk, or by cascade): enqueue its deletion.
+
+    Only when defect_deleting found its row: a row another transaction deleted
+    first was not deleted here, and its event is that transaction's.
+    """
+    if instance.__dict__.pop(ROW_FOUND, False):
+        event_enqueue(payload=defect_event(instance, DELETE), using=using)
 
 
 def defects_created(defects: Iterable["Defect"], *, using: str) -> None:

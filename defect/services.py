@@ -62,9 +62,15 @@ def _validate(defect: Defect) -> None:
     defect.full_clean(exclude=["user"], validate_constraints=False)
 
 
-def defect_delete(*, defect: Defect) -> None:
-    """Delete a defect; its deletion is broadcast (Django's delete is atomic)."""
-    defect.delete()
+def defect_delete(*, defect: Defect) -> int:
+    """Delete a defect; its deletion is broadcast (Django's delete is atomic).
+
+    Returns the number of defects deleted: 1, or 0 when another deleter took
+    the row first (after `defect` was read), in which case no event is written
+    here either (defect/events.py).
+    """
+    _, per_model = defect.delete()
+    return per_model.get(Defect._meta.label, 0)
 
 
 def can_delete(

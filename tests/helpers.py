@@ -12,12 +12,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from django.db import connection
+from django.db import connection, transaction
 
 ROOT = Path(__file__).resolve().parents[1]
 DENO = ROOT / "node_modules" / ".bin" / "deno"
@@ -151,6 +152,85 @@ def test_database_url() -> str:
         f"postgres://{settings['USER']}:{settings['PASSWORD']}@{settings['HOST'] or '127.0.0.1'}"
         f":{settings['PORT'] or 5432}/{settings['NAME']}"
     )
+
+
+class DatabaseThread(threading.Thread):
+    """`target()` in a thread, on a database connection of its own, closed when it ends.
+
+    `connected` is set once the connection is open, with `backend_pid` its
+    PostgreSQL backend (for `waits_on_a_lock`); `result()` joins the thread and
+    gives what `target` returned, or raises what it raised.
+    """
+
+    def __init__(self, target) -> None:
+        super().__init__(daemon=True)
+        self.work = target
+        self.connected = threading.Event()
+        self.backend_pid: int | None = None
+        self.value = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            connection.ensure_connection()
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    self.backend_pid = cursor.fetchone()[0]
+            self.connected.set()
+            self.value = self.work()
+        except BaseException as error:  # handed to the test by result()
+            self.error = error
+        finally:
+            connection.close()
+
+    def result(self, timeout: float = 60):
+        """Wait (at most `timeout` seconds) for the thread; its target's return value."""
+        self.join(timeout)
+        assert not self.is_alive(), f"the thread still runs after {timeout}s"
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def waits_on_a_lock(backend_pid: int | None) -> bool:
+    """Whether that PostgreSQL backend is waiting for a lock (a row another holds, say)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [backend_pid])
+        row = cursor.fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+def second_behind_first(first, second, *, timeout: float = 60) -> tuple:
+    """Run `second()` while `first()`'s transaction holds its locks; both results.
+
+    `first()` runs in a thread inside `transaction.atomic()`, kept open until
+    `second()`, in another thread and connection, waits for a lock (PostgreSQL:
+    a row `first` locked); then `first` commits and `second` goes on. The order
+    is made by events and the server's own lock wait, never by sleeping.
+    """
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with transaction.atomic():
+            value = first()
+            holding.set()
+            release.wait(timeout)
+        return value
+
+    first_thread, second_thread = DatabaseThread(hold), DatabaseThread(second)
+    try:
+        first_thread.start()
+        if not holding.wait(timeout):
+            first_thread.result(timeout)  # raises what first() raised, if it did
+            raise AssertionError(f"first() did not end within {timeout}s")
+        second_thread.start()
+        assert second_thread.connected.wait(timeout), "the second thread did not connect"
+        pid = second_thread.backend_pid
+        wait_for(lambda: waits_on_a_lock(pid), timeout=timeout, message="second() to wait")
+    finally:
+        release.set()
+    return first_thread.result(timeout), second_thread.result(timeout)
 
 
 def start_dispatcher(url: str, log_path: Path, **env: str) -> subprocess.Popen:

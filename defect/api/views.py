@@ -5,6 +5,7 @@ passed in explicitly from request.user, never read from a thread-local."""
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 
@@ -98,4 +99,6 @@ class DefectList(DefectAPIView, generics.ListCreateAPIView):
 )
 class DefectDetail(DefectAPIView, generics.RetrieveUpdateDestroyAPIView):
     def perform_destroy(self, instance):
-        defect_delete(defect=instance)
+        """Delete; a defect another deleter took after it was read is a 404, like an unknown id."""
+        if not defect_delete(defect=instance):
+            raise NotFound(f"No {Defect._meta.object_name} matches the given query.")

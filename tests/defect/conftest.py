@@ -3,6 +3,7 @@
 import pytest
 from django.apps import apps
 from django.core.cache import cache
+from django.db.models.deletion import Collector
 from rest_framework.test import APIClient
 
 from tests.helpers import basic_auth
@@ -40,3 +41,25 @@ def reset_rate_limits() -> None:
         from axes.utils import reset
 
         reset()
+
+
+@pytest.fixture
+def deleted_meanwhile(monkeypatch):
+    """`deleted_meanwhile(defect)`: another deleter takes `defect` first, at the worst moment.
+
+    `defect` (an instance of its own, read before) is deleted, as a service call
+    would, right before the next delete collector opens its transaction: after
+    that delete has read what it deletes, before it deletes. This is the
+    interleaving of two deleters that both collected the same defect, made
+    exact on one connection (the PostgreSQL tests also run it on two).
+    """
+    pending: list = []
+    real_delete = Collector.delete
+
+    def delete_after_the_others(self):
+        while pending:
+            pending.pop().delete()  # its own collector finds `pending` empty
+        return real_delete(self)
+
+    monkeypatch.setattr(Collector, "delete", delete_after_the_others)
+    return pending.append

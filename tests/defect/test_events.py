@@ -9,6 +9,7 @@ from django.urls import reverse
 from broadcast.models import Event
 from defect.models import Defect
 from defect.services import defect_create, defect_delete, defect_update
+from tests.helpers import second_behind_first
 
 pytestmark = pytest.mark.django_db
 
@@ -127,3 +128,62 @@ def test_admin_add_delete_and_bulk_delete(client, user):
         deleted(user),
     ]
     assert Defect.objects.count() == 0
+
+
+# --- two deleters taking the same defect (found by the soak, docs/reliability.md) ---------
+
+
+def test_a_stale_instance_deleted_again_writes_no_second_event(user):
+    defect = defect_create(user=user, comment="taken twice")
+    first, second = Defect.objects.get(pk=defect.pk), Defect.objects.get(pk=defect.pk)
+    assert first.delete() == (1, {"defect.Defect": 1})
+    assert second.delete() == (0, {})
+    assert payloads() == [created(user), deleted(user)]
+
+
+def test_queryset_delete_over_a_stale_selection(user, other_user, deleted_meanwhile):
+    kept = defect_create(user=other_user, comment="not selected")
+    mine = [defect_create(user=user, comment=f"mine {i}") for i in range(3)]
+    Event.objects.all().delete()
+    deleted_meanwhile(Defect.objects.get(pk=mine[1].pk))
+    assert Defect.objects.filter(user=user).delete() == (2, {"defect.Defect": 2})
+    assert payloads() == [deleted(user)] * 3
+    assert list(Defect.objects.values_list("pk", flat=True)) == [kept.pk]
+
+
+def test_user_cascade_over_a_defect_deleted_meanwhile(user, deleted_meanwhile):
+    taken = defect_create(user=user, comment="taken first")
+    defect_create(user=user, comment="cascaded")
+    Event.objects.all().delete()
+    deleted_meanwhile(Defect.objects.get(pk=taken.pk))
+    expected = deleted(user)
+    user.delete()
+    assert payloads() == [expected] * 2
+    assert not Defect.objects.exists()
+
+
+def test_admin_bulk_delete_with_a_defect_deleted_meanwhile(client, user, deleted_meanwhile):
+    admin = get_user_model().objects.create_superuser("root", password="root-password")
+    client.force_login(admin)
+    selected = [defect_create(user=user, comment=f"bulk {i}") for i in range(3)]
+    Event.objects.all().delete()
+    deleted_meanwhile(Defect.objects.get(pk=selected[0].pk))
+    response = client.post(
+        reverse("admin:defect_defect_changelist"),
+        {"action": "delete_selected", "_selected_action": [d.pk for d in selected], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert payloads() == [deleted(user)] * 3
+    assert not Defect.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_the_second_deleter_waits_for_the_first_and_writes_no_event(user):
+    defect = defect_create(user=user, comment="taken twice")
+    first, second = Defect.objects.get(pk=defect.pk), Defect.objects.get(pk=defect.pk)
+    counts = second_behind_first(
+        lambda: defect_delete(defect=first), lambda: defect_delete(defect=second)
+    )
+    assert counts == (1, 0)
+    assert payloads() == [created(user), deleted(user)]

@@ -3,8 +3,9 @@
 import pytest
 from django.contrib.auth import get_user_model
 
+from broadcast.models import Event
 from defect.models import Defect
-from defect.services import can_delete, defect_create
+from defect.services import can_delete, defect_create, defect_delete
 
 pytestmark = pytest.mark.django_db
 
@@ -77,4 +78,26 @@ def test_the_admin_deletes_through_the_service(client, staff_user, monkeypatch):
     url = reverse("admin:defect_defect_delete", args=[defect.pk])
     assert client.post(url, {"post": "yes"}).status_code == 302
     assert [d["defect"].comment for d in deletes] == ["Mine"]
+    assert not Defect.objects.exists()
+
+
+def test_defect_delete_reports_what_it_deleted(user):
+    defect = defect_create(user=user, comment="taken twice")
+    first, second = Defect.objects.get(pk=defect.pk), Defect.objects.get(pk=defect.pk)
+    assert defect_delete(defect=first) == 1
+    assert defect_delete(defect=second) == 0
+    assert list(Event.objects.values_list("payload__action", flat=True)) == ["create", "delete"]
+
+
+def test_the_admin_delete_view_over_a_defect_deleted_meanwhile(
+    client, staff_user, deleted_meanwhile
+):
+    from django.urls import reverse
+
+    defect = defect_create(user=staff_user, comment="Mine")
+    client.force_login(staff_user)
+    deleted_meanwhile(Defect.objects.get(pk=defect.pk))
+    url = reverse("admin:defect_defect_delete", args=[defect.pk])
+    assert client.post(url, {"post": "yes"}).status_code == 302
+    assert list(Event.objects.values_list("payload__action", flat=True)) == ["create", "delete"]
     assert not Defect.objects.exists()
