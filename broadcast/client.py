@@ -132,6 +132,10 @@ class CounterClient:
             timeout = min(timeout, curl_timeout / 1000)
         # select(): libcurl's own fd_set API, so every descriptor is below FD_SETSIZE anyway.
         readers, writers, errors = multi.fdset()
+        if self._busy and not (readers or writers):
+            # libcurl is busy with nothing a select() can watch: its manual
+            # says to call it again soon anyway (100 ms, unless it asks sooner).
+            timeout = min(timeout, 0.1)
         readers.append(wakeup_fd)
         readable, _, _ = select.select(readers, writers, errors, max(timeout, 0))
         while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:

@@ -95,26 +95,27 @@ class Stats:
 
 
 class Waker:
-    """A self-pipe: another thread makes the loop's select() return (a round done, a NOTIFY)."""
+    """A self-pipe: another thread makes the loop's select() return (a round done, a NOTIFY).
+
+    Every wake() writes a byte (wake-ups come per round or per burst of NOTIFYs,
+    not per event) and clear() drains them before the loop looks at what they
+    announce, so none is lost between the two.
+    """
 
     def __init__(self) -> None:
         self._reader, self._writer = socket.socketpair()
         self._reader.setblocking(False)
         self._writer.setblocking(False)
-        self._armed = False  # a byte is (about to be) in the pipe: no need for another
 
     def fileno(self) -> int:
         return self._reader.fileno()
 
     def wake(self) -> None:
-        if not self._armed:
-            self._armed = True
-            with contextlib.suppress(BlockingIOError):  # full of wake-ups already
-                self._writer.send(b"\0")
+        with contextlib.suppress(BlockingIOError):  # full: wake-ups are pending anyway
+            self._writer.send(b"\0")
 
     def clear(self) -> None:
         """Consume the wake-ups; callers look at what they announce afterwards."""
-        self._armed = False
         with contextlib.suppress(BlockingIOError):
             while self._reader.recv(4096):
                 pass
