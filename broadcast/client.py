@@ -1,9 +1,9 @@
 """The HTTP client that POSTs events to the counter server: libcurl's multi interface.
 
 pycurl (libcurl) rather than pyreqwest or aiohttp: measured with
-`bench/clients.py` (BENCHMARKS.md), it spends the least CPU per small POST over
-keep-alive connections, several times less than aiohttp, and CPU per request is
-what bounds a dispatcher. libcurl does the HTTP/1.1: connections, keep-alive
+`bench/clients.py` (docs/broadcast.md, "Choosing the HTTP client"), it spends
+the least CPU per small POST over keep-alive connections, several times less
+than aiohttp, and CPU per request is what bounds a dispatcher. libcurl does the HTTP/1.1: connections, keep-alive
 pooling, timeouts, parsing. What is written here is only the driving: a fixed
 set of reusable handles (one per request in flight, so at most `max_connections`
 at once), started by `send()` and collected by `wait()`, which the dispatcher

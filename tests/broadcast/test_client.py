@@ -34,13 +34,20 @@ def collect(client: CounterClient, wakeup_fd: int, count: int, *, send_more=None
     return answers
 
 
-def test_posts_exactly_the_body_with_its_two_headers(scripted_server):
+def send_one(url: str, key: str = "k", token=None) -> tuple:
+    """POST one event; its (token, Outcome)."""
     pipe = Pipe()
-    with CounterClient(scripted_server.url, timeout=5, max_connections=2) as client:
-        client.send("a1b2", BODY, token="first")
-        ((token, outcome),) = collect(client, pipe.reader, 1)
-    pipe.close()
-    assert (token, outcome) == ("first", DELIVERED)
+    try:
+        with CounterClient(url, timeout=5, max_connections=1) as client:
+            client.send(key, BODY, token=token)
+            (answer,) = collect(client, pipe.reader, 1)
+            return answer
+    finally:
+        pipe.close()
+
+
+def test_posts_exactly_the_body_with_its_two_headers(scripted_server):
+    assert send_one(scripted_server.url, "a1b2", token="first") == ("first", DELIVERED)
     (received,) = scripted_server.received
     assert received.body == BODY
     assert received.headers["Content-Type"] == "application/json"
@@ -72,32 +79,20 @@ def test_never_more_requests_in_flight_than_connections_and_each_is_kept_alive(s
 
 def test_a_redirect_is_an_answer_not_followed(scripted_server):
     scripted_server.script = [Answer(302, {"Location": "/elsewhere"})]
-    pipe = Pipe()
-    with CounterClient(scripted_server.url, timeout=5, max_connections=1) as client:
-        client.send("k", BODY, token=None)
-        ((_, outcome),) = collect(client, pipe.reader, 1)
-    pipe.close()
+    _, outcome = send_one(scripted_server.url)
     assert outcome.result == Result.FAILED and "HTTP 302" in outcome.error
     assert len(scripted_server.received) == 1
 
 
 def test_retry_after_and_the_answer_explain_a_retry(scripted_server):
     scripted_server.script = [Answer(503, {"Retry-After": "7"})]
-    pipe = Pipe()
-    with CounterClient(scripted_server.url, timeout=5, max_connections=1) as client:
-        client.send("k", BODY, token=None)
-        ((_, outcome),) = collect(client, pipe.reader, 1)
-    pipe.close()
+    _, outcome = send_one(scripted_server.url)
     assert (outcome.result, outcome.retry_after) == (Result.RETRY, 7.0)
     assert outcome.error == 'HTTP 503: {"status": 503}'
 
 
 def test_a_refused_connection_is_a_retry():
-    pipe = Pipe()
-    with CounterClient(f"http://127.0.0.1:{free_port()}/", timeout=5, max_connections=1) as client:
-        client.send("k", BODY, token=None)
-        ((_, outcome),) = collect(client, pipe.reader, 1)
-    pipe.close()
+    _, outcome = send_one(f"http://127.0.0.1:{free_port()}/")
     assert outcome.result == Result.RETRY and outcome.error.startswith("ConnectError: ")
 
 
