@@ -1,12 +1,21 @@
-"""Read-only admin over the outbox, with counts and a re-queue action for failures."""
+"""Read-only admin over the outbox: counts, the pause switch, and re-queueing failures."""
+
+import logging
 
 from django.contrib import admin, messages
-from django.db import transaction
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
-from django.utils import timezone
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
 
+from broadcast.control import pause, pause_state, resume
 from broadcast.models import Event, Status
+from broadcast.replay import requeue_failed
+
+PAUSE_PERMISSION = "broadcast.pause_broadcast"
+
+logger = logging.getLogger(__name__)
 
 
 @admin.register(Event)
@@ -27,6 +36,8 @@ class EventAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ["requeue"]
     readonly_fields = [f.name for f in Event._meta.fields]
+    # The pause state and its buttons above the list (templates/admin/broadcast/event/).
+    change_list_template = "admin/broadcast/event/change_list.html"
 
     @admin.display(description="last error")
     def short_error(self, obj: Event) -> str:
@@ -38,15 +49,49 @@ class EventAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         counts = dict(Event.objects.values_list("status").annotate(n=Count("id")).order_by())
-        extra_context = {**(extra_context or {}), "title": _counts_title(counts)}
+        extra_context = {
+            **(extra_context or {}),
+            "title": _counts_title(counts),
+            "pause_state": pause_state(),
+            "can_pause": request.user.has_perm(PAUSE_PERMISSION),
+        }
         return super().changelist_view(request, extra_context)
+
+    def get_urls(self):
+        """The pause and resume buttons' targets: POST only, CSRF-checked by admin_view."""
+        view = self.admin_site.admin_view
+        own = [
+            path("pause/", view(require_POST(self.pause_view)), name="broadcast_pause"),
+            path("resume/", view(require_POST(self.resume_view)), name="broadcast_resume"),
+        ]
+        return own + super().get_urls()
+
+    def pause_view(self, request: HttpRequest) -> HttpResponseRedirect:
+        """Pause every dispatcher, with the form's reason; who paused goes to the log only.
+
+        Not into the reason: /ready shows it to anyone, and a staff username is
+        what the login lockout is keyed on.
+        """
+        _check_pause_permission(request)
+        reason = request.POST.get("reason", "").strip()[:1000] or "paused in the admin"
+        pause(reason=reason)
+        logger.warning(
+            "Broadcast paused in the admin by %s: %s", request.user.get_username(), reason
+        )
+        self.message_user(request, "Broadcast paused.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:broadcast_event_changelist"))
+
+    def resume_view(self, request: HttpRequest) -> HttpResponseRedirect:
+        """Resume the dispatchers."""
+        _check_pause_permission(request)
+        resume()
+        logger.warning("Broadcast resumed in the admin by %s", request.user.get_username())
+        self.message_user(request, "Broadcast resumed.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:broadcast_event_changelist"))
 
     @admin.action(description="Re-queue selected failed events")
     def requeue(self, request: HttpRequest, queryset: QuerySet) -> None:
-        with transaction.atomic(using=queryset.db):  # on SQLite: queued on the write lock
-            count = queryset.failed().update(
-                status=Status.PENDING, available_at=timezone.now(), claimed_by=""
-            )
+        count = requeue_failed(events=queryset, using=queryset.db)
         self.message_user(request, f"{count} failed event(s) re-queued.", messages.SUCCESS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -57,6 +102,11 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+def _check_pause_permission(request: HttpRequest) -> None:
+    if not request.user.has_perm(PAUSE_PERMISSION):
+        raise PermissionDenied
 
 
 def _counts_title(counts: dict[str, int]) -> str:

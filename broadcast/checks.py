@@ -1,5 +1,6 @@
-"""System checks: what the dispatcher needs of the database."""
+"""System checks: what the dispatcher needs of the database and of its settings."""
 
+from django.conf import settings
 from django.core import checks
 from django.db import connections
 
@@ -23,6 +24,44 @@ def sqlite_version(app_configs, databases=None, **kwargs) -> list[checks.CheckMe
                     "dispatcher, which claims events with UPDATE ... RETURNING.",
                     hint="Use SQLite 3.35 or later (Python linked to it), or PostgreSQL.",
                     id="broadcast.E001",
+                )
+            )
+    return errors
+
+
+@checks.register()
+def signing_secrets(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Refuse to start with a malformed BROADCAST_SIGNING_SECRETS (the secret is never shown)."""
+    from broadcast.signing import SigningSecretError, parse_secrets
+
+    try:
+        parse_secrets(settings.BROADCAST.get("SIGNING_SECRETS", []))
+    except SigningSecretError as exc:
+        return [
+            checks.Error(
+                str(exc),
+                hint="Each secret is whsec_ followed by the base64 of at least 24 random "
+                "bytes; python manage.py broadcast_secret prints a new one.",
+                id="broadcast.E002",
+            )
+        ]
+    return []
+
+
+@checks.register()
+def operations_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """BROADCAST_MAX_RATE and BROADCAST_RETENTION_DAYS must not be negative (0: off)."""
+    errors = []
+    for key, variable in (
+        ("MAX_RATE", "BROADCAST_MAX_RATE"),
+        ("RETENTION_DAYS", "BROADCAST_RETENTION_DAYS"),
+    ):
+        value = settings.BROADCAST.get(key, 0)
+        if value < 0:
+            errors.append(
+                checks.Error(
+                    f"{variable} must be 0 (off) or positive, not {value:g}.",
+                    id="broadcast.E003",
                 )
             )
     return errors

@@ -64,3 +64,23 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.payload} ({self.status})"
+
+
+class Control(models.Model):
+    """The broadcast's one switch, a single row (pk 1): paused or not, why and since when.
+
+    Every dispatcher reads it (at most once a second) and claims nothing while
+    it is paused; `broadcast/control.py` is the API. No row means not paused.
+    """
+
+    SINGLETON = 1
+
+    paused = models.BooleanField(default=False)
+    reason = models.TextField(blank=True, default="")
+    since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        permissions = [("pause_broadcast", "Can pause and resume the broadcast")]
+
+    def __str__(self) -> str:
+        return f"paused: {self.reason}" if self.paused else "running"

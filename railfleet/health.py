@@ -7,8 +7,9 @@ backlog, and 503 when it does not, so traffic goes to other instances.
 
 Both are plain Django views: no authentication, no DRF throttling, no
 session, no caching, and nothing in the body beyond the fields below. Each
-costs at most two indexed queries (pending and failed events are found
-through the indexes that lead with the event's status).
+costs at most three indexed queries (pending and failed events are found
+through the indexes that lead with the event's status; the pause state is one
+row read by primary key). A paused broadcast is reported, not a failure.
 """
 
 import logging
@@ -20,6 +21,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from broadcast.control import pause_state
 from broadcast.models import Event
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ def ready(request: HttpRequest) -> JsonResponse:
     try:
         backlog = Event.objects.pending().aggregate(pending=Count("id"), oldest=Min("created_at"))
         failed = Event.objects.failed().count()
+        state = pause_state()
     except DatabaseError as exc:
         # The reason goes to the log only (class name: no DSN or host in it).
         logger.warning("Readiness check: database unavailable (%s)", type(exc).__name__)
@@ -52,6 +55,8 @@ def ready(request: HttpRequest) -> JsonResponse:
                 "pending": backlog["pending"],
                 "failed": failed,
                 "oldest_pending_age_seconds": round(age, 3),
+                "paused": state.paused,
+                "paused_reason": state.reason,
             },
         }
     )

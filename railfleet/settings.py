@@ -215,6 +215,12 @@ BROADCAST = {
     "RETRY_BASE_SECONDS": env_float("BROADCAST_RETRY_BASE_SECONDS", 1.0),
     "RETRY_MAX_SECONDS": env_float("BROADCAST_RETRY_MAX_SECONDS", 300.0),
     "SUMMARY_INTERVAL": env_float("BROADCAST_SUMMARY_INTERVAL", 60.0),
+    # Standard Webhooks secrets, newest first (checked at start: broadcast/checks.py).
+    "SIGNING_SECRETS": env_list("BROADCAST_SIGNING_SECRETS", default=[]),
+    # Requests per second per dispatcher; 0: unlimited (broadcast/ratelimit.py).
+    "MAX_RATE": env_float("BROADCAST_MAX_RATE", 0.0),
+    # Delivered events older than this are deleted; 0 keeps all (broadcast/retention.py).
+    "RETENTION_DAYS": env_float("BROADCAST_RETENTION_DAYS", 7.0),
 }
 
 # --- Logging ----------------------------------------------------------------

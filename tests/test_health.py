@@ -7,6 +7,7 @@ from django.db import OperationalError
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
+from broadcast.control import pause, resume
 from broadcast.models import Event, Status
 
 
@@ -37,12 +38,31 @@ def test_ready_reports_the_database_and_the_broadcast_backlog(client):
 
 @pytest.mark.django_db
 def test_ready_with_empty_outbox_is_cheap(client, django_assert_max_num_queries):
-    with django_assert_max_num_queries(2):
+    with django_assert_max_num_queries(3):
         response = client.get("/ready")
     assert response.json() == {
         "database": "ok",
-        "broadcast": {"pending": 0, "failed": 0, "oldest_pending_age_seconds": 0.0},
+        "broadcast": {
+            "pending": 0,
+            "failed": 0,
+            "oldest_pending_age_seconds": 0.0,
+            "paused": False,
+            "paused_reason": "",
+        },
     }
+
+
+@pytest.mark.django_db
+def test_ready_reports_a_pause_and_its_reason_without_failing(client):
+    pause(reason="counter server answered 410 Gone")
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert response.json()["broadcast"]["paused"] is True
+    assert response.json()["broadcast"]["paused_reason"] == "counter server answered 410 Gone"
+
+    resume()
+    body = client.get("/ready").json()["broadcast"]
+    assert body["paused"] is False and body["paused_reason"] == ""
 
 
 @pytest.mark.django_db

@@ -2,9 +2,10 @@
 
 from types import SimpleNamespace
 
+import pytest
 from django.db import connections
 
-from broadcast.checks import sqlite_version
+from broadcast.checks import operations_settings, sqlite_version
 
 
 def test_this_database_passes():
@@ -32,3 +33,21 @@ def test_sqlite_3_35_is_enough(monkeypatch):
     monkeypatch.setattr(default, "Database", SimpleNamespace(sqlite_version_info=(3, 35, 0)))
 
     assert sqlite_version(None, databases=["default"]) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "variable"),
+    [("MAX_RATE", "BROADCAST_MAX_RATE"), ("RETENTION_DAYS", "BROADCAST_RETENTION_DAYS")],
+)
+def test_a_negative_rate_or_retention_is_refused(settings, key, variable):
+    settings.BROADCAST = {**settings.BROADCAST, key: -1.0}
+    (error,) = operations_settings(None)
+    assert error.id == "broadcast.E003"
+    assert error.msg == f"{variable} must be 0 (off) or positive, not -1."
+
+
+def test_zero_and_positive_rate_and_retention_pass(settings):
+    settings.BROADCAST = {**settings.BROADCAST, "MAX_RATE": 0.0, "RETENTION_DAYS": 0.0}
+    assert operations_settings(None) == []
+    settings.BROADCAST = {**settings.BROADCAST, "MAX_RATE": 50.0, "RETENTION_DAYS": 7.0}
+    assert operations_settings(None) == []

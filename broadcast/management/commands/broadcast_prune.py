@@ -1,25 +1,30 @@
 """Delete delivered events older than a given age, to keep the outbox small."""
 
-import datetime
-
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
-from broadcast.models import Event
+from broadcast.retention import prune_delivered, retention_days
 
 
 class Command(BaseCommand):
     help = (
-        "Delete delivered broadcast events older than --days (default 7). "
-        "Pending and failed events are kept."
+        "Delete delivered broadcast events older than --days (default: "
+        "BROADCAST_RETENTION_DAYS, 7), in batches. Pending and failed events are kept; "
+        "--days 0 deletes nothing. The dispatchers also do this on their own."
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--days", type=float, default=7.0, help="Age in days (default 7).")
+        parser.add_argument(
+            "--days", type=float, help="Age in days (default: BROADCAST_RETENTION_DAYS)."
+        )
+        parser.add_argument(
+            "--batch-size", type=int, default=2000, help="Rows per transaction (default 2000)."
+        )
 
-    def handle(self, *args, days: float, **options) -> None:
+    def handle(self, *args, days: float | None, batch_size: int, **options) -> None:
+        days = retention_days() if days is None else days
         if days < 0:
             raise CommandError("--days must not be negative.")
-        cutoff = timezone.now() - datetime.timedelta(days=days)
-        deleted, _ = Event.objects.delivered().filter(delivered_at__lt=cutoff).delete()
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1.")
+        deleted = prune_delivered(days=days, batch_size=batch_size)
         self.stdout.write(f"Deleted {deleted} delivered event(s) older than {days:g} day(s).")

@@ -1,0 +1,136 @@
+"""The dispatcher's token bucket, driven by an injected clock: exact, no sleeping."""
+
+import random
+
+import pytest
+
+from broadcast.ratelimit import BURST_SECONDS, TokenBucket
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.mark.parametrize("rate", [0, 0.0, None])
+def test_zero_or_none_is_unlimited(rate, clock):
+    bucket = TokenBucket(rate, clock=clock)
+    assert not bucket.limited
+    assert bucket.grant(1_000_000) == 1_000_000
+    assert bucket.wait() == 0.0
+
+
+def test_a_negative_rate_is_refused():
+    with pytest.raises(ValueError, match="rate"):
+        TokenBucket(-1)
+
+
+def test_starts_with_a_twentieth_of_a_second_worth(clock):
+    bucket = TokenBucket(200, clock=clock)
+    assert bucket.capacity == 200 * BURST_SECONDS == 10
+    assert bucket.grant(50) == 10
+    assert bucket.grant(50) == 0
+
+
+def test_a_slow_rate_still_holds_one_whole_token(clock):
+    bucket = TokenBucket(0.5, clock=clock)
+    assert bucket.grant(3) == 1
+    assert bucket.wait() == pytest.approx(2.0)
+    clock.now += 1.999
+    assert bucket.grant(1) == 0
+    clock.now += 0.001
+    assert bucket.grant(1) == 1
+
+
+def test_tokens_come_back_at_the_rate(clock):
+    bucket = TokenBucket(100, clock=clock)
+    bucket.grant(5)
+    assert bucket.wait() == pytest.approx(0.01)
+    clock.now += 0.03
+    assert bucket.grant(10) == 3
+    clock.now += 0.005
+    assert bucket.grant(10) == 0
+    assert bucket.wait() == pytest.approx(0.005)
+
+
+def test_a_long_idle_spell_does_not_bank_more_than_the_burst(clock):
+    bucket = TokenBucket(100, clock=clock)
+    bucket.grant(5)
+    clock.now += 3600
+    assert bucket.grant(1000) == 5
+    assert bucket.wait() == pytest.approx(0.01)
+
+
+def test_wait_is_zero_while_a_token_is_there(clock):
+    bucket = TokenBucket(10, clock=clock)
+    assert bucket.wait() == 0.0
+    assert bucket.grant(0) == 0 and bucket.grant(-3) == 0
+    assert bucket.wait() == 0.0
+
+
+def test_a_clock_that_goes_back_adds_nothing(clock):
+    bucket = TokenBucket(10, clock=clock)
+    bucket.grant(1)
+    clock.now -= 100
+    assert bucket.grant(1) == 0
+
+
+def test_from_settings_reads_max_rate(settings, clock):
+    settings.BROADCAST = {**settings.BROADCAST, "MAX_RATE": 40.0}
+    assert TokenBucket.from_settings(clock=clock).rate == 40.0
+    settings.BROADCAST = {**settings.BROADCAST, "MAX_RATE": 0.0}
+    assert not TokenBucket.from_settings(clock=clock).limited
+
+
+def _greedy_dispatcher(rate: float, seconds: float, seed: int, *, prompt: bool) -> list[float]:
+    """Grant times of a dispatcher that always wants more.
+
+    A prompt one comes back when wait() says, or a little later; another's rounds
+    also come at random, sooner or much later than that.
+    """
+    rng = random.Random(seed)
+    clock = Clock()
+    bucket = TokenBucket(rate, clock=clock)
+    start, times = clock.now, []
+    while clock.now - start < seconds:
+        times += [clock.now] * bucket.grant(rng.randint(1, 500))
+        late = rng.uniform(0, 0.002)
+        choices = [bucket.wait() + late] if prompt else [late, rng.uniform(0, 0.2)]
+        clock.now += rng.choice(choices)
+    return times
+
+
+def _most_in_any_window(times: list[float], width: float) -> int:
+    most, first = 0, 0
+    for last, t in enumerate(times):
+        while t - times[first] >= width:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+RATES = [(1000, 1), (200, 2), (37.5, 3), (5, 4), (1, 5)]
+
+
+@pytest.mark.parametrize(("rate", "seed"), RATES)
+@pytest.mark.parametrize("prompt", [True, False])
+def test_over_any_one_second_window_at_most_the_rate_plus_the_burst(rate, seed, prompt):
+    times = _greedy_dispatcher(rate, seconds=30, seed=seed, prompt=prompt)
+
+    bound = max(1.0, rate * BURST_SECONDS) + rate  # capacity + rate x 1 s
+    assert _most_in_any_window(times, 1.0) <= bound
+    assert bound <= max(rate * 1.05, rate + 1)
+
+
+@pytest.mark.parametrize(("rate", "seed"), RATES)
+def test_a_dispatcher_that_follows_wait_gets_the_whole_rate(rate, seed):
+    times = _greedy_dispatcher(rate, seconds=30, seed=seed, prompt=True)
+    assert rate * 30 * 0.98 <= len(times) <= rate * 30 + max(1.0, rate * BURST_SECONDS)

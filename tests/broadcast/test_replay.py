@@ -1,0 +1,125 @@
+"""Replaying failed events: requeue_failed and manage.py broadcast_requeue."""
+
+import datetime
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from broadcast.models import Event, Status
+from broadcast.replay import requeue_failed
+
+DAY = datetime.datetime(2026, 11, 30, tzinfo=datetime.UTC)
+PAYLOAD = {"user": 1, "action": "create"}
+
+
+def event(status: str, created: datetime.datetime) -> Event:
+    return Event.objects.create(
+        payload=PAYLOAD,
+        status=status,
+        created_at=created,
+        available_at=created,
+        attempts=3,
+        last_error="HTTP 400: bad" if status == Status.FAILED else "",
+        delivered_at=created if status == Status.DELIVERED else None,
+    )
+
+
+@pytest.fixture
+def outbox(db):
+    """Failed events before, at the start of, inside and at the end of 30 Nov; others in it."""
+    hour = datetime.timedelta(hours=1)
+    return {
+        "before": event(Status.FAILED, DAY - hour),
+        "start": event(Status.FAILED, DAY),
+        "inside": event(Status.FAILED, DAY + 12 * hour),
+        "end": event(Status.FAILED, DAY + 24 * hour),
+        "pending": event(Status.PENDING, DAY + 12 * hour),
+        "delivered": event(Status.DELIVERED, DAY + 12 * hour),
+    }
+
+
+def statuses(outbox: dict) -> dict[str, str]:
+    return {name: Event.objects.get(pk=e.pk).status for name, e in outbox.items()}
+
+
+def test_a_window_includes_its_start_and_excludes_its_end(outbox):
+    before = timezone.now()
+    count = requeue_failed(since=DAY, until=DAY + datetime.timedelta(days=1))
+
+    assert count == 2
+    assert statuses(outbox) == {
+        "before": Status.FAILED,
+        "start": Status.PENDING,
+        "inside": Status.PENDING,
+        "end": Status.FAILED,
+        "pending": Status.PENDING,
+        "delivered": Status.DELIVERED,
+    }
+    requeued = Event.objects.get(pk=outbox["inside"].pk)
+    assert before <= requeued.available_at <= timezone.now()  # due now
+    assert requeued.attempts == 3 and requeued.last_error == "HTTP 400: bad"
+    assert requeued.claimed_by == ""
+
+
+def test_open_ends(outbox):
+    assert requeue_failed(until=DAY) == 1
+    assert statuses(outbox)["before"] == Status.PENDING
+    assert requeue_failed(since=DAY + datetime.timedelta(hours=13)) == 1
+    assert statuses(outbox)["end"] == Status.PENDING
+    assert requeue_failed() == 2  # the rest
+    assert Event.objects.failed().count() == 0
+
+
+def test_pending_and_delivered_are_untouched(outbox):
+    untouched = [Event.objects.get(pk=outbox[name].pk) for name in ("pending", "delivered")]
+    requeue_failed()
+    for was in untouched:
+        now = Event.objects.get(pk=was.pk)
+        assert (now.status, now.available_at, now.delivered_at) == (
+            was.status,
+            was.available_at,
+            was.delivered_at,
+        )
+
+
+def test_dry_run_counts_and_changes_nothing(outbox):
+    assert requeue_failed(since=DAY, dry_run=True) == 3
+    assert Event.objects.failed().count() == 4
+
+
+def test_a_selection_narrows_it(outbox):
+    chosen = Event.objects.filter(pk__in=[outbox["before"].pk, outbox["delivered"].pk])
+    assert requeue_failed(events=chosen) == 1
+    assert statuses(outbox)["before"] == Status.PENDING
+
+
+def test_the_command_prints_the_count_first(outbox, capsys):
+    call_command("broadcast_requeue", since="2026-11-30", until="2026-12-01T00:00:00Z")
+    out = capsys.readouterr().out
+    assert out.startswith("2 failed event(s) re-queued, created from 2026-11-30T00:00:00+00:00")
+    assert Event.objects.failed().count() == 2
+
+
+def test_the_command_dry_run(outbox, capsys):
+    call_command("broadcast_requeue", until="2026-11-30T12:00:00+00:00", dry_run=True)
+    out = capsys.readouterr().out
+    assert out.startswith("2 failed event(s) would be re-queued (dry run, nothing changed)")
+    assert Event.objects.failed().count() == 4
+
+
+def test_a_time_without_offset_is_utc(outbox, capsys):
+    call_command("broadcast_requeue", since="2026-11-30T12:00:00")
+    assert capsys.readouterr().out.startswith("2 failed")
+
+
+@pytest.mark.parametrize("option", ["since", "until"])
+@pytest.mark.parametrize("value", ["yesterday", "2026-13-01", "2026-11-30T25:00:00"])
+def test_bad_dates_name_the_option(db, option, value):
+    with pytest.raises(CommandError, match=f"--{option}: '{value}' is not an ISO 8601"):
+        call_command("broadcast_requeue", **{option: value})
+
+
+def test_since_must_be_before_until(db):
+    with pytest.raises(CommandError, match="--since must be before --until"):
+        call_command("broadcast_requeue", since="2026-12-01", until="2026-11-30")
