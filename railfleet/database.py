@@ -7,23 +7,46 @@ two writers queue instead of failing with "database is locked" half-way) and
 a busy timeout long enough to ride out a burst. The engine is
 `railfleet.sqlite`, Django's SQLite backend whose transactions queue on a lock
 file rather than on SQLite's busy wait (railfleet/sqlite/base.py says why).
+
+Commits are durable by default: `synchronous=FULL` syncs the WAL to disk at
+every commit, so a 201 survives a power cut, as PostgreSQL's default
+`synchronous_commit=on` does. `SQLITE_SYNCHRONOUS=NORMAL` chooses the faster
+mode, where a power cut (never a process crash) may undo the last commits
+(README, "Durability").
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+SQLITE_SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 SQLITE_OPTIONS = {
-    "init_command": (
-        "PRAGMA journal_mode=WAL;"
-        "PRAGMA synchronous=NORMAL;"
-        "PRAGMA foreign_keys=ON;"
-        "PRAGMA temp_store=MEMORY;"
-        "PRAGMA mmap_size=134217728;"
-    ),
     "transaction_mode": "IMMEDIATE",
     "timeout": 20,
 }
+
+
+def sqlite_synchronous() -> str:
+    """The PRAGMA synchronous mode named by SQLITE_SYNCHRONOUS: FULL (default) or NORMAL."""
+    raw = os.environ.get("SQLITE_SYNCHRONOUS", "")
+    mode = raw.strip().upper() or "FULL"
+    if mode not in SQLITE_SYNCHRONOUS_MODES:
+        raise ImproperlyConfigured(f"SQLITE_SYNCHRONOUS must be FULL or NORMAL, not {raw!r}.")
+    return mode
+
+
+def sqlite_init_command(synchronous: str) -> str:
+    """The PRAGMAs every SQLite connection runs when it opens."""
+    return (
+        "PRAGMA journal_mode=WAL;"
+        f"PRAGMA synchronous={synchronous};"
+        "PRAGMA foreign_keys=ON;"
+        "PRAGMA temp_store=MEMORY;"
+        "PRAGMA mmap_size=134217728;"
+    )
 
 
 def database_config(url: str | None, base_dir: Path) -> dict:
@@ -36,5 +59,6 @@ def database_config(url: str | None, base_dir: Path) -> dict:
     )
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["ENGINE"] = "railfleet.sqlite"  # Django's, with writers queued on a lock
-        config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
+        options = {**SQLITE_OPTIONS, "init_command": sqlite_init_command(sqlite_synchronous())}
+        config["OPTIONS"] = {**options, **config.get("OPTIONS", {})}
     return config

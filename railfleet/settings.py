@@ -53,7 +53,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: counts and times every /api/ request with its final status (railfleet/metrics.py).
+    "railfleet.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # An unreachable database: 503 with Retry-After, logged once (railfleet/outage.py).
+    "railfleet.outage.DatabaseOutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -136,7 +140,11 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 # Load balancers probe the health endpoints over plain HTTP behind the TLS proxy.
-SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
+
+# GET /metrics (railfleet/metrics.py): with a token, only `Authorization: Bearer
+# <token>`; without one, served in debug mode only.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # Login lockout (django-axes): 10 failures for one username within 15 minutes
 # lock that username for 15 minutes, whatever the client's address; the
@@ -215,6 +223,9 @@ BROADCAST = {
     "RETRY_BASE_SECONDS": env_float("BROADCAST_RETRY_BASE_SECONDS", 1.0),
     "RETRY_MAX_SECONDS": env_float("BROADCAST_RETRY_MAX_SECONDS", 300.0),
     "SUMMARY_INTERVAL": env_float("BROADCAST_SUMMARY_INTERVAL", 60.0),
+    # The dispatcher's own /metrics (broadcast/metrics.py): unset port, none.
+    "METRICS_PORT": env_int("BROADCAST_METRICS_PORT", None),
+    "METRICS_ADDRESS": os.environ.get("BROADCAST_METRICS_ADDRESS", "127.0.0.1"),
     # Standard Webhooks secrets, newest first (checked at start: broadcast/checks.py).
     "SIGNING_SECRETS": env_list("BROADCAST_SIGNING_SECRETS", default=[]),
     # Requests per second per dispatcher; 0: unlimited (broadcast/ratelimit.py).

@@ -5,11 +5,14 @@ from django.urls import include, path, re_path
 
 from defect.api.errors import api_not_found
 from railfleet import health
+from railfleet.metrics import metrics_view
 
 urlpatterns = [
     # Liveness and readiness: unauthenticated, unthrottled (railfleet/health.py).
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
+    # Prometheus scrape: Bearer METRICS_TOKEN, or debug mode (railfleet/metrics.py).
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     # /api/defects, /api/schema, /api/docs, /api/auth/ (defect/api/urls.py).
     path("api/", include("defect.api.urls")),

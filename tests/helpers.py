@@ -120,3 +120,66 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
     if process.poll() is None:
         process.send_signal(sig)
     return process.wait(timeout=30)
+
+
+def http_request(
+    url: str, *, method: str = "GET", headers: dict | None = None, body: bytes | None = None
+) -> tuple[int, dict, bytes]:
+    """One HTTP request: (status, headers, body), error statuses included."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+class WebServer:
+    """The web app under gunicorn (Procfile's configuration module), debug off, on its own port."""
+
+    def __init__(self, database_url: str, log_path: Path, *, workers: int = 1, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.workers = workers
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PROMETHEUS"))},
+            "DJANGO_SETTINGS_MODULE": "railfleet.settings",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "test-web-server-" + "k" * 50,
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": database_url,
+            **env,
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "WebServer":
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        self.process = subprocess.Popen(
+            [str(gunicorn), "railfleet.wsgi", "--config", "python:railfleet.gunicorn",
+             "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
+             "--no-control-socket"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log_path.open("a"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_for(self._answers, timeout=60, interval=0.1, message="gunicorn to answer /health")
+        return self
+
+    def _answers(self) -> bool:
+        assert self.process.poll() is None, f"gunicorn exited:\n{self.log()}"
+        try:
+            return self.request("/health")[0] == 200
+        except OSError:
+            return False
+
+    def request(self, path: str, **kwargs) -> tuple[int, dict, bytes]:
+        return http_request(self.url + path, **kwargs)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+
+    def log(self) -> str:
+        return self.log_path.read_text()

@@ -19,6 +19,8 @@ from rest_framework.serializers import as_serializer_error
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from railfleet.outage import is_connection_failure
+
 logger = logging.getLogger(__name__)
 
 
@@ -38,6 +40,8 @@ def validation_error_from_django(exc: DjangoValidationError) -> exceptions.Valid
 
 def exception_handler(exc, context):
     """REST_FRAMEWORK["EXCEPTION_HANDLER"]: DRF's handler, extended as the module says."""
+    if is_connection_failure(exc):
+        return None  # DRF re-raises it: railfleet/outage.py answers 503, logged once
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     elif isinstance(exc, DjangoValidationError):

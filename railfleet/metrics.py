@@ -1,0 +1,188 @@
+"""The web app's Prometheus metrics: `GET /metrics` and the API's request metrics.
+
+Scraped values, in prometheus-client's text format:
+
+- `broadcast_events{status}` (gauge): pending, failed and delivered events,
+  read from the database at scrape time. Pending and failed are exact counts
+  through the indexes that lead with the status. Delivered is exact on
+  SQLite; on PostgreSQL it is exact up to `DELIVERED_ESTIMATE_ABOVE` rows and
+  beyond that the planner's estimate (`delivered_count`), since counting
+  millions of rows at every scrape would cost seconds of the database's time.
+- `broadcast_oldest_pending_age_seconds` (gauge): age of the oldest pending event, 0 if none.
+- `broadcast_paused` (gauge): 1 while delivery is paused (broadcast.control), else 0.
+- `api_requests_total{method,status}` (counter) and
+  `api_request_duration_seconds{method,status}` (histogram): every request
+  under /api/, with its final status (`RequestMetricsMiddleware`, first in
+  MIDDLEWARE).
+
+Under gunicorn the request metrics live in each worker's memory-mapped files
+in PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode, set up by
+railfleet/gunicorn.py); a scrape, answered by any one worker, adds up every
+worker's. Without that variable (runserver, tests) the process's own
+registry is served.
+
+Access: with METRICS_TOKEN set, only `Authorization: Bearer <METRICS_TOKEN>`
+(else 401); without it, served in debug mode and a 404 when debug is off.
+"""
+
+import json
+import os
+import secrets
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Min
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+from broadcast.control import pause_state
+from broadcast.models import Event, Status
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+API_REQUESTS = Counter(
+    "api_requests", "Requests to the API (paths under /api/).", ["method", "status"]
+)
+API_LATENCY = Histogram(
+    "api_request_duration_seconds",
+    "Seconds from the request's arrival to its response, for paths under /api/.",
+    ["method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+
+
+class RequestMetricsMiddleware:
+    """Counts and times each /api/ request by method and final status."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith("/api/"):
+            return self.get_response(request)
+        started = time.perf_counter()
+        response = self.get_response(request)
+        # Unknown methods share one label, so a client cannot grow the series without bound.
+        method = request.method if request.method in _METHODS else "other"
+        status = str(response.status_code)
+        API_REQUESTS.labels(method, status).inc()
+        API_LATENCY.labels(method, status).observe(time.perf_counter() - started)
+        return response
+
+
+# Above this many delivered rows (by the planner's estimate), PostgreSQL reports the estimate.
+DELIVERED_ESTIMATE_ABOVE = 1_000_000
+
+
+def delivered_count() -> int:
+    """Delivered events: exact, or on PostgreSQL the planner's estimate when there are many.
+
+    The estimate is the planner's row count for `status = 'delivered'`: the
+    table's size scaled from its pages now (tracked as it grows) times the
+    share of delivered rows from the last ANALYZE, which autovacuum repeats
+    once a tenth of the table has changed; at this size and with a status
+    that is nearly always `delivered`, it stays within a few percent.
+    """
+    delivered = Event.objects.delivered()
+    if connection.vendor != "postgresql":
+        return delivered.count()
+    estimate = _planner_rows(delivered.values("id"))
+    return estimate if estimate > DELIVERED_ESTIMATE_ABOVE else delivered.count()
+
+
+def _planner_rows(queryset) -> int:
+    """The planner's estimate of the rows `queryset` returns (PostgreSQL's EXPLAIN)."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class OutboxCollector:
+    """The outbox's state, read from the database at each scrape."""
+
+    def collect(self):
+        counts = {
+            Status.PENDING: Event.objects.pending().count(),
+            Status.FAILED: Event.objects.failed().count(),
+            Status.DELIVERED: delivered_count(),
+        }
+        events = GaugeMetricFamily(
+            "broadcast_events", "Outbox events by status, at scrape time.", labels=["status"]
+        )
+        for status, count in counts.items():
+            events.add_metric([status], count)
+        yield events
+        oldest = Event.objects.pending().aggregate(oldest=Min("created_at"))["oldest"]
+        age = max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0
+        yield GaugeMetricFamily(
+            "broadcast_oldest_pending_age_seconds",
+            "Seconds since the oldest pending event was committed (0 when none is pending).",
+            value=age,
+        )
+        paused = pause_state(using="default").paused
+        yield GaugeMetricFamily(
+            "broadcast_paused",
+            "1 while delivery is paused (by an operator, or a 410 from the counter server).",
+            value=1 if paused else 0,
+        )
+
+
+def registry() -> CollectorRegistry:
+    """What a scrape reads: every worker's files in multiprocess mode, else this process."""
+    scraped = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(scraped)
+    else:
+        scraped.register(_ProcessMetrics())
+    scraped.register(OutboxCollector())
+    return scraped
+
+
+class _ProcessMetrics:
+    """This process's default registry (the request metrics), for a scrape registry."""
+
+    def collect(self):
+        return REGISTRY.collect()
+
+
+def _allowed(request: HttpRequest) -> bool:
+    """The access rule of the module docstring; raises Http404 where /metrics is hidden."""
+    token = getattr(settings, "METRICS_TOKEN", "")
+    if not token:
+        if not settings.DEBUG:
+            raise Http404
+        return True
+    given = request.headers.get("Authorization", "")
+    scheme, _, credential = given.partition(" ")
+    # Constant time: the comparison must not tell how much of a guess was right.
+    return scheme.lower() == "bearer" and secrets.compare_digest(
+        credential.strip().encode(), token.encode()
+    )
+
+
+@never_cache
+@require_safe
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """GET /metrics: Prometheus text format."""
+    if not _allowed(request):
+        response = HttpResponse("Bearer token required.\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
