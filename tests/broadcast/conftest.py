@@ -7,6 +7,7 @@ so the dispatcher under test talks real HTTP to it.
 import asyncio
 import datetime
 import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -28,6 +29,7 @@ class Received:
     headers: dict
     body: bytes
     peer: tuple = ()  # the client's (address, port): one per connection
+    at: float = 0.0  # time.monotonic() of its arrival
 
 
 class ScriptedServer:
@@ -44,7 +46,8 @@ class ScriptedServer:
 
     async def _handle(self, request: web.Request) -> web.Response:
         peer = request.transport.get_extra_info("peername")
-        self.received.append(Received(dict(request.headers), await request.read(), peer))
+        body = await request.read()
+        self.received.append(Received(dict(request.headers), body, peer, time.monotonic()))
         answer = self.script.pop(0) if self.script else Answer()
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
