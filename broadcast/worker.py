@@ -126,7 +126,9 @@ class Waker:
         return self._reader.fileno()
 
     def wake(self) -> None:
-        with contextlib.suppress(BlockingIOError):  # full: wake-ups are pending anyway
+        # Full: wake-ups are pending anyway. Closed: the dispatcher has finished
+        # (a late signal).
+        with contextlib.suppress(OSError):
             self._writer.send(b"\0")
 
     def clear(self) -> None:
