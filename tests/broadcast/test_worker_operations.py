@@ -186,3 +186,44 @@ def test_pause_and_resume_hold_and_release_two_dispatchers(tmp_path, user):
             assert stop(process, signal.SIGTERM) == 0
         server.stop()
     assert not control.pause_state().paused
+
+
+def test_retention_never_runs_while_due_events_wait(scripted_server, user, monkeypatch):
+    from broadcast import worker
+
+    Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(120)])
+    due_at_prune = []
+
+    def prune(**kwargs) -> int:
+        due_at_prune.append(Event.objects.due().count())
+        return 0
+
+    monkeypatch.setattr(worker, "prune_delivered", prune)
+    deliver_once(scripted_server.url, batch_size=20, retention_days=7)
+    assert Event.objects.delivered().count() == 120
+    assert due_at_prune == [0]  # once, after the backlog: not at the start's first claim
+
+
+@pytest.mark.e2e
+def test_the_dispatcher_serves_its_metrics(tmp_path, user):
+    import urllib.request
+
+    server = CounterServer(free_port(), tmp_path / "counter.log").start()
+    port = free_port()
+    process = start_dispatcher(server.url, tmp_path / "d.log", BROADCAST_METRICS_PORT=str(port))
+    try:
+        defect_create(user=user, comment="a")
+        wait_for(lambda: Event.objects.delivered().exists(), timeout=20, message="delivery")
+
+        def scraped() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                return r.read().decode()
+
+        wait_for(
+            lambda: 'broadcast_deliveries_total{result="delivered"} 1.0' in scraped(),
+            timeout=10,
+            message="the delivery counted in /metrics",
+        )
+    finally:
+        assert stop(process, signal.SIGTERM) == 0
+        server.stop()
