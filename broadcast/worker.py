@@ -295,10 +295,10 @@ class Dispatcher:
             unsent=unsent,
             retention=retention,
         )
-        self._pause_reason = ""
         self._round.outcomes = done
         self._round.pause_reason = self._pause_reason
         self._round.stores_pause = bool(self._pause_reason)
+        self._pause_reason = ""
         self._round.started = now  # the leases run from before the claim, as in the database
         self._round.add_done_callback(lambda _: self._waker.wake())
 

@@ -227,3 +227,27 @@ def test_the_dispatcher_serves_its_metrics(tmp_path, user):
     finally:
         assert stop(process, signal.SIGTERM) == 0
         server.stop()
+
+
+def test_a_running_dispatcher_paused_by_a_410_resumes_when_told(scripted_server, user):
+    import threading
+
+    from broadcast.worker import Dispatcher
+    from tests.broadcast.conftest import make_config
+
+    scripted_server.script = [Answer(410)]
+    for i in range(3):
+        defect_create(user=user, comment=str(i))
+    dispatcher = Dispatcher(make_config(scripted_server.url, concurrency=1))
+    thread = threading.Thread(target=dispatcher.run)
+    thread.start()
+    try:
+        wait_for(lambda: control.pause_state().paused, timeout=10, message="the pause")
+        assert len(scripted_server.received) == 1
+        control.resume()
+        wait_for(lambda: Event.objects.delivered().count() == 3, timeout=15, message="resumed")
+        assert len(scripted_server.received) == 4
+        assert not dispatcher.paused
+    finally:
+        dispatcher.stop()
+        thread.join(15)
