@@ -1,13 +1,13 @@
 """The HTTP client that POSTs events to the counter server: libcurl's multi interface.
 
 pycurl (libcurl) rather than pyreqwest or aiohttp: measured with
-`bench/clients.py` (BENCHMARKS.md), it spends the least CPU per small POST over
-keep-alive connections, several times less than aiohttp, and CPU per request is
-what bounds a dispatcher. libcurl does the HTTP/1.1: connections, keep-alive
-pooling, timeouts, parsing. What is written here is only the driving: a fixed
-set of reusable handles (one per request in flight, so at most `max_connections`
-at once), started by `send()` and collected by `wait()`, which the dispatcher
-calls from its one loop thread.
+`bench/clients.py` (docs/broadcast.md, "Choosing the HTTP client"), it spends
+the least CPU per small POST over keep-alive connections, several times less
+than aiohttp, and CPU per request is what bounds a dispatcher. libcurl does
+the HTTP/1.1: connections, keep-alive pooling, timeouts, parsing. What is
+written here is only the driving: a fixed set of reusable handles (one per
+request in flight, so at most `max_connections` at once), started by `send()`
+and collected by `wait()`, which the dispatcher calls from its one loop thread.
 """
 
 import select
@@ -21,6 +21,10 @@ from broadcast.retry import parse_retry_after
 
 # 408 Request Timeout and 429 Too Many Requests say "later", as do 5xx.
 RETRYABLE_STATUSES = frozenset({408, 429})
+# 410 Gone: the receiver asks to stop sending; the dispatcher pauses the broadcast.
+GONE = 410
+# Overloaded: a Retry-After with one of these holds the whole dispatcher back.
+HOLD_STATUSES = frozenset({429, 502, 503, 504})
 CONTENT_TYPE = "Content-Type: application/json"
 # libcurl's transport errors that mean "could not reach the server".
 CONNECT_ERRORS = frozenset({pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST})
@@ -37,6 +41,7 @@ class Outcome:
     result: Result
     error: str = ""
     retry_after: float | None = None
+    status: int = 0  # the HTTP status when there was an answer
 
 
 DELIVERED = Outcome(Result.DELIVERED)
@@ -48,9 +53,11 @@ def classify(status: int, retry_after: str | None, body: str) -> Outcome:
     if 200 <= status < 300:
         return DELIVERED
     error = f"HTTP {status}: {body[:200]}".strip()
+    if status == GONE:  # the receiver is gone for now: pause, the event stays pending
+        return Outcome(Result.RETRY, error, None, status)
     if status in RETRYABLE_STATUSES or status >= 500:
-        return Outcome(Result.RETRY, error, parse_retry_after(retry_after))
-    return Outcome(Result.FAILED, error)
+        return Outcome(Result.RETRY, error, parse_retry_after(retry_after), status)
+    return Outcome(Result.FAILED, error, None, status)
 
 
 def transport_error(errno: int, message: str) -> Outcome:
@@ -114,12 +121,18 @@ class CounterClient:
     def in_flight(self) -> int:
         return len(self._busy)
 
-    def send(self, key: str, body: bytes, token: Any) -> None:
-        """Start POSTing `body` with `key` as Idempotency-Key; `wait()` returns `token` with it."""
+    def send(self, key: str, body: bytes, token: Any, headers: list[str] | None = None) -> None:
+        """Start POSTing `body` with `key` as Idempotency-Key (and `headers`, "Name: value").
+
+        `wait()` returns `token` with its outcome.
+        """
         handle = self._idle.pop()
         handle.headers.clear()
         handle.body.clear()
-        handle.setopt(pycurl.HTTPHEADER, [CONTENT_TYPE, "Idempotency-Key: " + key])
+        lines = [CONTENT_TYPE, "Idempotency-Key: " + key]
+        if headers:
+            lines += headers
+        handle.setopt(pycurl.HTTPHEADER, lines)
         handle.setopt(pycurl.POSTFIELDS, body)
         self._busy[handle] = token
         self._multi.add_handle(handle)
@@ -132,6 +145,10 @@ class CounterClient:
             timeout = min(timeout, curl_timeout / 1000)
         # select(): libcurl's own fd_set API, so every descriptor is below FD_SETSIZE anyway.
         readers, writers, errors = multi.fdset()
+        if self._busy and not (readers or writers):
+            # libcurl is busy with nothing a select() can watch: its manual
+            # says to call it again soon anyway (100 ms, unless it asks sooner).
+            timeout = min(timeout, 0.1)
         readers.append(wakeup_fd)
         readable, _, _ = select.select(readers, writers, errors, max(timeout, 0))
         while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:

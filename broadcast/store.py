@@ -221,14 +221,15 @@ def _writing():
     return contextlib.nullcontext()
 
 
-def release(*, owner: str, now: datetime.datetime | None = None) -> int:
-    """Make `owner`'s unfinished claims due again at once (clean shutdown)."""
+def release(
+    *, owner: str, now: datetime.datetime | None = None, ids: list[int] | None = None
+) -> int:
+    """Make `owner`'s unfinished claims (or those of them in `ids`) due again at once."""
+    claims = Event.objects.pending().filter(claimed_by=owner)
+    if ids is not None:
+        claims = claims.filter(id__in=ids)
     with _writing():  # on SQLite: queued on the write lock, not on SQLite's busy wait
-        return (
-            Event.objects.pending()
-            .filter(claimed_by=owner)
-            .update(available_at=now or timezone.now(), claimed_by="")
-        )
+        return claims.update(available_at=now or timezone.now(), claimed_by="")
 
 
 def close() -> None:

@@ -30,13 +30,19 @@ from itertools import repeat
 from django.db import close_old_connections
 from django.utils import timezone
 
-from broadcast import store
+from broadcast import control, metrics, store
 from broadcast.breaker import Breaker
-from broadcast.client import DELIVERED, CounterClient, Outcome, Result
+from broadcast.client import DELIVERED, GONE, HOLD_STATUSES, CounterClient, Outcome, Result
+from broadcast.ratelimit import TokenBucket
+from broadcast.retention import prune_delivered, retention_days
 from broadcast.retry import retry_delay
+from broadcast.signing import Signer
 from broadcast.wakeup import listener_for
 
 logger = logging.getLogger("broadcast")
+
+# Retention runs at start, then at most this often (seconds).
+RETENTION_INTERVAL = 60.0
 
 
 @dataclass
@@ -54,6 +60,12 @@ class Config:
     # source of the retries' jitter: injected by tests to assert schedules exactly.
     clock: Callable[[], datetime] = timezone.now
     rand: Callable[[], float] = random.random
+    # Operations (docs/operations.md): webhook signatures (None: unsigned),
+    # requests started per second at most (0: unlimited), days delivered events
+    # are kept (0: kept until `broadcast_prune`).
+    signer: Signer | None = None
+    max_rate: float = 0.0
+    retention_days: float = 0.0
 
     def __post_init__(self) -> None:
         # An event waits in the local queue, then for its answer, within its
@@ -81,6 +93,9 @@ class Config:
             "retry_base": conf["RETRY_BASE_SECONDS"],
             "retry_max": conf["RETRY_MAX_SECONDS"],
             "summary_interval": conf["SUMMARY_INTERVAL"],
+            "signer": Signer.from_settings(),
+            "max_rate": conf.get("MAX_RATE", 0.0),
+            "retention_days": retention_days(),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -95,26 +110,29 @@ class Stats:
 
 
 class Waker:
-    """A self-pipe: another thread makes the loop's select() return (a round done, a NOTIFY)."""
+    """A self-pipe: another thread makes the loop's select() return (a round done, a NOTIFY).
+
+    Every wake() writes a byte (wake-ups come per round or per burst of NOTIFYs,
+    not per event) and clear() drains them before the loop looks at what they
+    announce, so none is lost between the two.
+    """
 
     def __init__(self) -> None:
         self._reader, self._writer = socket.socketpair()
         self._reader.setblocking(False)
         self._writer.setblocking(False)
-        self._armed = False  # a byte is (about to be) in the pipe: no need for another
 
     def fileno(self) -> int:
         return self._reader.fileno()
 
     def wake(self) -> None:
-        if not self._armed:
-            self._armed = True
-            with contextlib.suppress(BlockingIOError):  # full of wake-ups already
-                self._writer.send(b"\0")
+        # Full: wake-ups are pending anyway. Closed: the dispatcher has finished
+        # (a late signal).
+        with contextlib.suppress(OSError):
+            self._writer.send(b"\0")
 
     def clear(self) -> None:
         """Consume the wake-ups; callers look at what they announce afterwards."""
-        self._armed = False
         with contextlib.suppress(BlockingIOError):
             while self._reader.recv(4096):
                 pass
@@ -156,6 +174,18 @@ class Dispatcher:
         self._low_water = max(config.concurrency, config.batch_size // 2)
         self._next_connection_check = 0.0  # time.monotonic() of the next check: see _db()
         self.listener = None
+        # Operations: pause (read from the database at most once a second by the
+        # database thread), a hold after an overloaded answer's Retry-After, the
+        # rate limit, retention.
+        self._pause_watcher = control.PauseWatcher()
+        self.paused = False  # as the last round saw it, or since a 410
+        self._pause_reason = ""  # a 410's, to store at the next round
+        self._gone_unstored = False  # a 410 came and no round has stored the pause yet
+        self._unsent: list[int] = []  # claims dropped while paused, released at the next round
+        self._hold_until = 0.0  # time.monotonic() before which nothing is sent
+        self._bucket = TokenBucket(config.max_rate)
+        self._next_retention = 0.0  # time.monotonic(): at start, then at most once a minute
+        self._counts = [0, 0, 0]  # delivered, retried, failed since the last round's metrics
 
     def stop(self) -> None:
         """Ask for a clean stop (from any thread or a signal handler): claim nothing more,
@@ -195,12 +225,11 @@ class Dispatcher:
         while not self._stopping:
             now = time.monotonic()
             if self._round is None and self._round_wanted(now):
-                self._start_round(now)
+                self._start_round(client, now)
             self._send(client, now)
             if once and self._finished(client):
                 return
-            timeout = self._next_round - now if self._round is None else self.config.lease
-            finished, woken = client.wait(timeout, self._waker.fileno())
+            finished, woken = client.wait(self._wait_timeout(client, now), self._waker.fileno())
             if woken:
                 self._waker.clear()
             if finished:
@@ -210,6 +239,16 @@ class Dispatcher:
             if now >= next_summary:
                 self._log_summary()
                 next_summary = now + self.config.summary_interval
+
+    def _wait_timeout(self, client: CounterClient, now: float) -> float:
+        """Until the next poll (or the round's end), or until a held-back request may start."""
+        timeout = self._next_round - now if self._round is None else self.config.lease
+        if self._queue and client.free and not self.paused:
+            if now < self._hold_until:
+                timeout = min(timeout, self._hold_until - now)
+            elif self._bucket.limited:
+                timeout = min(timeout, self._bucket.wait())
+        return timeout
 
     def _finished(self, client: CounterClient) -> bool:
         """--once: the last round claimed nothing and nothing is left to send or record."""
@@ -229,35 +268,83 @@ class Dispatcher:
             or (self._claim_again and len(self._queue) < self._low_water)
         )
 
-    def _start_round(self, now: float) -> None:
+    def _start_round(self, client: CounterClient, now: float) -> None:
         """Hand the database thread the outcomes so far and a claim for what the queue lacks."""
         self._woken = False
-        self._next_round = now + self.config.poll_interval
+        # While paused, a round a second only reads the state (the watcher's pace).
+        poll = max(self.config.poll_interval, control.READ_INTERVAL) if self.paused else None
+        self._next_round = now + (poll or self.config.poll_interval)
         queued = len(self._queue)
         wanted = self.config.batch_size - queued if queued < self._low_water else 0
-        limit = self._breaker.allowance(wanted)
-        if not self._done and limit <= 0:
+        limit = 0 if self.paused else self._breaker.allowance(wanted)
+        if not (self._done or limit > 0 or self.paused):
             self._claim_again = False
             self._last_claimed = 0
             return
+        self._report(client_in_flight=client.in_flight)
         done, self._done = self._done, []
+        unsent, self._unsent = self._unsent, []
+        retention = self._retention_due(now)
         self._round_limit = limit
         self._round = self._db(
-            store.exchange,
-            owner=self.owner,
+            self._round_job,
             outcomes=done,
             limit=limit,
-            lease=self.config.lease,
             now=self.config.clock(),
+            pause_reason=self._pause_reason,
+            unsent=unsent,
+            retention=retention,
         )
         self._round.outcomes = done
+        self._round.pause_reason = self._pause_reason
+        self._round.stores_pause = bool(self._pause_reason)
+        self._pause_reason = ""
         self._round.started = now  # the leases run from before the claim, as in the database
         self._round.add_done_callback(lambda _: self._waker.wake())
+
+    def _round_job(self, *, outcomes, limit, now, pause_reason, unsent, retention):
+        """A round on the database thread: pause, release, record and claim, maybe prune.
+
+        Returns the claimed events and whether the broadcast is paused.
+        """
+        if pause_reason:
+            control.pause(reason=pause_reason)
+            self._pause_watcher.refresh()
+        paused = self._pause_watcher.current().paused
+        if unsent:
+            store.release(owner=self.owner, now=now, ids=unsent)
+        claimed = store.exchange(
+            owner=self.owner,
+            outcomes=outcomes,
+            limit=0 if paused else limit,
+            lease=self.config.lease,
+            now=now,
+        )
+        # Retention never while due events wait: only after a claim found none.
+        if retention and not paused and limit > 0 and not claimed:
+            pruned = prune_delivered(days=self.config.retention_days, now=now)
+            if pruned:
+                logger.info("Pruned %d delivered events older than %g days", pruned,
+                            self.config.retention_days)  # fmt: skip
+            self._next_retention = time.monotonic() + RETENTION_INTERVAL
+        return claimed, paused
+
+    def _retention_due(self, now: float) -> bool:
+        return self.config.retention_days > 0 and now >= self._next_retention
+
+    def _report(self, *, client_in_flight: int) -> None:
+        """This round's figures to the metrics (per round, never per event)."""
+        delivered, retried, failed = self._counts
+        if delivered or retried or failed:
+            metrics.record_round(delivered=delivered, retried=retried, failed=failed)
+            self._counts = [0, 0, 0]
+        metrics.set_breaker_open(self._breaker.open)
+        metrics.set_in_flight(client_in_flight)
 
     def _end_round(self) -> None:
         round_, self._round = self._round, None
         try:
-            claimed = round_.result()
+            claimed, paused = round_.result()
         except Exception:
             # The database is away (restart, network): nothing is lost. The
             # outcomes are kept for the next round; if we die first, the leases
@@ -266,10 +353,19 @@ class Dispatcher:
                 "Could not record %d outcomes and claim events; retrying", len(round_.outcomes)
             )
             self._done[:0] = round_.outcomes
+            self._pause_reason = self._pause_reason or round_.pause_reason  # store it next time
             self._next_connection_check = 0.0  # check the connection before the next try
             self._next_round = time.monotonic() + 1.0
             self._claim_again = False
             return
+        if self._gone_unstored and not round_.stores_pause:
+            paused = True  # this round read the state before our 410's pause was stored
+        elif round_.stores_pause:
+            self._gone_unstored = False
+        if paused != self.paused:
+            logger.warning("Broadcast paused: claiming and sending nothing until resumed"
+                           if paused else "Broadcast resumed")  # fmt: skip
+        self.paused = paused
         deadline = round_.started + self.config.lease
         self._queue.extend(zip(repeat(deadline), claimed, strict=False))
         self._last_claimed = len(claimed)
@@ -279,15 +375,32 @@ class Dispatcher:
         self._claim_again = len(claimed) >= self._round_limit > 0
 
     def _send(self, client: CounterClient, now: float) -> None:
-        queue, guard = self._queue, self.config.request_timeout
-        while queue and client.free:
+        queue, guard, signer = self._queue, self.config.request_timeout, self.config.signer
+        if self.paused:
+            # Nothing is sent while paused: the claims go back at the next round.
+            self._unsent += [event.id for _, event in queue]
+            queue.clear()
+            return
+        if now < self._hold_until or not queue:
+            return
+        budget = min(client.free, len(queue))
+        if self._bucket.limited:
+            budget = self._bucket.grant(budget)
+            if not budget:
+                metrics.add_rate_limited(self._bucket.wait())
+        while budget and queue:
             deadline, event = queue.popleft()
             if now + guard >= deadline:
                 # Its lease could run out before the answer comes: leave the
                 # event to whoever claims it next rather than risk sending twice.
                 logger.debug("Event %s not sent: its lease is about to expire", event.key)
                 continue
-            client.send(event.key, event.body.encode(), event)
+            body = event.body.encode()
+            headers = None
+            if signer:  # signed per attempt: the timestamp is the attempt's
+                headers = [f"{k}: {v}" for k, v in signer.headers(event.key, body).items()]
+            client.send(event.key, body, event, headers)
+            budget -= 1
 
     def _note(self, finished: list[tuple[store.Claimed, Outcome]]) -> None:
         """Count and log the answers; keep them, with retry delays, for the next round."""
@@ -297,17 +410,24 @@ class Dispatcher:
             if outcome is DELIVERED:
                 done.append((event, outcome, None))
                 self.stats.delivered += 1
+                self._counts[0] += 1
             else:
                 done.append((event, outcome, self._failure(event, outcome)))
 
     def _failure(self, event: store.Claimed, outcome: Outcome) -> float | None:
         """Count and log a failed attempt; return the retry delay for a retryable one."""
         attempt = event.attempts + 1
+        if outcome.status == GONE:
+            return self._gone(event, outcome)
         if outcome.result == Result.FAILED:
             self.stats.failed += 1
+            self._counts[2] += 1
             logger.error("Event %s failed permanently: %s", event.key, outcome.error)
             return None
         self.stats.retried += 1
+        self._counts[1] += 1
+        if outcome.retry_after is not None and outcome.status in HOLD_STATUSES:
+            self._hold(outcome)
         delay = retry_delay(
             attempt,
             base=self.config.retry_base,
@@ -320,6 +440,30 @@ class Dispatcher:
             event.key, attempt, outcome.error, delay,
         )  # fmt: skip
         return delay
+
+    def _gone(self, event: store.Claimed, outcome: Outcome) -> float:
+        """410 Gone: pause the broadcast (at the next round); the event stays pending, due now."""
+        if not self.paused:
+            logger.error(
+                "Counter server answered 410 Gone to event %s: pausing the broadcast "
+                "(resume with `manage.py broadcast_resume`)", event.key,
+            )  # fmt: skip
+            self._pause_reason = f"Counter server answered {outcome.error[:200]}"
+        self.paused = self._gone_unstored = True
+        self.stats.retried += 1
+        self._counts[1] += 1
+        return 0.0
+
+    def _hold(self, outcome: Outcome) -> None:
+        """An overloaded answer's Retry-After holds every request back (up to the retry cap)."""
+        wait = min(outcome.retry_after, self.config.retry_max)
+        until = time.monotonic() + wait
+        if until > self._hold_until:
+            if wait > 0:
+                logger.warning("Counter server overloaded (%s): sending nothing for %.1fs",
+                               outcome.error[:60], wait)  # fmt: skip
+                metrics.add_rate_limited(wait)
+            self._hold_until = until
 
     def _wind_down(self, client: CounterClient) -> None:
         """On stop: drop unsent events (released later), let in-flight requests finish, record."""

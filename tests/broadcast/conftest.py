@@ -5,11 +5,14 @@ so the dispatcher under test talks real HTTP to it.
 """
 
 import asyncio
+import datetime
 import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
+from django.utils import timezone
 
 from broadcast.worker import Config, Dispatcher
 
@@ -25,6 +28,8 @@ class Answer:
 class Received:
     headers: dict
     body: bytes
+    peer: tuple = ()  # the client's (address, port): one per connection
+    at: float = 0.0  # time.monotonic() of its arrival
 
 
 class ScriptedServer:
@@ -33,15 +38,24 @@ class ScriptedServer:
     def __init__(self) -> None:
         self.script: list[Answer] = []
         self.received: list[Received] = []
+        self.in_flight = 0
+        self.most_in_flight = 0  # requests answered at the same time, at most
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self.url = ""
 
     async def _handle(self, request: web.Request) -> web.Response:
-        self.received.append(Received(dict(request.headers), await request.read()))
+        peer = request.transport.get_extra_info("peername")
+        body = await request.read()
+        self.received.append(Received(dict(request.headers), body, peer, time.monotonic()))
         answer = self.script.pop(0) if self.script else Answer()
-        if answer.delay:
-            await asyncio.sleep(answer.delay)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if answer.delay:
+                await asyncio.sleep(answer.delay)
+        finally:
+            self.in_flight -= 1
         return web.json_response(
             {"status": answer.status}, status=answer.status, headers=answer.headers
         )
@@ -63,6 +77,24 @@ class ScriptedServer:
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+class FakeClock:
+    """The dispatcher's injected clock: stands still until the test moves it."""
+
+    def __init__(self, now: datetime.datetime | None = None) -> None:
+        self.now = now or timezone.now()
+
+    def __call__(self) -> datetime.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += datetime.timedelta(seconds=seconds)
+
+
+def no_jitter() -> float:
+    """The retries' random source, in the middle of the jitter range: exactly the backoff."""
+    return 0.5
 
 
 @pytest.fixture

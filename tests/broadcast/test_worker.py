@@ -2,7 +2,6 @@
 
 import datetime
 import json
-import socket
 import threading
 import time
 
@@ -11,12 +10,11 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from broadcast import store
-from broadcast.client import DELIVERED, Outcome, Result
 from broadcast.models import Event, Status
 from broadcast.worker import Dispatcher
 from defect.services import defect_create, defect_delete
-from tests.broadcast.conftest import Answer, deliver_once, make_config
-from tests.helpers import wait_for
+from tests.broadcast.conftest import Answer, FakeClock, deliver_once, make_config, no_jitter
+from tests.helpers import free_port, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,28 +48,41 @@ def test_delivers_exact_payloads_with_idempotency_keys(scripted_server, user, ot
 def test_server_error_is_retried_with_the_same_key(scripted_server, user):
     scripted_server.script = [Answer(500), Answer(503)]
     defect_create(user=user, comment="a")
+    clock = FakeClock()
 
-    before = timezone.now()
-    deliver_once(scripted_server.url)
+    deliver_once(scripted_server.url, clock=clock, rand=no_jitter)
     event = Event.objects.get()
     assert (event.status, event.attempts) == (Status.PENDING, 1)
     assert "HTTP 500" in event.last_error
-    # First retry after about one second (+/-20% jitter).
-    wait = (event.available_at - before).total_seconds()
-    assert 0.7 <= wait <= 1.5
+    # First retry after one second (the jitter's middle), then two.
+    assert event.available_at == clock.now + datetime.timedelta(seconds=1)
 
-    make_due()
-    deliver_once(scripted_server.url)
+    clock.advance(1)
+    deliver_once(scripted_server.url, clock=clock, rand=no_jitter)
     event.refresh_from_db()
     assert (event.status, event.attempts) == (Status.PENDING, 2)
-    assert 1.5 <= (event.available_at - timezone.now()).total_seconds() <= 2.5
+    assert event.available_at == clock.now + datetime.timedelta(seconds=2)
 
-    make_due()
-    deliver_once(scripted_server.url)
+    clock.advance(1.999)  # not due yet: nothing sent
+    deliver_once(scripted_server.url, clock=clock, rand=no_jitter)
+    assert len(scripted_server.received) == 2
+
+    clock.advance(0.001)
+    deliver_once(scripted_server.url, clock=clock, rand=no_jitter)
     event.refresh_from_db()
     assert (event.status, event.attempts, event.last_error) == (Status.DELIVERED, 3, "")
+    assert event.delivered_at == clock.now
     keys = {r.headers["Idempotency-Key"] for r in scripted_server.received}
     assert keys == {str(event.key)}
+
+
+def test_the_jitter_comes_from_the_injected_random_source(scripted_server, user):
+    scripted_server.script = [Answer(500)]
+    defect_create(user=user, comment="a")
+    clock = FakeClock()
+    deliver_once(scripted_server.url, clock=clock, rand=lambda: 0.0, retry_base=10)
+    # 10 s of backoff, 20 % early.
+    assert Event.objects.get().available_at == clock.now + datetime.timedelta(seconds=8)
 
 
 @pytest.mark.parametrize("status", [408, 429, 502])
@@ -86,9 +97,10 @@ def test_retryable_statuses(scripted_server, user, status):
 def test_retry_after_is_honoured(scripted_server, user):
     scripted_server.script = [Answer(429, {"Retry-After": "120"})]
     defect_create(user=user, comment="a")
-    deliver_once(scripted_server.url)
+    clock = FakeClock()
+    deliver_once(scripted_server.url, clock=clock, rand=no_jitter)
     event = Event.objects.get()
-    assert 115 <= (event.available_at - timezone.now()).total_seconds() <= 121
+    assert event.available_at == clock.now + datetime.timedelta(seconds=120)
 
 
 @pytest.mark.parametrize("status", [400, 404, 409, 422])
@@ -106,11 +118,8 @@ def test_other_client_errors_fail_permanently(scripted_server, user, status):
 
 
 def test_connection_refused_is_retried(user):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
     defect_create(user=user, comment="a")
-    deliver_once(f"http://127.0.0.1:{port}/")
+    deliver_once(f"http://127.0.0.1:{free_port()}/")  # nothing listens there
     event = Event.objects.get()
     assert (event.status, event.attempts) == (Status.PENDING, 1)
     assert "Connect" in event.last_error
@@ -129,87 +138,6 @@ def test_nothing_due_means_nothing_sent(scripted_server, user):
     Event.objects.update(available_at=timezone.now() + datetime.timedelta(minutes=5))
     deliver_once(scripted_server.url)
     assert scripted_server.received == []
-
-
-def test_claims_are_exclusive_until_the_lease_expires(user):
-    defect_create(user=user, comment="a")
-    first = store.claim(owner="A", limit=10, lease=60)
-    assert [c.id for c in first] == list(Event.objects.values_list("id", flat=True))
-    assert store.claim(owner="B", limit=10, lease=60) == []
-
-    # A dies; its lease runs out; B takes the event over.
-    Event.objects.update(available_at=timezone.now() - datetime.timedelta(seconds=1))
-    second = store.claim(owner="B", limit=10, lease=60)
-    assert [c.key for c in second] == [c.key for c in first]
-    assert Event.objects.get().claimed_by == "B"
-
-
-def test_a_claim_takes_the_longest_waiting_due_events_up_to_its_limit(user):
-    for i in range(4):
-        defect_create(user=user, comment=str(i))
-    now = timezone.now()
-    events = list(Event.objects.order_by("id"))
-    # Due in the reverse order of their ids; the last one not due yet.
-    for age, event in zip([1, 2, 3, -60], events, strict=True):
-        Event.objects.filter(pk=event.pk).update(
-            available_at=now - datetime.timedelta(seconds=age), attempts=age % 3
-        )
-
-    claimed = store.claim(owner="A", limit=2, lease=30)
-
-    assert [c.id for c in claimed] == sorted([events[2].pk, events[1].pk])
-    by_id = {event.pk: event for event in events}
-    for c in claimed:
-        event = Event.objects.get(pk=c.id)
-        assert c.key == str(by_id[c.id].key)
-        assert c.payload == {"user": user.pk, "action": "create"}
-        assert c.attempts == event.attempts
-        assert event.claimed_by == "A"
-        assert event.available_at >= now + datetime.timedelta(seconds=29)
-    assert Event.objects.filter(claimed_by="").count() == 2
-
-
-def test_concurrent_claims_never_overlap_nor_exceed_their_limit(user):
-    from defect.models import Defect
-
-    Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(50)])
-    start = threading.Barrier(4)
-    claims: dict[str, list[int]] = {}
-
-    def claimer(owner: str) -> None:
-        try:
-            start.wait(5)
-            claims[owner] = [c.id for c in store.claim(owner=owner, limit=10, lease=60)]
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=claimer, args=(f"D{n}",)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-
-    assert sorted(len(ids) for ids in claims.values()) == [10, 10, 10, 10]
-    every = [i for ids in claims.values() for i in ids]
-    assert len(set(every)) == 40
-    for owner, ids in claims.items():
-        assert set(Event.objects.filter(claimed_by=owner).values_list("id", flat=True)) == set(ids)
-
-
-def test_a_stale_owner_cannot_undo_a_delivery(user):
-    defect_create(user=user, comment="a")
-    (claimed,) = store.claim(owner="A", limit=10, lease=0)
-    (again,) = store.claim(owner="B", limit=10, lease=60)
-    store.record(owner="B", outcomes=[(again, DELIVERED, None)])
-    store.record(owner="A", outcomes=[(claimed, Outcome(Result.RETRY, "late"), 5.0)])
-    assert Event.objects.get().status == Status.DELIVERED
-
-
-def test_release_makes_claims_due_at_once(user):
-    defect_create(user=user, comment="a")
-    store.claim(owner="A", limit=10, lease=60)
-    assert store.release(owner="A") == 1
-    assert len(store.claim(owner="B", limit=10, lease=60)) == 1
 
 
 def test_many_events_are_each_sent_once(scripted_server, user):
@@ -235,15 +163,6 @@ def test_answers_refill_the_queue_at_once_even_with_batches_smaller_than_concurr
     assert time.monotonic() - started < 4
 
 
-def test_exchange_records_outcomes_and_claims_the_next_events(user):
-    defect_create(user=user, comment="a")
-    (first,) = store.claim(owner="A", limit=1, lease=60)
-    defect_create(user=user, comment="b")
-    claimed = store.exchange(owner="A", outcomes=[(first, DELIVERED, None)], limit=10, lease=60)
-    assert Event.objects.get(pk=first.id).status == Status.DELIVERED
-    assert [c.id for c in claimed] == list(Event.objects.pending().values_list("id", flat=True))
-
-
 def test_a_lease_shorter_than_two_timeouts_is_refused():
     from broadcast.worker import Config
 
@@ -265,40 +184,17 @@ def test_an_event_whose_lease_would_expire_in_flight_is_not_sent(scripted_server
     assert left.available_at <= timezone.now()
 
 
-def test_breaker_opens_after_a_run_of_failures_and_closes_on_success():
-    from broadcast.breaker import Breaker
-    from broadcast.client import DELIVERED, Outcome, Result
-
-    breaker = Breaker(threshold=3, probe_interval=60)
-    refused = Outcome(Result.RETRY, "refused")
-    for _ in range(2):
-        breaker.saw(refused)
-    assert breaker.allowance(500) == 500
-    breaker.saw(refused)
-    assert breaker.allowance(500) == 1  # one probe...
-    assert breaker.allowance(500) == 0  # ...per interval
-    breaker.saw(DELIVERED)
-    assert breaker.allowance(500) == 500
-
-
 def test_a_down_counter_server_is_probed_not_hammered(user):
-
-    from broadcast.worker import Dispatcher
     from defect.models import Defect
-    from tests.broadcast.conftest import make_config
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
     Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(300)])
-    dispatcher = Dispatcher(
-        make_config(f"http://127.0.0.1:{port}/", concurrency=8, batch_size=50, retry_base=5)
-    )
-
-    threading.Timer(1.5, dispatcher.stop).start()
-    dispatcher.run()
+    # A probe interval (the retry base) far longer than the run: after the first
+    # batch, the breaker allows exactly one probe, then claims nothing more.
+    deliver_once(url, concurrency=8, batch_size=50, retry_base=60)
     attempted = Event.objects.filter(attempts__gt=0).count()
     assert 8 <= attempted <= 50 + 8  # the first batch, then a probe now and then
+    assert attempted == 50 + 1
     assert Event.objects.pending().count() == 300  # nothing lost, nothing failed
 
 
@@ -338,3 +234,49 @@ def test_a_dispatcher_survives_losing_its_database_connection(scripted_server, u
     finally:
         dispatcher.stop()
         thread.join(15)
+
+
+def test_every_wake_up_ends_the_next_wait_even_right_after_a_clear():
+    import select
+
+    from broadcast.worker import Waker
+
+    waker = Waker()
+    try:
+        assert select.select([waker], [], [], 0)[0] == []
+        waker.wake()
+        waker.wake()
+        assert select.select([waker], [], [], 0)[0] == [waker]
+        waker.clear()
+        assert select.select([waker], [], [], 0)[0] == []
+        waker.wake()  # as a round ending just after the loop cleared
+        assert select.select([waker], [], [], 0)[0] == [waker]
+    finally:
+        waker.close()
+
+
+def test_a_notify_wakes_the_dispatcher_long_before_its_poll(scripted_server, user):
+    """On PostgreSQL a commit's NOTIFY starts a round at once; SQLite has only the poll."""
+    from broadcast.wakeup import NoListener, PostgresListener
+
+    listening = connection.vendor == "postgresql"
+    dispatcher = Dispatcher(
+        make_config(scripted_server.url, poll_interval=60 if listening else 0.05)
+    )
+    thread = threading.Thread(target=dispatcher.run)
+    thread.start()
+    try:
+        wait_for(lambda: dispatcher.listener is not None, timeout=10, message="the start")
+        if listening:
+            assert isinstance(dispatcher.listener, PostgresListener)
+            wait_for(dispatcher.listener.listening.is_set, timeout=10, message="LISTEN")
+        else:
+            assert isinstance(dispatcher.listener, NoListener)
+        time.sleep(0.2)  # past the start's rounds: only a NOTIFY (or the poll) is left
+        defect_create(user=user, comment="a")
+        # Within 10 s, where the next poll is 60 s away on PostgreSQL.
+        wait_for(lambda: len(scripted_server.received) == 1, timeout=10, message="the event")
+    finally:
+        dispatcher.stop()
+        thread.join(15)
+    assert Event.objects.get().status == Status.DELIVERED  # recorded on the way out

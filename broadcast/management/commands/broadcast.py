@@ -4,6 +4,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
+from broadcast import metrics
 from broadcast.worker import Config, Dispatcher
 
 
@@ -37,4 +38,9 @@ class Command(BaseCommand):
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, on_signal)
-        dispatcher.run(once=options["once"])
+        server = metrics.serve_from_settings()  # BROADCAST_METRICS_PORT, if set
+        try:
+            dispatcher.run(once=options["once"])
+        finally:
+            if server is not None:
+                server.shutdown()

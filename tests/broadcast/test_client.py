@@ -1,0 +1,105 @@
+"""The HTTP client (broadcast/client.py) against a real HTTP server with scripted answers."""
+
+import json
+import os
+import time
+
+from broadcast.client import DELIVERED, CounterClient, Result
+from tests.broadcast.conftest import Answer
+from tests.helpers import free_port
+
+BODY = json.dumps({"user": 7, "action": "create"}).encode()
+
+
+class Pipe:
+    """A wake-up descriptor that is never readable: the client's wait runs to its timeout."""
+
+    def __init__(self) -> None:
+        self.reader, self.writer = os.pipe()
+
+    def close(self) -> None:
+        os.close(self.reader)
+        os.close(self.writer)
+
+
+def collect(client: CounterClient, wakeup_fd: int, count: int, *, send_more=None) -> list:
+    """Wait for `count` answers (10 s at most), calling `send_more()` as handles free up."""
+    answers, deadline = [], time.monotonic() + 10
+    while len(answers) < count:
+        assert time.monotonic() < deadline, f"{len(answers)} answers of {count}"
+        finished, _ = client.wait(0.5, wakeup_fd)
+        answers.extend(finished)
+        if send_more:
+            send_more()
+    return answers
+
+
+def send_one(url: str, key: str = "k", token=None) -> tuple:
+    """POST one event; its (token, Outcome)."""
+    pipe = Pipe()
+    try:
+        with CounterClient(url, timeout=5, max_connections=1) as client:
+            client.send(key, BODY, token=token)
+            (answer,) = collect(client, pipe.reader, 1)
+            return answer
+    finally:
+        pipe.close()
+
+
+def test_posts_exactly_the_body_with_its_two_headers(scripted_server):
+    assert send_one(scripted_server.url, "a1b2", token="first") == ("first", DELIVERED)
+    (received,) = scripted_server.received
+    assert received.body == BODY
+    assert received.headers["Content-Type"] == "application/json"
+    assert received.headers["Idempotency-Key"] == "a1b2"
+
+
+def test_never_more_requests_in_flight_than_connections_and_each_is_kept_alive(scripted_server):
+    scripted_server.script = [Answer(200, delay=0.2) for _ in range(12)]
+    pipe = Pipe()
+    sent = 0
+    with CounterClient(scripted_server.url, timeout=5, max_connections=4) as client:
+
+        def send_more() -> None:
+            nonlocal sent
+            while client.free and sent < 12:
+                client.send(str(sent), BODY, token=sent)
+                sent += 1
+
+        send_more()
+        assert (sent, client.free, client.in_flight) == (4, 0, 4)
+        answers = collect(client, pipe.reader, 12, send_more=send_more)
+    pipe.close()
+    assert sorted(token for token, _ in answers) == list(range(12))
+    assert all(outcome == DELIVERED for _, outcome in answers)
+    assert scripted_server.most_in_flight <= 4
+    # Twelve requests over at most four connections: they were reused.
+    assert len({r.peer for r in scripted_server.received}) <= 4
+
+
+def test_a_redirect_is_an_answer_not_followed(scripted_server):
+    scripted_server.script = [Answer(302, {"Location": "/elsewhere"})]
+    _, outcome = send_one(scripted_server.url)
+    assert outcome.result == Result.FAILED and "HTTP 302" in outcome.error
+    assert len(scripted_server.received) == 1
+
+
+def test_retry_after_and_the_answer_explain_a_retry(scripted_server):
+    scripted_server.script = [Answer(503, {"Retry-After": "7"})]
+    _, outcome = send_one(scripted_server.url)
+    assert (outcome.result, outcome.retry_after) == (Result.RETRY, 7.0)
+    assert outcome.error == 'HTTP 503: {"status": 503}'
+
+
+def test_a_refused_connection_is_a_retry():
+    _, outcome = send_one(f"http://127.0.0.1:{free_port()}/")
+    assert outcome.result == Result.RETRY and outcome.error.startswith("ConnectError: ")
+
+
+def test_the_wakeup_descriptor_ends_the_wait(scripted_server):
+    pipe = Pipe()
+    os.write(pipe.writer, b"\0")
+    with CounterClient(scripted_server.url, timeout=5, max_connections=1) as client:
+        finished, woken = client.wait(30, pipe.reader)
+    pipe.close()
+    assert (finished, woken) == ([], True)

@@ -1,0 +1,105 @@
+"""The dispatcher's database side (broadcast/store.py): claims, leases, records, release."""
+
+import datetime
+import threading
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from broadcast import store
+from broadcast.client import DELIVERED, Outcome, Result
+from broadcast.models import Event, Status
+from defect.services import defect_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_claims_are_exclusive_until_the_lease_expires(user):
+    defect_create(user=user, comment="a")
+    first = store.claim(owner="A", limit=10, lease=60)
+    assert [c.id for c in first] == list(Event.objects.values_list("id", flat=True))
+    assert store.claim(owner="B", limit=10, lease=60) == []
+
+    # A dies; its lease runs out; B takes the event over.
+    Event.objects.update(available_at=timezone.now() - datetime.timedelta(seconds=1))
+    second = store.claim(owner="B", limit=10, lease=60)
+    assert [c.key for c in second] == [c.key for c in first]
+    assert Event.objects.get().claimed_by == "B"
+
+
+def test_a_claim_takes_the_longest_waiting_due_events_up_to_its_limit(user):
+    for i in range(4):
+        defect_create(user=user, comment=str(i))
+    now = timezone.now()
+    events = list(Event.objects.order_by("id"))
+    # Due in the reverse order of their ids; the last one not due yet.
+    for age, event in zip([1, 2, 3, -60], events, strict=True):
+        Event.objects.filter(pk=event.pk).update(
+            available_at=now - datetime.timedelta(seconds=age), attempts=age % 3
+        )
+
+    claimed = store.claim(owner="A", limit=2, lease=30)
+
+    assert [c.id for c in claimed] == sorted([events[2].pk, events[1].pk])
+    by_id = {event.pk: event for event in events}
+    for c in claimed:
+        event = Event.objects.get(pk=c.id)
+        assert c.key == str(by_id[c.id].key)
+        assert c.payload == {"user": user.pk, "action": "create"}
+        assert c.attempts == event.attempts
+        assert event.claimed_by == "A"
+        assert event.available_at >= now + datetime.timedelta(seconds=29)
+    assert Event.objects.filter(claimed_by="").count() == 2
+
+
+def test_concurrent_claims_never_overlap_nor_exceed_their_limit(user):
+    from defect.models import Defect
+
+    Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(50)])
+    start = threading.Barrier(4)
+    claims: dict[str, list[int]] = {}
+
+    def claimer(owner: str) -> None:
+        try:
+            start.wait(5)
+            claims[owner] = [c.id for c in store.claim(owner=owner, limit=10, lease=60)]
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claimer, args=(f"D{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sorted(len(ids) for ids in claims.values()) == [10, 10, 10, 10]
+    every = [i for ids in claims.values() for i in ids]
+    assert len(set(every)) == 40
+    for owner, ids in claims.items():
+        assert set(Event.objects.filter(claimed_by=owner).values_list("id", flat=True)) == set(ids)
+
+
+def test_a_stale_owner_cannot_undo_a_delivery(user):
+    defect_create(user=user, comment="a")
+    (claimed,) = store.claim(owner="A", limit=10, lease=0)
+    (again,) = store.claim(owner="B", limit=10, lease=60)
+    store.record(owner="B", outcomes=[(again, DELIVERED, None)])
+    store.record(owner="A", outcomes=[(claimed, Outcome(Result.RETRY, "late"), 5.0)])
+    assert Event.objects.get().status == Status.DELIVERED
+
+
+def test_release_makes_claims_due_at_once(user):
+    defect_create(user=user, comment="a")
+    store.claim(owner="A", limit=10, lease=60)
+    assert store.release(owner="A") == 1
+    assert len(store.claim(owner="B", limit=10, lease=60)) == 1
+
+
+def test_exchange_records_outcomes_and_claims_the_next_events(user):
+    defect_create(user=user, comment="a")
+    (first,) = store.claim(owner="A", limit=1, lease=60)
+    defect_create(user=user, comment="b")
+    claimed = store.exchange(owner="A", outcomes=[(first, DELIVERED, None)], limit=10, lease=60)
+    assert Event.objects.get(pk=first.id).status == Status.DELIVERED
+    assert [c.id for c in claimed] == list(Event.objects.pending().values_list("id", flat=True))

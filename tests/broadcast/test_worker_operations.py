@@ -1,0 +1,253 @@
+"""The dispatcher's operations side: pause on 410, Retry-After holds, signing, rate, retention."""
+
+import datetime
+import re
+import signal
+
+import pytest
+from django.utils import timezone
+from standardwebhooks import Webhook
+
+from broadcast import control, metrics
+from broadcast.models import Event, Status
+from broadcast.signing import Signer, new_secret, parse_secrets
+from defect.models import Defect
+from defect.services import defect_create
+from tests.broadcast.conftest import Answer, FakeClock, deliver_once, no_jitter
+from tests.helpers import CounterServer, free_port, start_dispatcher, stop, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_410_gone_pauses_the_broadcast_and_the_event_stays_pending(scripted_server, user):
+    scripted_server.script = [Answer(410)]
+    for i in range(3):
+        defect_create(user=user, comment=str(i))
+
+    deliver_once(scripted_server.url, concurrency=1)
+
+    assert len(scripted_server.received) == 1  # nothing more once gone
+    state = control.pause_state()
+    assert state.paused and "410" in state.reason
+    assert set(Event.objects.values_list("status", "claimed_by")) == {(Status.PENDING, "")}
+    gone = Event.objects.get(attempts=1)
+    assert "HTTP 410" in gone.last_error and gone.available_at <= timezone.now()
+
+    deliver_once(scripted_server.url, concurrency=1)  # still paused: nothing sent
+    assert len(scripted_server.received) == 1
+
+    control.resume()
+    deliver_once(scripted_server.url, concurrency=1)
+    assert Event.objects.delivered().count() == 3
+    assert len(scripted_server.received) == 4
+
+
+def test_an_overloaded_answers_retry_after_holds_every_request_up_to_the_retry_cap(
+    scripted_server, user
+):
+    scripted_server.script = [Answer(503, {"Retry-After": "100"})]
+    for i in range(3):
+        defect_create(user=user, comment=str(i))
+
+    deliver_once(scripted_server.url, concurrency=1, retry_max=1.5)
+
+    first, second, third = scripted_server.received
+    assert second.at - first.at >= 1.5  # the whole dispatcher waited...
+    assert second.at - first.at < 50  # ...the retry cap, not Retry-After's 100 s
+    assert third.at - second.at < 50
+    assert Event.objects.delivered().count() == 2
+
+
+def test_a_retry_after_on_a_400_holds_nothing(scripted_server, user):
+    scripted_server.script = [Answer(400, {"Retry-After": "100"})]
+    for i in range(2):
+        defect_create(user=user, comment=str(i))
+    deliver_once(scripted_server.url, concurrency=1, retry_max=30)
+    first, second = scripted_server.received
+    assert second.at - first.at < 20
+    assert Event.objects.failed().count() == 1 and Event.objects.delivered().count() == 1
+
+
+def test_every_attempt_is_signed_when_secrets_are_set(scripted_server, user):
+    secret = new_secret()
+    scripted_server.script = [Answer(500)]
+    defect_create(user=user, comment="a")
+    clock = FakeClock()
+    signer = Signer(parse_secrets([secret]))
+    deliver_once(scripted_server.url, signer=signer, clock=clock, rand=no_jitter)
+    clock.advance(1)
+    deliver_once(scripted_server.url, signer=signer, clock=clock, rand=no_jitter)
+
+    key = str(Event.objects.get().key)
+    assert len(scripted_server.received) == 2
+    for received in scripted_server.received:
+        headers = {k.lower(): v for k, v in received.headers.items()}
+        assert headers["webhook-id"] == key == headers["idempotency-key"]
+        assert Webhook(secret).verify(received.body, headers) == {
+            "user": user.pk,
+            "action": "create",
+        }
+
+
+def test_unsigned_without_secrets(scripted_server, user):
+    defect_create(user=user, comment="a")
+    deliver_once(scripted_server.url)
+    (received,) = scripted_server.received
+    assert not any(name.lower().startswith("webhook-") for name in received.headers)
+
+
+def test_retention_prunes_old_deliveries_only_and_keeps_pending_and_failed(scripted_server, user):
+    for i in range(4):
+        defect_create(user=user, comment=str(i))
+    old = timezone.now() - datetime.timedelta(days=30)
+    delivered_old, delivered_new, failed_old, pending_later = Event.objects.order_by("id")
+    Event.objects.filter(pk=delivered_old.pk).update(status=Status.DELIVERED, delivered_at=old)
+    Event.objects.filter(pk=delivered_new.pk).update(
+        status=Status.DELIVERED, delivered_at=timezone.now()
+    )
+    Event.objects.filter(pk=failed_old.pk).update(status=Status.FAILED, created_at=old)
+    Event.objects.filter(pk=pending_later.pk).update(
+        created_at=old, available_at=timezone.now() + datetime.timedelta(hours=1)
+    )
+
+    deliver_once(scripted_server.url, retention_days=7)
+
+    left = set(Event.objects.values_list("id", flat=True))
+    assert left == {delivered_new.pk, failed_old.pk, pending_later.pk}
+    assert scripted_server.received == []
+
+
+def test_each_round_counts_its_outcomes_in_the_metrics(scripted_server, user):
+    scripted_server.script = [Answer(500), Answer(404)]
+    for i in range(4):
+        defect_create(user=user, comment=str(i))
+    registry = metrics.default().registry
+
+    def count(result: str) -> float:
+        value = registry.get_sample_value("broadcast_deliveries_total", {"result": result})
+        return value or 0.0
+
+    before = {result: count(result) for result in ("delivered", "retry", "failed")}
+    deliver_once(scripted_server.url, concurrency=1)
+    after = {result: count(result) - before[result] for result in before}
+    assert after == {"delivered": 2.0, "retry": 1.0, "failed": 1.0}
+
+
+def arrivals(log: str) -> list[datetime.datetime]:
+    """The arrival times of counted events in the counter server's log."""
+    return [
+        datetime.datetime.fromisoformat(match.group(1).replace("Z", "+00:00"))
+        for match in re.finditer(r"^(\S+) user \d+ create", log, re.M)
+    ]
+
+
+def most_in_one_second(times: list[datetime.datetime]) -> int:
+    times = sorted(times)
+    most, start = 0, 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= datetime.timedelta(seconds=1):
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+@pytest.mark.e2e
+def test_the_rate_limit_bounds_every_second_at_the_real_counter_server(tmp_path, user):
+    server = CounterServer(free_port(), tmp_path / "counter.log").start()
+    try:
+        Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(150)])
+        deliver_once(server.url, concurrency=16, max_rate=40)
+        times = arrivals(server.log())
+    finally:
+        server.stop()
+    assert len(times) == 150
+    assert most_in_one_second(times) <= 40 * 1.1
+
+
+@pytest.mark.e2e
+def test_pause_and_resume_hold_and_release_two_dispatchers(tmp_path, user):
+    server = CounterServer(free_port(), tmp_path / "counter.log").start()
+    control.pause(reason="maintenance")
+    dispatchers = [start_dispatcher(server.url, tmp_path / f"d{n}.log") for n in range(2)]
+    try:
+        Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(200)])
+        wait_for(lambda: "paused" in (tmp_path / "d1.log").read_text(), timeout=20,
+                 message="the second dispatcher to see the pause")  # fmt: skip
+        wait_for(lambda: "paused" in (tmp_path / "d0.log").read_text(), timeout=20,
+                 message="the first dispatcher to see the pause")  # fmt: skip
+        assert server.counts() == {}
+        assert not Event.objects.exclude(claimed_by="").exists()
+        control.resume()
+        wait_for(lambda: server.counts() == {str(user.pk): {"create": 200, "delete": 0}},
+                 timeout=30, message="200 events after the resume")  # fmt: skip
+        assert "duplicate" not in server.log()
+    finally:
+        for process in dispatchers:
+            assert stop(process, signal.SIGTERM) == 0
+        server.stop()
+    assert not control.pause_state().paused
+
+
+def test_retention_never_runs_while_due_events_wait(scripted_server, user, monkeypatch):
+    from broadcast import worker
+
+    Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(120)])
+    due_at_prune = []
+
+    def prune(**kwargs) -> int:
+        due_at_prune.append(Event.objects.due().count())
+        return 0
+
+    monkeypatch.setattr(worker, "prune_delivered", prune)
+    deliver_once(scripted_server.url, batch_size=20, retention_days=7)
+    assert Event.objects.delivered().count() == 120
+    assert due_at_prune == [0]  # once, after the backlog: not at the start's first claim
+
+
+@pytest.mark.e2e
+def test_the_dispatcher_serves_its_metrics(tmp_path, user):
+    import urllib.request
+
+    server = CounterServer(free_port(), tmp_path / "counter.log").start()
+    port = free_port()
+    process = start_dispatcher(server.url, tmp_path / "d.log", BROADCAST_METRICS_PORT=str(port))
+    try:
+        defect_create(user=user, comment="a")
+        wait_for(lambda: Event.objects.delivered().exists(), timeout=20, message="delivery")
+
+        def scraped() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                return r.read().decode()
+
+        wait_for(
+            lambda: 'broadcast_deliveries_total{result="delivered"} 1.0' in scraped(),
+            timeout=10,
+            message="the delivery counted in /metrics",
+        )
+    finally:
+        assert stop(process, signal.SIGTERM) == 0
+        server.stop()
+
+
+def test_a_running_dispatcher_paused_by_a_410_resumes_when_told(scripted_server, user):
+    import threading
+
+    from broadcast.worker import Dispatcher
+    from tests.broadcast.conftest import make_config
+
+    scripted_server.script = [Answer(410)]
+    for i in range(3):
+        defect_create(user=user, comment=str(i))
+    dispatcher = Dispatcher(make_config(scripted_server.url, concurrency=1))
+    thread = threading.Thread(target=dispatcher.run)
+    thread.start()
+    try:
+        wait_for(lambda: control.pause_state().paused, timeout=10, message="the pause")
+        assert len(scripted_server.received) == 1
+        control.resume()
+        wait_for(lambda: Event.objects.delivered().count() == 3, timeout=15, message="resumed")
+        assert len(scripted_server.received) == 4
+        assert not dispatcher.paused
+    finally:
+        dispatcher.stop()
+        thread.join(15)
