@@ -46,7 +46,9 @@ class Claimed(NamedTuple):
         return json.loads(self.body)
 
 
-Outcomes = Iterable[tuple[Claimed, Outcome, float | None]]
+# A sent event's outcome, with its retry delay in seconds (None: no retry).
+Answered = tuple[Claimed, Outcome, float | None]
+Outcomes = Iterable[Answered]
 
 
 def claim(
@@ -193,7 +195,7 @@ def _record_unfinished(owner: str, unfinished: list, now: datetime.datetime) -> 
 def exchange(
     *,
     owner: str,
-    outcomes: list[tuple[Claimed, Outcome, float | None]],
+    outcomes: list[Answered],
     limit: int,
     lease: float,
     now: datetime.datetime | None = None,
