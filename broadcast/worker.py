@@ -220,6 +220,7 @@ class Dispatcher:
         self._bucket = TokenBucket(config.max_rate)
         self._next_retention = 0.0  # time.monotonic(): at start, then at most once a minute
         self._counts = [0, 0, 0]  # delivered, retried, failed since the last round's metrics
+        self._latencies: list[float] = []  # creation to 2xx (seconds) of those delivered
 
     def stop(self) -> None:
         """Ask for a clean stop (from any thread or a signal handler): claim nothing more,
@@ -377,8 +378,11 @@ class Dispatcher:
         """This round's figures to the metrics (per round, never per event)."""
         delivered, retried, failed = self._counts
         if delivered or retried or failed:
-            metrics.record_round(delivered=delivered, retried=retried, failed=failed)
+            metrics.record_round(
+                delivered=delivered, retried=retried, failed=failed, latencies=self._latencies
+            )
             self._counts = [0, 0, 0]
+            self._latencies = []
         metrics.set_breaker_open(self._breaker.open)
         metrics.set_in_flight(client_in_flight)
 
@@ -446,11 +450,15 @@ class Dispatcher:
 
     def _note(self, finished: list[tuple[store.Claimed, Outcome]]) -> None:
         """Count and log the answers; keep them, with retry delays, for the next round."""
-        done, saw = self._done, self._breaker.saw
+        done, saw, latencies = self._done, self._breaker.saw, self._latencies
+        # One wall-clock reading for the answers that one wait() collected: they
+        # came in together, and created_at is on the wall clock too.
+        answered = time.time()
         for event, outcome in finished:
             saw(outcome)
             if outcome is DELIVERED:
                 done.append((event, outcome, None))
+                latencies.append(answered - event.created)
                 self.stats.delivered += 1
                 self._counts[0] += 1
             else:
