@@ -11,7 +11,7 @@ and collected by `wait()`, which the dispatcher calls from its one loop thread.
 """
 
 import select
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -46,6 +46,18 @@ class Outcome:
 
 DELIVERED = Outcome(Result.DELIVERED)
 TIMED_OUT = Outcome(Result.RETRY, "timed out")
+
+
+@dataclass(slots=True)
+class _Answer:
+    """A handle's answer: its header lines and body, kept only to explain a failure."""
+
+    headers: list[bytes] = field(default_factory=list)
+    body: list[bytes] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.headers.clear()
+        self.body.clear()
 
 
 def classify(status: int, retry_after: str | None, body: str) -> Outcome:
@@ -83,21 +95,21 @@ class CounterClient:
         self._multi = pycurl.CurlMulti()
         self._multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, max_connections)
         self._multi.setopt(pycurl.M_MAXCONNECTS, max_connections)
+        # Each handle writes its answer into its own buffers, set up once.
+        self._answers: dict[pycurl.Curl, _Answer] = {}
         self._idle = [self._handle() for _ in range(max_connections)]
         self._busy: dict[pycurl.Curl, Any] = {}
 
     def _handle(self) -> pycurl.Curl:
         handle = pycurl.Curl()
+        answer = self._answers[handle] = _Answer()
         handle.setopt(pycurl.URL, self.url)
         handle.setopt(pycurl.TIMEOUT_MS, self._timeout_ms)
         handle.setopt(pycurl.NOSIGNAL, 1)  # no SIGALRM: the loop is not the main thread in tests
         handle.setopt(pycurl.PROXY, "")  # never an http_proxy from the environment
         handle.setopt(pycurl.FOLLOWLOCATION, 0)  # a redirect is an answer, not followed
-        # The answer's header lines and body, kept only to explain a failure.
-        handle.headers = []
-        handle.body = []
-        handle.setopt(pycurl.HEADERFUNCTION, handle.headers.append)
-        handle.setopt(pycurl.WRITEFUNCTION, handle.body.append)
+        handle.setopt(pycurl.HEADERFUNCTION, answer.headers.append)
+        handle.setopt(pycurl.WRITEFUNCTION, answer.body.append)
         return handle
 
     def __enter__(self) -> "CounterClient":
@@ -110,6 +122,7 @@ class CounterClient:
             handle.close()
         self._busy.clear()
         self._idle.clear()
+        self._answers.clear()
         self._multi.close()
 
     @property
@@ -127,8 +140,7 @@ class CounterClient:
         `wait()` returns `token` with its outcome.
         """
         handle = self._idle.pop()
-        handle.headers.clear()
-        handle.body.clear()
+        self._answers[handle].clear()
         lines = [CONTENT_TYPE, "Idempotency-Key: " + key]
         if headers:
             lines += headers
@@ -171,14 +183,14 @@ class CounterClient:
         self._idle.append(handle)
         return self._busy.pop(handle)
 
-    @staticmethod
-    def _answer(handle: pycurl.Curl) -> Outcome:
+    def _answer(self, handle: pycurl.Curl) -> Outcome:
         status = handle.getinfo(pycurl.RESPONSE_CODE)
         if 200 <= status < 300:
             return DELIVERED
+        answer = self._answers[handle]
         retry_after = None
-        for line in handle.headers:
+        for line in answer.headers:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"retry-after":
                 retry_after = value.decode("latin-1").strip()
-        return classify(status, retry_after, b"".join(handle.body).decode(errors="replace"))
+        return classify(status, retry_after, b"".join(answer.body).decode(errors="replace"))

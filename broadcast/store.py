@@ -40,13 +40,18 @@ class Claimed(NamedTuple):
     key: str  # the Idempotency-Key, the UUID in its hyphenated text form
     body: str  # the payload's JSON text, as stored
     attempts: int
+    # When the event was created (Unix seconds), in the transaction of the change it
+    # announces: the nearest the database has to its commit time, for the delivery latency.
+    created: float
 
     @property
     def payload(self) -> dict:
         return json.loads(self.body)
 
 
-Outcomes = Iterable[tuple[Claimed, Outcome, float | None]]
+# A sent event's outcome, with its retry delay in seconds (None: no retry).
+Answered = tuple[Claimed, Outcome, float | None]
+Outcomes = Iterable[Answered]
 
 
 def claim(
@@ -107,25 +112,31 @@ def _claim_sql(vendor: str) -> str:
     row it updates, and each run would lock more rows than the LIMIT (a known
     trap of SKIP LOCKED queues). `UPDATE ... RETURNING` and MATERIALIZED are in
     PostgreSQL and in SQLite since 3.35 (checked at start, broadcast/checks.py).
-    It returns the key as text in the UUID's hyphenated form and the payload as
-    its JSON text, so that nothing is decoded per event to send it. Only the
+    It returns the key as text in the UUID's hyphenated form, the payload as
+    its JSON text and the creation time as Unix seconds (a float), so that
+    nothing is decoded per event to send it or to time its delivery. Only the
     model's own table and column names are interpolated; every value is a parameter.
     """
     table = _table()
     if vendor == "postgresql":
         skip_locked, key = "FOR UPDATE SKIP LOCKED", "CAST(key AS text)"
         body = "CAST(payload AS text)"
-    else:  # SQLite stores a UUID as its 32 hex digits, JSON as text
+        # EXTRACT alone gives a numeric (a Decimal in Python): a float is cheaper.
+        created = "CAST(EXTRACT(EPOCH FROM created_at) AS double precision)"
+    else:  # SQLite stores a UUID as its 32 hex digits, JSON as text, a datetime as UTC text
         skip_locked, body = "", "payload"
         key = " || '-' || ".join(
             f"substr(key, {start}, {length})"
             for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
         )
+        # julianday() rather than unixepoch(..., 'subsec'), which needs SQLite 3.42; it
+        # keeps milliseconds, finer than the latency histogram's smallest bucket.
+        created = "(julianday(created_at) - 2440587.5) * 86400.0"
     return (
         f"WITH picked AS MATERIALIZED ({_due_sql(vendor)} LIMIT %s {skip_locked}) "  # noqa: S608
         f"UPDATE {table} SET available_at = %s, claimed_by = %s "
         "WHERE id IN (SELECT id FROM picked) "
-        f"RETURNING id, {key}, {body}, attempts"
+        f"RETURNING id, {key}, {body}, attempts, {created}"
     )
 
 
@@ -193,7 +204,7 @@ def _record_unfinished(owner: str, unfinished: list, now: datetime.datetime) -> 
 def exchange(
     *,
     owner: str,
-    outcomes: list[tuple[Claimed, Outcome, float | None]],
+    outcomes: list[Answered],
     limit: int,
     lease: float,
     now: datetime.datetime | None = None,

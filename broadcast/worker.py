@@ -14,6 +14,7 @@ receiver count a repeat once.
 """
 
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -26,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import repeat
+from typing import Any, TypeVar
 
 from django.db import close_old_connections
 from django.utils import timezone
@@ -33,6 +35,7 @@ from django.utils import timezone
 from broadcast import control, metrics, store
 from broadcast.breaker import Breaker
 from broadcast.client import DELIVERED, GONE, HOLD_STATUSES, CounterClient, Outcome, Result
+from broadcast.conf import broadcast_setting
 from broadcast.ratelimit import TokenBucket
 from broadcast.retention import prune_delivered, retention_days
 from broadcast.retry import retry_delay
@@ -43,6 +46,21 @@ logger = logging.getLogger("broadcast")
 
 # Retention runs at start, then at most this often (seconds).
 RETENTION_INTERVAL = 60.0
+
+T = TypeVar("T")
+
+# Config's fields read from settings.BROADCAST, and their keys there.
+SETTINGS_KEYS = {
+    "concurrency": "CONCURRENCY",
+    "batch_size": "BATCH_SIZE",
+    "poll_interval": "POLL_INTERVAL",
+    "lease": "LEASE_SECONDS",
+    "request_timeout": "REQUEST_TIMEOUT",
+    "retry_base": "RETRY_BASE_SECONDS",
+    "retry_max": "RETRY_MAX_SECONDS",
+    "summary_interval": "SUMMARY_INTERVAL",
+    "max_rate": "MAX_RATE",
+}
 
 
 @dataclass
@@ -78,23 +96,21 @@ class Config:
             )
 
     @classmethod
-    def from_settings(cls, **overrides) -> "Config":
-        """Build from settings.COUNTER_SERVER_URL and settings.BROADCAST, then overrides."""
+    def from_settings(cls, **overrides: Any) -> "Config":
+        """Build from settings.COUNTER_SERVER_URL and settings.BROADCAST, then overrides.
+
+        A key missing from settings.BROADCAST leaves the field's default; an
+        override of None leaves the setting.
+        """
         from django.conf import settings
 
-        conf = settings.BROADCAST
-        values = {
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {
+            name: broadcast_setting(key, defaults[name]) for name, key in SETTINGS_KEYS.items()
+        }
+        values |= {
             "url": settings.COUNTER_SERVER_URL,
-            "concurrency": conf["CONCURRENCY"],
-            "batch_size": conf["BATCH_SIZE"],
-            "poll_interval": conf["POLL_INTERVAL"],
-            "lease": conf["LEASE_SECONDS"],
-            "request_timeout": conf["REQUEST_TIMEOUT"],
-            "retry_base": conf["RETRY_BASE_SECONDS"],
-            "retry_max": conf["RETRY_MAX_SECONDS"],
-            "summary_interval": conf["SUMMARY_INTERVAL"],
             "signer": Signer.from_settings(),
-            "max_rate": conf.get("MAX_RATE", 0.0),
             "retention_days": retention_days(),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -107,6 +123,24 @@ class Stats:
     retried: int = 0
     failed: int = 0
     since: float = field(default_factory=time.monotonic)
+
+
+# What a round's job returns: the events claimed, and whether the broadcast is paused.
+RoundResult = tuple[list[store.Claimed], bool]
+
+
+@dataclass(slots=True)
+class Round:
+    """A round running on the database thread, and what the loop needs of it when it ends."""
+
+    future: Future[RoundResult]
+    outcomes: list[store.Answered]  # recorded by the round; kept for the next if it fails
+    pause_reason: str  # a 410's, stored by the round ("": none)
+    started: float  # time.monotonic() before the claim: the leases run from then
+
+    @property
+    def stores_pause(self) -> bool:
+        return bool(self.pause_reason)
 
 
 class Waker:
@@ -161,8 +195,8 @@ class Dispatcher:
         self._waker = Waker()
         # (lease deadline on the monotonic clock, event), oldest claim first
         self._queue: deque[tuple[float, store.Claimed]] = deque()
-        self._done: list[tuple[store.Claimed, Outcome, float | None]] = []
-        self._round: Future | None = None
+        self._done: list[store.Answered] = []
+        self._round: Round | None = None
         self._round_limit = 0
         self._woken = True  # a round at once when the loop starts
         self._stopping = False
@@ -186,6 +220,7 @@ class Dispatcher:
         self._bucket = TokenBucket(config.max_rate)
         self._next_retention = 0.0  # time.monotonic(): at start, then at most once a minute
         self._counts = [0, 0, 0]  # delivered, retried, failed since the last round's metrics
+        self._latencies: list[float] = []  # creation to 2xx (seconds) of those delivered
 
     def stop(self) -> None:
         """Ask for a clean stop (from any thread or a signal handler): claim nothing more,
@@ -234,8 +269,8 @@ class Dispatcher:
                 self._waker.clear()
             if finished:
                 self._note(finished)
-            if self._round is not None and self._round.done():
-                self._end_round()
+            if self._round is not None and self._round.future.done():
+                self._end_round(self._round)
             if now >= next_summary:
                 self._log_summary()
                 next_summary = now + self.config.summary_interval
@@ -286,7 +321,7 @@ class Dispatcher:
         unsent, self._unsent = self._unsent, []
         retention = self._retention_due(now)
         self._round_limit = limit
-        self._round = self._db(
+        future = self._db(
             self._round_job,
             outcomes=done,
             limit=limit,
@@ -295,14 +330,21 @@ class Dispatcher:
             unsent=unsent,
             retention=retention,
         )
-        self._round.outcomes = done
-        self._round.pause_reason = self._pause_reason
-        self._round.stores_pause = bool(self._pause_reason)
+        # The leases run from before the claim, as in the database.
+        self._round = Round(future, done, self._pause_reason, started=now)
         self._pause_reason = ""
-        self._round.started = now  # the leases run from before the claim, as in the database
-        self._round.add_done_callback(lambda _: self._waker.wake())
+        future.add_done_callback(lambda _: self._waker.wake())
 
-    def _round_job(self, *, outcomes, limit, now, pause_reason, unsent, retention):
+    def _round_job(
+        self,
+        *,
+        outcomes: list[store.Answered],
+        limit: int,
+        now: datetime,
+        pause_reason: str,
+        unsent: list[int],
+        retention: bool,
+    ) -> RoundResult:
         """A round on the database thread: pause, release, record and claim, maybe prune.
 
         Returns the claimed events and whether the broadcast is paused.
@@ -336,15 +378,19 @@ class Dispatcher:
         """This round's figures to the metrics (per round, never per event)."""
         delivered, retried, failed = self._counts
         if delivered or retried or failed:
-            metrics.record_round(delivered=delivered, retried=retried, failed=failed)
+            metrics.record_round(
+                delivered=delivered, retried=retried, failed=failed, latencies=self._latencies
+            )
             self._counts = [0, 0, 0]
+            self._latencies = []
         metrics.set_breaker_open(self._breaker.open)
         metrics.set_in_flight(client_in_flight)
 
-    def _end_round(self) -> None:
-        round_, self._round = self._round, None
+    def _end_round(self, round_: Round) -> None:
+        """Take in the ended `round_`: queue its claims, or keep its outcomes for the next."""
+        self._round = None
         try:
-            claimed, paused = round_.result()
+            claimed, paused = round_.future.result()
         except Exception:
             # The database is away (restart, network): nothing is lost. The
             # outcomes are kept for the next round; if we die first, the leases
@@ -404,11 +450,15 @@ class Dispatcher:
 
     def _note(self, finished: list[tuple[store.Claimed, Outcome]]) -> None:
         """Count and log the answers; keep them, with retry delays, for the next round."""
-        done, saw = self._done, self._breaker.saw
+        done, saw, latencies = self._done, self._breaker.saw, self._latencies
+        # One wall-clock reading for the answers that one wait() collected: they
+        # came in together, and created_at is on the wall clock too.
+        answered = time.time()
         for event, outcome in finished:
             saw(outcome)
             if outcome is DELIVERED:
                 done.append((event, outcome, None))
+                latencies.append(answered - event.created)
                 self.stats.delivered += 1
                 self._counts[0] += 1
             else:
@@ -427,7 +477,7 @@ class Dispatcher:
         self.stats.retried += 1
         self._counts[1] += 1
         if outcome.retry_after is not None and outcome.status in HOLD_STATUSES:
-            self._hold(outcome)
+            self._hold(outcome.retry_after, outcome.error)
         delay = retry_delay(
             attempt,
             base=self.config.retry_base,
@@ -454,14 +504,14 @@ class Dispatcher:
         self._counts[1] += 1
         return 0.0
 
-    def _hold(self, outcome: Outcome) -> None:
+    def _hold(self, retry_after: float, error: str) -> None:
         """An overloaded answer's Retry-After holds every request back (up to the retry cap)."""
-        wait = min(outcome.retry_after, self.config.retry_max)
+        wait = min(retry_after, self.config.retry_max)
         until = time.monotonic() + wait
         if until > self._hold_until:
             if wait > 0:
                 logger.warning("Counter server overloaded (%s): sending nothing for %.1fs",
-                               outcome.error[:60], wait)  # fmt: skip
+                               error[:60], wait)  # fmt: skip
                 metrics.add_rate_limited(wait)
             self._hold_until = until
 
@@ -474,12 +524,12 @@ class Dispatcher:
             if woken:
                 self._waker.clear()
             self._note(finished)
-            if self._round is not None and self._round.done():
-                self._end_round()
+            if self._round is not None and self._round.future.done():
+                self._end_round(self._round)
                 self._queue.clear()
         if self._round is not None:  # the database is slower than our patience: let it finish
-            self._round.exception()
-            self._end_round()
+            self._round.future.exception()
+            self._end_round(self._round)
         if self._done:
             done, self._done = self._done, []
             recorded = self._db(
@@ -491,10 +541,10 @@ class Dispatcher:
                 # Their leases will expire and they will be sent again (deduped by key).
                 logger.exception("Could not record %d outcomes at exit", len(done))
 
-    def _db(self, function, /, **kwargs) -> Future:
+    def _db(self, function: Callable[..., T], /, **kwargs: Any) -> Future[T]:
         """Run `function(**kwargs)` on the database thread."""
 
-        def call():
+        def call() -> T:
             # What Django does around each request: drop a connection that broke
             # or outlived CONN_MAX_AGE. Once a second, not every round: with
             # CONN_HEALTH_CHECKS each one costs a `SELECT 1` on PostgreSQL, and a

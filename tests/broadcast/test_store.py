@@ -53,6 +53,18 @@ def test_a_claim_takes_the_longest_waiting_due_events_up_to_its_limit(user):
     assert Event.objects.filter(claimed_by="").count() == 2
 
 
+def test_a_claim_returns_each_events_creation_time_in_unix_seconds(user):
+    defect_create(user=user, comment="a")
+    created = datetime.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=datetime.UTC)
+    Event.objects.update(created_at=created, available_at=created)
+
+    [claimed] = store.claim(owner="A", limit=10, lease=60)
+
+    assert type(claimed.created) is float
+    # SQLite's julianday() keeps milliseconds; PostgreSQL keeps microseconds.
+    assert claimed.created == pytest.approx(created.timestamp(), abs=0.001)
+
+
 def test_concurrent_claims_never_overlap_nor_exceed_their_limit(user):
     from defect.models import Defect
 

@@ -133,6 +133,37 @@ def test_each_round_counts_its_outcomes_in_the_metrics(scripted_server, user):
     assert after == {"delivered": 2.0, "retry": 1.0, "failed": 1.0}
 
 
+def test_each_delivery_observes_its_latency_from_creation(scripted_server, user):
+    scripted_server.script = [Answer(500)]  # one retry: observed only once it is delivered
+    for i in range(3):
+        defect_create(user=user, comment=str(i))
+    # Created 100 s ago: each latency is then over 60 s, and under 300 s however slow the run.
+    Event.objects.update(created_at=timezone.now() - datetime.timedelta(seconds=100))
+    registry = metrics.default().registry
+    name = "broadcast_delivery_latency_seconds"
+
+    def sample(suffix: str, **labels: str) -> float:
+        return registry.get_sample_value(f"{name}{suffix}", labels) or 0.0
+
+    def samples() -> dict[str, float]:
+        return {
+            "count": sample("_count"),
+            "sum": sample("_sum"),
+            "le 60": sample("_bucket", le="60.0"),
+            "le 300": sample("_bucket", le="300.0"),
+        }
+
+    before = samples()
+    deliver_once(scripted_server.url, concurrency=1, retry_base=0.0)
+    after = {key: value - before[key] for key, value in samples().items()}
+
+    assert Event.objects.filter(status=Status.DELIVERED).count() == 3
+    assert after["count"] == 3
+    assert after["le 60"] == 0
+    assert after["le 300"] == 3
+    assert 3 * 100 <= after["sum"] < 3 * 300
+
+
 def arrivals(log: str) -> list[datetime.datetime]:
     """The arrival times of counted events in the counter server's log."""
     return [
@@ -157,9 +188,10 @@ def test_the_rate_limit_bounds_every_second_at_the_real_counter_server(tmp_path,
     try:
         Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(150)])
         deliver_once(server.url, concurrency=16, max_rate=40)
-        times = arrivals(server.log())
     finally:
         server.stop()
+    # Read after the stop: the server writes its log in chunks and flushes it at exit.
+    times = arrivals(server.log())
     assert len(times) == 150
     assert most_in_one_second(times) <= 40 * 1.1
 
