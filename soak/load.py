@@ -37,19 +37,13 @@ class OrmOp:
     error: str = ""  # set when it raised: it may or may not have committed
 
 
-class ApiClient(threading.Thread):
-    """One user creating defects and deleting some of their own, until stopped."""
+class _LoadThread(threading.Thread):
+    """A load thread that runs `_loop` until stopped and keeps what stopped it early."""
 
-    def __init__(self, base: str, user: int, token: str, seed: int, answers: list) -> None:
-        super().__init__(name=f"soak-client-{user}", daemon=True)
-        self.base = base
-        self.user = user
-        self.token = token
-        self.rng = random.Random(seed)
-        self.answers = answers
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
         self.stopping = threading.Event()
         self.error: BaseException | None = None  # what stopped the thread early, if anything
-        self.live: list[int] = []  # ids this client created and has not tried to delete
 
     def run(self) -> None:
         try:
@@ -57,6 +51,22 @@ class ApiClient(threading.Thread):
         except BaseException as exc:  # reported by the run, which then fails
             self.error = exc
             raise
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+
+class ApiClient(_LoadThread):
+    """One user creating defects and deleting some of their own, until stopped."""
+
+    def __init__(self, base: str, user: int, token: str, seed: int, answers: list) -> None:
+        super().__init__(name=f"soak-client-{user}")
+        self.base = base
+        self.user = user
+        self.token = token
+        self.rng = random.Random(seed)
+        self.answers = answers
+        self.live: list[int] = []  # ids this client created and has not tried to delete
 
     def _loop(self) -> None:
         headers = {"Authorization": f"Token {self.token}"}
@@ -93,25 +103,16 @@ class ApiClient(threading.Thread):
         return response.status_code, body if isinstance(body, dict) else {}
 
 
-class OrmPaths(threading.Thread):
+class OrmPaths(_LoadThread):
     """Every few seconds one of the other paths, on one user's defects; the cascade once."""
 
     def __init__(self, users: list[int], seed: int, *, cascade_at: float, cascade) -> None:
-        super().__init__(name="soak-orm", daemon=True)
+        super().__init__(name="soak-orm")
         self.users = users
         self.rng = random.Random(seed)
         self.cascade_at = cascade_at  # time.time() of the user deletion
         self.cascade = cascade  # (stop that user's client) -> user id to delete
         self.ops: list[OrmOp] = []
-        self.stopping = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self._loop()
-        except BaseException as exc:  # reported by the run, which then fails
-            self.error = exc
-            raise
 
     def _loop(self) -> None:
         kinds = [self._bulk_create, self._queryset_delete, self._admin_delete]
