@@ -133,10 +133,20 @@ class CounterServer:
             return json.load(response)
 
     def log(self) -> str:
+        """Its log so far. Buffered (flushed at least every 100 ms and at exit): while it
+        runs, poll with `wait_for` for lines expected; `final_log()` for absent ones."""
         return self.log_path.read_text()
 
+    def final_log(self) -> str:
+        """Stop it (SIGTERM, which flushes its buffered log) and return its whole log."""
+        self.stop()
+        return self.log()
+
     def arrival(self, key) -> datetime.datetime | None:
-        """When the event with Idempotency-Key `key` was counted (its log line), if it was."""
+        """When the event with Idempotency-Key `key` was counted (its log line), if it was.
+
+        A read of the log as it is: poll it with `wait_for` while the server runs.
+        """
         for line in self.log().splitlines():
             if line.endswith(f"(key {key})"):
                 return datetime.datetime.fromisoformat(line.split(" ", 1)[0])

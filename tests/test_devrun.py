@@ -53,8 +53,10 @@ def test_sighup_stops_the_web_server_dispatcher_and_counter_server(tmp_path):
     try:
         for url in (f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{counter_port}/"):
             wait_for(lambda url=url: _answers(url), timeout=120, interval=0.5, message=url)
-        wait_for(lambda: "broadcast.1 started" in log.read_text(), timeout=60, message="the log")
-        pids = [int(p) for p in re.findall(r"\.1 started \(pid=(\d+)\)", log.read_text())]
+        started = re.compile(r"\.1 started \(pid=(\d+)\)")
+        # honcho prints each "started" line as it hears of it: wait for all three.
+        wait_for(lambda: len(started.findall(log.read_text())) >= 3, timeout=60, message="the log")
+        pids = [int(p) for p in started.findall(log.read_text())]
         assert len(pids) == 3, log.read_text()
 
         os.killpg(make.pid, signal.SIGHUP)

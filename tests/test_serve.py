@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, wait_for
 from tests.helpers import http_get as _get
 
 pytestmark = pytest.mark.subprocess
@@ -90,10 +90,13 @@ def test_static_files_are_served_compressed_and_cached(served):
 
 def test_web_workers_and_dispatcher_run(served):
     _, log = served
-    # The dispatcher may start after the web answers: give it time to say so.
-    deadline = time.monotonic() + 60
-    while "Dispatcher" not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.2)
+
+    # The dispatcher, and the second worker, may start after the web answers: give them time.
+    def booted() -> bool:
+        text = log.read_text()
+        return "Dispatcher" in text and text.count("Booting worker") >= 2
+
+    wait_for(booted, timeout=60, interval=0.2, message="the dispatcher and two workers")
     text = log.read_text()
     assert text.count("Booting worker") >= 2
     assert "Dispatcher" in text

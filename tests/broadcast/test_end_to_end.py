@@ -71,7 +71,7 @@ def test_api_creations_and_deletions_reach_the_counter_server(
     }
     wait_for(lambda: counter_server.counts() == expected, timeout=15, message="the counts")
     wait_for(all_delivered, timeout=5, message="all events marked delivered")
-    assert "duplicate" not in counter_server.log()
+    assert "duplicate" not in counter_server.final_log()
 
 
 def test_counter_server_down_then_up_loses_nothing(tmp_path, dispatchers, user):
@@ -93,7 +93,7 @@ def test_counter_server_down_then_up_loses_nothing(tmp_path, dispatchers, user):
             message="200 creations counted",
         )
         wait_for(all_delivered, timeout=5, message="all events marked delivered")
-        assert "duplicate" not in server.log()
+        assert "duplicate" not in server.final_log()
     finally:
         server.stop()
 
@@ -114,7 +114,7 @@ def test_dispatcher_killed_mid_backlog_loses_nothing(counter_server, dispatchers
     wait_for(all_delivered, timeout=30, message="the backlog to drain after the restart")
     assert counter_server.counts() == {str(user.pk): {"create": 3000, "delete": 0}}
     # Only events the dead dispatcher held may be sent twice; the key dedupes them.
-    assert counter_server.log().count("duplicate") <= held_by_the_dead
+    assert counter_server.final_log().count("duplicate") <= held_by_the_dead
 
 
 def test_two_dispatchers_drain_10000_events_each_sent_once(counter_server, dispatchers, user):
@@ -123,7 +123,7 @@ def test_two_dispatchers_drain_10000_events_each_sent_once(counter_server, dispa
     dispatchers(counter_server.url)
     wait_for(all_delivered, timeout=60, interval=0.2, message="10,000 events delivered")
     assert counter_server.counts() == {str(user.pk): {"create": 10_000, "delete": 0}}
-    assert "duplicate" not in counter_server.log()
+    assert "duplicate" not in counter_server.final_log()
 
 
 def test_sigterm_stops_cleanly_and_releases_claims(counter_server, dispatchers, user):
