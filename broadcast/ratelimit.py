@@ -1,12 +1,12 @@
 """A token bucket bounding how many requests a dispatcher starts per second.
 
 `BROADCAST_MAX_RATE` (settings.BROADCAST["MAX_RATE"]) sets the rate; 0 means
-unlimited. The dispatcher asks once per round how many of its ready requests
-may start (`grant`) and, when none may, how long to wait (`wait`).
+unlimited. The dispatcher asks once per loop turn how many of its ready
+requests may start (`grant`) and, when none may, how long to wait (`wait`).
 
 Hand-written rather than a library's: the rate limiters on PyPI (aiolimiter,
 pyrate-limiter...) hand out one permit per awaited call, while the dispatcher
-needs a batch answer per round without a coroutine per request, and an
+needs a batch answer per loop turn without a coroutine per request, and an
 injected clock for exact tests. It is a dozen lines of arithmetic.
 
 The bucket holds at most `capacity = max(1, rate * BURST_SECONDS)` tokens and

@@ -15,7 +15,8 @@ SQL written by hand, and why (everything else is the ORM): the claim, which the
 ORM cannot say (one UPDATE ... RETURNING over a MATERIALIZED CTE with SKIP
 LOCKED), built around `EventQuerySet.due()` compiled once, so "due" has one
 definition; and the record of delivered events, which the ORM can say but whose
-compilation at every round dominated a trickle's profile (docs/broadcast.md).
+compilation at every round dominated a trickle's py-spy profile (BENCHMARKS.md has
+the dispatcher's profiles).
 """
 
 import contextlib
