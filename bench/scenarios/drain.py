@@ -91,7 +91,7 @@ def watch(runners: list) -> dict:
             file[i] = max(file[i], memory.get("rss_file_mb", 0))
             if startup[i] is None and STARTED in runner.log_path.read_text(errors="replace"):
                 startup[i] = cpu_seconds(runner.pid)
-            if metrics[i] is None and now - started > 0.5:
+            if metrics[i] is None and startup[i] is not None:  # its server is up by then
                 metrics[i] = scrape(runner.metrics_url)
             if procs.has_exited(runner):
                 cpu[i] = cpu_seconds(runner.pid) or 0.0  # its zombie's final times
