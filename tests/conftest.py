@@ -77,3 +77,13 @@ def token(user):
     from rest_framework.authtoken.models import Token
 
     return Token.objects.create(user=user)
+
+
+@pytest.fixture
+def counter_server(tmp_path):
+    """The real Deno counter server on a port of its own, stopped at the end."""
+    from tests.helpers import CounterServer, free_port
+
+    server = CounterServer(free_port(), tmp_path / "counter.log").start()
+    yield server
+    server.stop()

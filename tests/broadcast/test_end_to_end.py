@@ -19,13 +19,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def counter_server(tmp_path):
-    server = CounterServer(free_port(), tmp_path / "counter.log").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def dispatchers(tmp_path):
     """Start dispatcher processes; every one still running is stopped at the end."""
     started = []

@@ -4,17 +4,15 @@ import httpx
 import pytest
 
 from soak.proxy import PASS, REFUSE, SLOW, FaultProxy
-from tests.helpers import CounterServer, free_port, wait_for
+from tests.helpers import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 EVENT = b'{"user":5,"action":"create"}'
 
 
 @pytest.fixture
-def counter(tmp_path):
-    server = CounterServer(free_port(), tmp_path / "counter.log").start()
-    yield server
-    server.stop()
+def counter(counter_server):
+    return counter_server
 
 
 @pytest.fixture
