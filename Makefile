@@ -88,7 +88,7 @@ test: install lint typecheck $(CHROMIUM)  ## Run the whole test suite (lint, myp
 # No browser, no end-to-end processes, nothing that starts manage.py or make, no
 # fuzzing: the quick loop while editing. `make test-fast ARGS=--lf` reruns the last failures.
 test-fast: install  ## The suite without browser, end-to-end, subprocess and fuzz tests
-	$(VENV)/bin/pytest -m "not browser and not e2e and not subprocess and not fuzz" $(ARGS)
+	$(VENV)/bin/pytest -n 2 -m "not browser and not e2e and not subprocess and not fuzz" $(ARGS)
 
 # wrk (the load generator) comes from Debian's apt, installed here when missing.
 bench: install $(BENCH_STAMP)  ## Benchmarks: write BENCHMARKS.md (also on PostgreSQL if DATABASE_URL names one)

@@ -196,6 +196,7 @@ def two_workers(tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.subprocess  # a real gunicorn
 def test_the_workers_counts_add_up(two_workers):
     server, directory = two_workers
     server.start()
@@ -222,6 +223,7 @@ def test_the_workers_counts_add_up(two_workers):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.subprocess  # a real gunicorn
 def test_a_restart_starts_the_counts_afresh(two_workers):
     server, _ = two_workers
     server.start()

@@ -194,12 +194,14 @@ def assert_logged_once(server: WebServer) -> None:
     assert "Service Unavailable: /api" not in log and "Service Unavailable: /admin" not in log
 
 
+@pytest.mark.subprocess  # a real gunicorn
 def test_postgresql_port_with_nothing_listening(server_on):
     server = server_on(f"postgres://railfleet:railfleet@127.0.0.1:{free_port()}/h2")
     hammer(server)
     assert_logged_once(server)
 
 
+@pytest.mark.subprocess  # a real gunicorn
 def test_sqlite_file_that_cannot_be_opened_then_can(server_on, tmp_path):
     database = tmp_path / "missing" / "db.sqlite3"
     server = server_on(f"sqlite:///{database}")
@@ -227,6 +229,7 @@ def test_sqlite_file_that_cannot_be_opened_then_can(server_on, tmp_path):
 if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 
     @pytest.mark.postgres
+    @pytest.mark.subprocess  # a real gunicorn
     @pytest.mark.django_db(transaction=True)
     def test_postgresql_connections_killed_under_the_server(server_on, token):
         assert_recovers_from_killed_connections(server_on, token)
