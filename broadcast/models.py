@@ -7,8 +7,10 @@ the lease expire and the row becomes due again for any other dispatcher.
 """
 
 import uuid
+from dataclasses import dataclass
 
 from django.db import models
+from django.db.models import Count, Min
 from django.utils import timezone
 
 
@@ -16,6 +18,15 @@ class Status(models.TextChoices):
     PENDING = "pending", "Pending"
     DELIVERED = "delivered", "Delivered"
     FAILED = "failed", "Failed"
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What is left to deliver, as /ready and /metrics report it."""
+
+    pending: int
+    failed: int
+    oldest_pending_age_seconds: float  # 0 when nothing is pending
 
 
 class EventQuerySet(models.QuerySet):
@@ -35,6 +46,13 @@ class EventQuerySet(models.QuerySet):
 
     def delivered(self) -> "EventQuerySet":
         return self.filter(status=Status.DELIVERED)
+
+    def backlog(self) -> Backlog:
+        """Pending and failed counts and the oldest pending event's age, in two indexed queries."""
+        pending = self.pending().aggregate(count=Count("id"), oldest=Min("created_at"))
+        oldest = pending["oldest"]
+        age = max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0
+        return Backlog(pending["count"], self.failed().count(), age)
 
 
 class Event(models.Model):

@@ -15,9 +15,7 @@ row read by primary key). A paused broadcast is reported, not a failure.
 import logging
 
 from django.db import DatabaseError
-from django.db.models import Count, Min
 from django.http import HttpRequest, JsonResponse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -39,22 +37,19 @@ def health(request: HttpRequest) -> JsonResponse:
 def ready(request: HttpRequest) -> JsonResponse:
     """Readiness: the database answers; the broadcast backlog is reported."""
     try:
-        backlog = Event.objects.pending().aggregate(pending=Count("id"), oldest=Min("created_at"))
-        failed = Event.objects.failed().count()
+        backlog = Event.objects.backlog()
         state = pause_state()
     except DatabaseError as exc:
         # The reason goes to the log only (class name: no DSN or host in it).
         logger.warning("Readiness check: database unavailable (%s)", type(exc).__name__)
         return JsonResponse({"database": "unavailable"}, status=503)
-    oldest = backlog["oldest"]
-    age = max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0
     return JsonResponse(
         {
             "database": "ok",
             "broadcast": {
-                "pending": backlog["pending"],
-                "failed": failed,
-                "oldest_pending_age_seconds": round(age, 3),
+                "pending": backlog.pending,
+                "failed": backlog.failed,
+                "oldest_pending_age_seconds": round(backlog.oldest_pending_age_seconds, 3),
                 "paused": state.paused,
                 "paused_reason": state.reason,
             },

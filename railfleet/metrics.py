@@ -32,9 +32,7 @@ import time
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Min
 from django.http import Http404, HttpRequest, HttpResponse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from prometheus_client import (
@@ -118,9 +116,10 @@ class OutboxCollector:
     """The outbox's state, read from the database at each scrape."""
 
     def collect(self):
+        backlog = Event.objects.backlog()
         counts = {
-            Status.PENDING: Event.objects.pending().count(),
-            Status.FAILED: Event.objects.failed().count(),
+            Status.PENDING: backlog.pending,
+            Status.FAILED: backlog.failed,
             Status.DELIVERED: delivered_count(),
         }
         events = GaugeMetricFamily(
@@ -129,12 +128,10 @@ class OutboxCollector:
         for status, count in counts.items():
             events.add_metric([status], count)
         yield events
-        oldest = Event.objects.pending().aggregate(oldest=Min("created_at"))["oldest"]
-        age = max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0
         yield GaugeMetricFamily(
             "broadcast_oldest_pending_age_seconds",
             "Seconds since the oldest pending event was committed (0 when none is pending).",
-            value=age,
+            value=backlog.oldest_pending_age_seconds,
         )
         paused = pause_state(using="default").paused
         yield GaugeMetricFamily(
