@@ -124,6 +124,14 @@ class Stats:
     failed: int = 0
     since: float = field(default_factory=time.monotonic)
 
+    def __bool__(self) -> bool:
+        return bool(self.delivered or self.retried or self.failed)
+
+    def add(self, other: "Stats") -> None:
+        self.delivered += other.delivered
+        self.retried += other.retried
+        self.failed += other.failed
+
 
 # What a round's job returns: the events claimed, and whether the broadcast is paused.
 RoundResult = tuple[list[store.Claimed], bool]
@@ -219,7 +227,8 @@ class Dispatcher:
         self._hold_until = 0.0  # time.monotonic() before which nothing is sent
         self._bucket = TokenBucket(config.max_rate)
         self._next_retention = 0.0  # time.monotonic(): at start, then at most once a minute
-        self._counts = [0, 0, 0]  # delivered, retried, failed since the last round's metrics
+        # Answers counted since the last round; folded into the metrics and `stats` per round.
+        self._round_stats = Stats()
         self._latencies: list[float] = []  # creation to 2xx (seconds) of those delivered
 
     def stop(self) -> None:
@@ -376,15 +385,23 @@ class Dispatcher:
 
     def _report(self, *, client_in_flight: int) -> None:
         """This round's figures to the metrics (per round, never per event)."""
-        delivered, retried, failed = self._counts
-        if delivered or retried or failed:
-            metrics.record_round(
-                delivered=delivered, retried=retried, failed=failed, latencies=self._latencies
-            )
-            self._counts = [0, 0, 0]
-            self._latencies = []
+        self._fold_round_stats()
         metrics.set_breaker_open(self._breaker.open)
         metrics.set_in_flight(client_in_flight)
+
+    def _fold_round_stats(self) -> None:
+        """Hand the answers counted since the last fold to the metrics and the summary."""
+        counted = self._round_stats
+        if counted:
+            metrics.record_round(
+                delivered=counted.delivered,
+                retried=counted.retried,
+                failed=counted.failed,
+                latencies=self._latencies,
+            )
+            self.stats.add(counted)
+            self._round_stats = Stats()
+            self._latencies = []
 
     def _end_round(self, round_: Round) -> None:
         """Take in the ended `round_`: queue its claims, or keep its outcomes for the next."""
@@ -459,8 +476,7 @@ class Dispatcher:
             if outcome is DELIVERED:
                 done.append((event, outcome, None))
                 latencies.append(answered - event.created)
-                self.stats.delivered += 1
-                self._counts[0] += 1
+                self._round_stats.delivered += 1
             else:
                 done.append((event, outcome, self._failure(event, outcome)))
 
@@ -470,12 +486,10 @@ class Dispatcher:
         if outcome.status == GONE:
             return self._gone(event, outcome)
         if outcome.result == Result.FAILED:
-            self.stats.failed += 1
-            self._counts[2] += 1
+            self._round_stats.failed += 1
             logger.error("Event %s failed permanently: %s", event.key, outcome.error)
             return None
-        self.stats.retried += 1
-        self._counts[1] += 1
+        self._round_stats.retried += 1
         if outcome.retry_after is not None and outcome.status in HOLD_STATUSES:
             self._hold(outcome.retry_after, outcome.error)
         delay = retry_delay(
@@ -500,8 +514,7 @@ class Dispatcher:
             )  # fmt: skip
             self._pause_reason = f"Counter server answered {outcome.error[:200]}"
         self.paused = self._gone_unstored = True
-        self.stats.retried += 1
-        self._counts[1] += 1
+        self._round_stats.retried += 1
         return 0.0
 
     def _hold(self, retry_after: float, error: str) -> None:
@@ -558,6 +571,7 @@ class Dispatcher:
         return self._db_thread.submit(call)
 
     def _log_summary(self) -> None:
+        self._fold_round_stats()
         elapsed = time.monotonic() - self.stats.since
         logger.info(
             "Last %.0fs: %d delivered, %d retried, %d failed permanently",
