@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from broadcast.models import Event, EventQuerySet, Status
+from broadcast.services import wake_dispatchers
 
 
 def requeue_failed(
@@ -34,4 +35,7 @@ def requeue_failed(
     if dry_run:
         return chosen.count()
     with transaction.atomic(using=using):  # on SQLite: queued on the write lock
-        return chosen.update(status=Status.PENDING, available_at=timezone.now(), claimed_by="")
+        requeued = chosen.update(status=Status.PENDING, available_at=timezone.now(), claimed_by="")
+        if requeued:
+            wake_dispatchers(using)
+    return requeued

@@ -4,9 +4,9 @@ Synchronous Django database code, run by the dispatcher on one dedicated thread.
 Transactions are short and never wait on the network: claim, then send outside
 any transaction, then record. A dispatcher's round records the last outcomes
 and claims the next events (`exchange`) in one transaction on SQLite, so that
-it queues for the write lock once per round; on PostgreSQL a round whose
-events were all delivered is two single statements in autocommit (retries and
-failures are recorded in a transaction of their own).
+it queues for the write lock once per round; on PostgreSQL the deliveries and
+the claim are one statement in autocommit (retries and failures are recorded
+in a transaction of their own first).
 
 Every timestamp is the caller's `now` (the dispatcher's injected clock), so a
 schedule can be asserted exactly.
@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from broadcast.client import Outcome, Result
 from broadcast.models import Event, Status
+from broadcast.services import wake_dispatchers
 
 
 class Claimed(NamedTuple):
@@ -210,13 +211,61 @@ def exchange(
     lease: float,
     now: datetime.datetime | None = None,
 ) -> list[Claimed]:
-    """Record `outcomes`, then claim up to `limit` due events (on SQLite in one transaction)."""
+    """Record `outcomes`, then claim up to `limit` due events.
+
+    On SQLite in one transaction; on PostgreSQL the deliveries and the claim in
+    one statement (`_deliver_and_claim`), after any retries and failures.
+    """
     now = now or timezone.now()
     if not outcomes:
         return claim(owner=owner, limit=limit, lease=lease, now=now)
+    if connection.vendor == "postgresql" and limit > 0:
+        delivered = [c.id for c, outcome, _ in outcomes if outcome.result == Result.DELIVERED]
+        unfinished = [item for item in outcomes if item[1].result != Result.DELIVERED]
+        if unfinished:
+            record(owner=owner, outcomes=unfinished, now=now)
+        return _deliver_and_claim(
+            owner=owner, delivered=delivered, limit=limit, lease=lease, now=now
+        )
     with _writing():
         record(owner=owner, outcomes=outcomes, now=now)
         return claim(owner=owner, limit=limit, lease=lease, now=now)
+
+
+def _deliver_and_claim(
+    *, owner: str, delivered: list[int], limit: int, lease: float, now: datetime.datetime
+) -> list[Claimed]:
+    """PostgreSQL: mark `delivered` and claim the next events in one statement.
+
+    Under a steady load a round carries a few events, so its cost is its
+    statements' (round trip, parse, plan, commit): one instead of two. The two
+    parts never touch the same row (a statement must not update a row twice):
+    the claim leaves out the delivered ids, which are still leased to us anyway.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _deliver_and_claim_sql(),
+            [Status.DELIVERED, _db_time(now), delivered, Status.DELIVERED,
+             Status.PENDING, _db_time(now), limit,
+             _db_time(now + datetime.timedelta(seconds=lease)), owner, delivered],
+        )  # fmt: skip
+        rows = cursor.fetchall()
+    rows.sort()
+    return list(map(Claimed._make, rows))
+
+
+@functools.cache
+def _deliver_and_claim_sql() -> str:
+    """_claim_sql("postgresql") with the record of deliveries as a data-modifying CTE."""
+    table = _table()
+    claim = _claim_sql("postgresql").removeprefix("WITH ")
+    returning = claim.index(" RETURNING ")
+    return (
+        f"WITH delivered AS (UPDATE {table} SET status = %s, delivered_at = %s, "  # noqa: S608
+        "attempts = attempts + 1, claimed_by = '', last_error = '' "
+        "WHERE id = ANY(%s::bigint[]) AND status <> %s), "
+        f"{claim[:returning]} AND id <> ALL(%s::bigint[]){claim[returning:]}"
+    )
 
 
 def _writing():
@@ -226,7 +275,7 @@ def _writing():
     railfleet.sqlite backend rather than on SQLite's busy wait, and a round's
     record and claim share one turn. On PostgreSQL, nothing: each is a single
     statement, atomic by itself, and autocommit saves the round trips of BEGIN
-    and COMMIT (several per round, a round per NOTIFY under a steady load).
+    and COMMIT (a round every 20 ms under a steady load).
     """
     if connection.vendor == "sqlite":
         return transaction.atomic(savepoint=False)
@@ -240,8 +289,11 @@ def release(
     claims = Event.objects.pending().filter(claimed_by=owner)
     if ids is not None:
         claims = claims.filter(id__in=ids)
-    with _writing():  # on SQLite: queued on the write lock, not on SQLite's busy wait
-        return claims.update(available_at=now or timezone.now(), claimed_by="")
+    with transaction.atomic():  # on SQLite: queued on the write lock, not on SQLite's busy wait
+        released = claims.update(available_at=now or timezone.now(), claimed_by="")
+        if released:  # due again now: the other dispatchers hear of it at commit
+            wake_dispatchers()
+    return released
 
 
 def close() -> None:

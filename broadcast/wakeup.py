@@ -3,11 +3,13 @@
 On PostgreSQL, event_enqueue() sends NOTIFY inside the writing transaction, so
 a LISTENing dispatcher hears of an event the moment it commits (and never of a
 rolled-back one). A thread of its own holds the LISTEN connection and calls
-`wake()`, once per burst of notifications. On SQLite there is no such channel;
-the dispatcher polls its index of due events instead.
+`wake()`: at once for the first notification after a quiet spell, then at most
+once per COALESCE_SECONDS, however many commits notify in between. On SQLite
+there is no such channel; the dispatcher polls its index of due events instead.
 """
 
 import logging
+import select
 import threading
 
 from django.db import connections
@@ -17,9 +19,10 @@ from broadcast.services import NOTIFY_CHANNEL
 logger = logging.getLogger(__name__)
 
 
-# Under load every commit notifies; waking a few ms after the first of a burst
-# lets one claim take the whole burst instead of one claim per commit.
-COALESCE_SECONDS = 0.005
+# Under load every commit notifies: after a wake-up, the next comes no sooner
+# than this, so that one round claims what many commits made (SQLite's poll
+# gives it the same pace). A quiet dispatcher is woken at once.
+COALESCE_SECONDS = 0.02
 # How often the listening thread looks up from its socket to see whether to stop.
 STOP_CHECK_SECONDS = 0.2
 
@@ -74,12 +77,20 @@ class PostgresListener:
                 self._stop.wait(1)
 
     def _listen(self, connection) -> None:
+        # libpq's own calls (psycopg.pq) rather than Connection.notifies(): the
+        # notifications carry nothing but their arrival, and under load they come
+        # one per commit, each of which notifies() would turn into Python objects.
+        pgconn, fd = connection.pgconn, connection.fileno()
         while not self._stop.is_set():
-            if any(True for _ in connection.notifies(timeout=STOP_CHECK_SECONDS, stop_after=1)):
-                # Let the rest of the burst arrive, consume it, then wake once.
-                for _ in connection.notifies(timeout=COALESCE_SECONDS):
-                    pass
+            if not select.select([fd], [], [], STOP_CHECK_SECONDS)[0]:
+                continue
+            pgconn.consume_input()  # raises psycopg.OperationalError if the connection is lost
+            notified = False
+            while pgconn.notifies() is not None:
+                notified = True
+            if notified:
                 self._wake()
+                self._stop.wait(COALESCE_SECONDS)
 
 
 class NoListener:

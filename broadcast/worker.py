@@ -46,6 +46,10 @@ logger = logging.getLogger("broadcast")
 
 # Retention runs at start, then at most this often (seconds).
 RETENTION_INTERVAL = 60.0
+# While LISTEN is up (PostgreSQL) every commit announces itself, so the poll only
+# finds what no NOTIFY announces: another dispatcher's expired lease or released
+# claim, an event made due again by hand. Our own retries are polled for when due.
+LISTENING_POLL_INTERVAL = 1.0
 
 T = TypeVar("T")
 
@@ -191,7 +195,9 @@ class Dispatcher:
     claims due events into the local queue; the loop sends from the queue as
     handles free up. A round starts when a full round of answers is in (as
     many as can be in flight, or a whole batch), when a NOTIFY or the poll
-    interval comes, or at once after a claim that got all it asked for. Claims
+    interval comes (a slow poll while LISTEN is up), when a retry of ours
+    falls due, a poll interval after the last round if answers wait to be
+    recorded, or at once after a claim that got all it asked for. Claims
     are leases (60 s by default), far longer than a batch stays in the queue.
     """
 
@@ -209,6 +215,8 @@ class Dispatcher:
         self._woken = True  # a round at once when the loop starts
         self._stopping = False
         self._next_round = 0.0  # time.monotonic() of the next poll
+        self._last_round = 0.0  # time.monotonic() of the last round's start
+        self._next_retry = float("inf")  # time.monotonic() when our soonest retry is due
         self._claim_again = False  # the last claim got all it asked for
         self._last_claimed = -1  # events the last round claimed (-1: no round ended yet)
         self._breaker = Breaker(threshold=config.concurrency, probe_interval=config.retry_base)
@@ -286,7 +294,7 @@ class Dispatcher:
 
     def _wait_timeout(self, client: CounterClient, now: float) -> float:
         """Until the next poll (or the round's end), or until a held-back request may start."""
-        timeout = self._next_round - now if self._round is None else self.config.lease
+        timeout = self._next_round_at() - now if self._round is None else self.config.lease
         if self._queue and client.free and not self.paused:
             if now < self._hold_until:
                 timeout = min(timeout, self._hold_until - now)
@@ -307,17 +315,34 @@ class Dispatcher:
     def _round_wanted(self, now: float) -> bool:
         return (
             self._woken
-            or now >= self._next_round
+            or now >= self._next_round_at()
             or len(self._done) >= self._full_round
             or (self._claim_again and len(self._queue) < self._low_water)
         )
 
+    def _next_round_at(self) -> float:
+        """When the next round starts unless something wakes the loop first."""
+        at = min(self._next_round, self._next_retry)
+        if self._done:  # answers to record: no later than a poll interval after the last round
+            at = min(at, self._last_round + self.config.poll_interval)
+        return at
+
+    def _poll_interval(self) -> float:
+        """Seconds from this round to the next poll."""
+        if self.paused:  # a round a second only reads the state (the watcher's pace)
+            return max(self.config.poll_interval, control.READ_INTERVAL)
+        listening = self.listener is not None and self.listener.listening.is_set()
+        if listening and not self._breaker.open:
+            return max(self.config.poll_interval, LISTENING_POLL_INTERVAL)
+        return self.config.poll_interval
+
     def _start_round(self, client: CounterClient, now: float) -> None:
         """Hand the database thread the outcomes so far and a claim for what the queue lacks."""
         self._woken = False
-        # While paused, a round a second only reads the state (the watcher's pace).
-        poll = max(self.config.poll_interval, control.READ_INTERVAL) if self.paused else None
-        self._next_round = now + (poll or self.config.poll_interval)
+        self._last_round = now
+        self._next_round = now + self._poll_interval()
+        if now >= self._next_retry:  # this round's claim takes the retries now due
+            self._next_retry = float("inf")
         queued = len(self._queue)
         wanted = self.config.batch_size - queued if queued < self._low_water else 0
         limit = 0 if self.paused else self._breaker.allowance(wanted)
@@ -330,11 +355,14 @@ class Dispatcher:
         unsent, self._unsent = self._unsent, []
         retention = self._retention_due(now)
         self._round_limit = limit
+        db_now = self.config.clock()
+        # Read after the clock that stamps the retries, so never before they are due.
+        self._note_retries(done, time.monotonic())
         future = self._db(
             self._round_job,
             outcomes=done,
             limit=limit,
-            now=self.config.clock(),
+            now=db_now,
             pause_reason=self._pause_reason,
             unsent=unsent,
             retention=retention,
@@ -379,6 +407,12 @@ class Dispatcher:
                             self.config.retention_days)  # fmt: skip
             self._next_retention = time.monotonic() + RETENTION_INTERVAL
         return claimed, paused
+
+    def _note_retries(self, outcomes: list[store.Answered], now: float) -> None:
+        """Poll again when the soonest retry this round schedules is due (it has no NOTIFY)."""
+        delays = [delay for _, _, delay in outcomes if delay is not None]
+        if delays:
+            self._next_retry = min(self._next_retry, now + min(delays))
 
     def _retention_due(self, now: float) -> bool:
         return self.config.retention_days > 0 and now >= self._next_retention

@@ -115,3 +115,34 @@ def test_exchange_records_outcomes_and_claims_the_next_events(user):
     claimed = store.exchange(owner="A", outcomes=[(first, DELIVERED, None)], limit=10, lease=60)
     assert Event.objects.get(pk=first.id).status == Status.DELIVERED
     assert [c.id for c in claimed] == list(Event.objects.pending().values_list("id", flat=True))
+
+
+def test_exchange_never_claims_back_an_event_it_records_as_delivered(user):
+    """Its lease ran out, so it is due again: the round marks it delivered and leaves it
+    out of the claim (on PostgreSQL the two are one statement, which must not update a
+    row twice)."""
+    defect_create(user=user, comment="a")
+    (claimed,) = store.claim(owner="A", limit=10, lease=0)  # due again at once
+    defect_create(user=user, comment="b")
+    again = store.exchange(owner="A", outcomes=[(claimed, DELIVERED, None)], limit=10, lease=60)
+    event = Event.objects.get(pk=claimed.id)
+    assert (event.status, event.attempts, event.claimed_by) == (Status.DELIVERED, 1, "")
+    assert [c.id for c in again] == list(Event.objects.pending().values_list("id", flat=True))
+
+
+def test_exchange_records_retries_and_deliveries_and_claims_in_one_round(user):
+    defect_create(user=user, comment="a")
+    defect_create(user=user, comment="b")
+    first, second = store.claim(owner="A", limit=10, lease=60)
+    defect_create(user=user, comment="c")
+    now = timezone.now()
+    retry = Outcome(Result.RETRY, "HTTP 503")
+    claimed = store.exchange(
+        owner="A", outcomes=[(first, DELIVERED, None), (second, retry, 30.0)],
+        limit=10, lease=60, now=now,
+    )  # fmt: skip
+    assert Event.objects.get(pk=first.id).status == Status.DELIVERED
+    retried = Event.objects.get(pk=second.id)
+    assert (retried.status, retried.attempts, retried.last_error) == (Status.PENDING, 1, "HTTP 503")
+    assert retried.available_at == now + datetime.timedelta(seconds=30)
+    assert [c.id for c in claimed] == [Event.objects.latest("id").pk]

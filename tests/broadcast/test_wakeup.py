@@ -69,3 +69,84 @@ def test_notify_delivers_within_100_ms_while_polling_every_5_seconds(tmp_path, u
     finally:
         stop(dispatcher, signal.SIGKILL)
         server.stop()
+
+
+def _listening_connection():
+    """A connection of its own that LISTENs on the dispatchers' channel."""
+    import psycopg
+
+    from broadcast.wakeup import PostgresListener
+
+    listening = psycopg.connect(PostgresListener(lambda: None)._conninfo(), autocommit=True)
+    listening.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    return listening
+
+
+def _notifications(listening, seconds: float = 0.5) -> int:
+    """The notifications that arrive within `seconds`."""
+    return sum(1 for _ in listening.notifies(timeout=seconds))
+
+
+def test_an_insert_notifies_once_per_statement_at_commit_and_never_on_rollback():
+    from django.db import transaction
+
+    from broadcast.services import event_enqueue, events_enqueue
+
+    listening = _listening_connection()
+    try:
+        with transaction.atomic():
+            events_enqueue(payloads=[{"user": 1, "action": "create"}] * 3)  # one INSERT
+            assert _notifications(listening, 0.2) == 0  # not before the commit
+        assert _notifications(listening) == 1
+        with pytest.raises(RuntimeError), transaction.atomic():
+            event_enqueue(payload={"user": 1, "action": "create"})
+            raise RuntimeError("roll back")
+        assert _notifications(listening) == 0
+    finally:
+        listening.close()
+
+
+def test_a_release_and_a_requeue_wake_the_dispatchers(user):
+    from broadcast import store
+    from broadcast.models import Status
+    from broadcast.replay import requeue_failed
+
+    defect_create(user=user, comment="a")
+    defect_create(user=user, comment="b")
+    Event.objects.filter(pk=Event.objects.latest("id").pk).update(status=Status.FAILED)
+    store.claim(owner="A", limit=10, lease=60)
+    listening = _listening_connection()
+    try:
+        assert store.release(owner="A") == 1
+        assert _notifications(listening) == 1
+        assert requeue_failed() == 1
+        assert _notifications(listening) == 1
+    finally:
+        listening.close()
+
+
+def test_a_burst_of_commits_wakes_the_dispatcher_at_once_then_once_more(monkeypatch, user):
+    """20 commits in a row: the first wakes it at once, the rest wait out the coalescing."""
+    import threading
+
+    from broadcast import wakeup
+
+    monkeypatch.setattr(wakeup, "COALESCE_SECONDS", 1.0)
+    woken = threading.Semaphore(0)
+    wakes = []
+
+    def wake():
+        wakes.append(timezone.now())
+        woken.release()
+
+    with wakeup.PostgresListener(wake) as listener:
+        wait_for(listener.listening.is_set, timeout=10, message="LISTEN")
+        assert woken.acquire(timeout=10)  # the catch-up wake-up after LISTEN
+        wakes.clear()
+        for i in range(20):
+            defect_create(user=user, comment=f"c{i}")
+        assert woken.acquire(timeout=5)
+        assert len(wakes) == 1  # at once for the first
+        more = woken.acquire(timeout=3)  # the rest, if they came after it, 1 s later
+        assert len(wakes) == (2 if more else 1)
+        assert not woken.acquire(timeout=1.5)  # and nothing more

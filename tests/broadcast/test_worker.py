@@ -280,3 +280,34 @@ def test_a_notify_wakes_the_dispatcher_long_before_its_poll(scripted_server, use
         dispatcher.stop()
         thread.join(15)
     assert Event.objects.get().status == Status.DELIVERED  # recorded on the way out
+
+
+@pytest.mark.postgres
+def test_while_listening_only_retries_and_the_slow_poll_start_rounds(
+    scripted_server, user, monkeypatch
+):
+    """With LISTEN up, no round every poll interval; a retry still goes out when it is due."""
+    from broadcast import worker
+
+    monkeypatch.setattr(worker, "LISTENING_POLL_INTERVAL", 60.0)
+    rounds = []
+    exchange = store.exchange
+    monkeypatch.setattr(store, "exchange", lambda **kw: rounds.append(1) or exchange(**kw))
+    scripted_server.script = [Answer(503)]
+    dispatcher = Dispatcher(make_config(scripted_server.url, retry_base=0.2, rand=no_jitter))
+    thread = threading.Thread(target=dispatcher.run)
+    thread.start()
+    try:
+        wait_for(lambda: dispatcher.listener is not None, timeout=10, message="the start")
+        wait_for(dispatcher.listener.listening.is_set, timeout=10, message="LISTEN")
+        time.sleep(0.1)  # past the start's rounds
+        quiet = len(rounds)
+        time.sleep(0.3)  # 30 poll intervals of 10 ms
+        assert len(rounds) - quiet <= 1  # the rounds of the LISTEN's catch-up wake at most
+        defect_create(user=user, comment="a")  # its NOTIFY starts a round; the answer is a 503
+        # The retry, due 0.2 s later, is polled for then, not at the next slow poll (60 s).
+        wait_for(lambda: len(scripted_server.received) == 2, timeout=10, message="the retry")
+    finally:
+        dispatcher.stop()
+        thread.join(15)
+    assert Event.objects.get().status == Status.DELIVERED
