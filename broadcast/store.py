@@ -69,8 +69,9 @@ def claim(
     if limit <= 0:
         return []
     now = now or timezone.now()
-    # A cheap read first: idle polling must not take SQLite's write lock.
-    if connection.vendor == "sqlite" and not _due_exists(now):
+    # A cheap read first: idle polling must not take SQLite's write lock (a
+    # transaction already holds it: an exchange's, which has just recorded).
+    if connection.vendor == "sqlite" and not connection.in_atomic_block and not _due_exists(now):
         return []
     with _writing(), connection.cursor() as cursor:
         cursor.execute(
