@@ -92,13 +92,16 @@ def _table() -> str:
 def _due_exists(now: datetime.datetime) -> bool:
     """`Event.objects.due(now).exists()`, from due()'s SQL compiled once: it runs at every poll."""
     with connection.cursor() as cursor:
-        cursor.execute(f"{_due_sql(connection.vendor)} LIMIT 1", [Status.PENDING, _db_time(now)])
+        cursor.execute(f"{due_sql(connection.vendor)} LIMIT 1", [Status.PENDING, _db_time(now)])
         return cursor.fetchone() is not None
 
 
 @functools.cache
-def _due_sql(vendor: str) -> str:
-    """`Event.objects.due(now)`'s SELECT of ids, compiled once; its parameters: status, now."""
+def due_sql(vendor: str) -> str:
+    """`Event.objects.due(now)`'s SELECT of ids, compiled once; its parameters: status, now.
+
+    Also the question of the dispatcher's SQLite probe (broadcast/probe.py).
+    """
     sentinel = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
     sql, params = Event.objects.due(sentinel).values("id").query.sql_with_params()
     if list(params) != [Status.PENDING, _db_time(sentinel)]:
@@ -136,7 +139,7 @@ def _claim_sql(vendor: str) -> str:
         # keeps milliseconds, finer than the latency histogram's smallest bucket.
         created = "(julianday(created_at) - 2440587.5) * 86400.0"
     return (
-        f"WITH picked AS MATERIALIZED ({_due_sql(vendor)} LIMIT %s {skip_locked}) "  # noqa: S608
+        f"WITH picked AS MATERIALIZED ({due_sql(vendor)} LIMIT %s {skip_locked}) "  # noqa: S608
         f"UPDATE {table} SET available_at = %s, claimed_by = %s "
         "WHERE id IN (SELECT id FROM picked) "
         f"RETURNING id, {key}, {body}, attempts, {created}"

@@ -36,6 +36,7 @@ from broadcast import control, metrics, store
 from broadcast.breaker import Breaker
 from broadcast.client import DELIVERED, GONE, HOLD_STATUSES, CounterClient, Outcome, Result
 from broadcast.conf import broadcast_setting
+from broadcast.probe import DueProbe, probe_for
 from broadcast.ratelimit import TokenBucket
 from broadcast.retention import prune_delivered, retention_days
 from broadcast.retry import retry_delay
@@ -195,7 +196,8 @@ class Dispatcher:
     claims due events into the local queue; the loop sends from the queue as
     handles free up. A round starts when a full round of answers is in (as
     many as can be in flight, or a whole batch), when a NOTIFY or the poll
-    interval comes (a slow poll while LISTEN is up), when a retry of ours
+    interval comes (a slow poll while LISTEN is up; on SQLite only if the
+    probe, broadcast/probe.py, finds something due), when a retry of ours
     falls due, a poll interval after the last round if answers wait to be
     recorded, or at once after a claim that got all it asked for. Claims
     are leases (60 s by default), far longer than a batch stays in the queue.
@@ -224,6 +226,7 @@ class Dispatcher:
         self._low_water = max(config.concurrency, config.batch_size // 2)
         self._next_connection_check = 0.0  # time.monotonic() of the next check: see _db()
         self.listener = None
+        self._probe: DueProbe | None = None  # SQLite's cheap "anything due?" (run() opens it)
         # Operations: pause (read from the database at most once a second by the
         # database thread), a hold after an overloaded answer's Retry-After, the
         # rate limit, retention.
@@ -258,11 +261,14 @@ class Dispatcher:
             timeout=self.config.request_timeout,
             max_connections=self.config.concurrency,
         )
+        self._probe = probe_for()
         try:
             with client, listener_for()(self.wake) as self.listener:
                 self._deliver(client, once=once)
                 self._wind_down(client)
         finally:
+            if self._probe is not None:
+                self._probe.close()
             # Whatever was claimed but not sent is due again at once.
             try:
                 self._db(store.release, owner=self.owner, now=self.config.clock()).result()
@@ -313,12 +319,31 @@ class Dispatcher:
         )
 
     def _round_wanted(self, now: float) -> bool:
-        return (
+        if (
             self._woken
-            or now >= self._next_round_at()
             or len(self._done) >= self._full_round
             or (self._claim_again and len(self._queue) < self._low_water)
-        )
+        ):
+            return True
+        return now >= self._next_round_at() and not self._nothing_due(now)
+
+    def _nothing_due(self, now: float) -> bool:
+        """SQLite's poll, asked of the probe: True if a round would only find nothing to do."""
+        if self._probe is None or self._done or self._unsent or self.paused:
+            return False
+        if self._pause_reason or self._retention_due(now):
+            return False
+        if self._probe.due(self.config.clock()):
+            return False
+        self._next_round = now + self._probe_interval()
+        self._next_retry = float("inf") if now >= self._next_retry else self._next_retry
+        self._last_claimed = 0
+        self._claim_again = False
+        return True
+
+    def _probe_interval(self) -> float:
+        """An idle dispatcher on SQLite looks twice per poll interval (a probe is cheap)."""
+        return self.config.poll_interval / 2
 
     def _next_round_at(self) -> float:
         """When the next round starts unless something wakes the loop first."""
@@ -466,6 +491,8 @@ class Dispatcher:
         deadline = round_.started + self.config.lease
         self._queue.extend(zip(repeat(deadline), claimed, strict=False))
         self._last_claimed = len(claimed)
+        if not claimed and self._probe is not None:  # nothing was due: back to probing
+            self._next_round = min(self._next_round, round_.started + self._probe_interval())
         # Fewer than asked for: nothing more is due yet, so wait for a NOTIFY
         # or the poll rather than ask again at once (under a steady trickle
         # that second question is a wasted database round each time).

@@ -7,16 +7,16 @@ from django.contrib.auth import get_user_model
 
 
 def pytest_collection_modifyitems(config, items):
-    """Deselect the `postgres` tests when the test database is not PostgreSQL.
+    """Deselect the tests of the other database: `postgres` ones on SQLite, `sqlite` ones on
+    PostgreSQL.
 
-    Deselected, not skipped: on SQLite they do not apply, and CI's PostgreSQL
-    run (DATABASE_URL set) executes them.
+    Deselected, not skipped: they do not apply there, and CI runs the suite on both.
     """
     from django.conf import settings
 
-    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        return
-    kept = [item for item in items if item.get_closest_marker("postgres") is None]
+    on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    other = "sqlite" if on_postgres else "postgres"
+    kept = [item for item in items if item.get_closest_marker(other) is None]
     if len(kept) < len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept

@@ -311,3 +311,27 @@ def test_while_listening_only_retries_and_the_slow_poll_start_rounds(
         dispatcher.stop()
         thread.join(15)
     assert Event.objects.get().status == Status.DELIVERED
+
+
+@pytest.mark.sqlite
+def test_an_idle_dispatcher_on_sqlite_probes_and_starts_no_round(
+    scripted_server, user, monkeypatch
+):
+    """Nothing due: after the start's, no round (no hand-off, no write lock), however many
+    polls; then an event is."""
+    rounds = []
+    exchange = store.exchange
+    monkeypatch.setattr(store, "exchange", lambda **kw: rounds.append(1) or exchange(**kw))
+    dispatcher = Dispatcher(make_config(scripted_server.url, poll_interval=0.01))
+    thread = threading.Thread(target=dispatcher.run)
+    thread.start()
+    try:
+        wait_for(lambda: rounds == [1], timeout=10, message="the round at start")
+        time.sleep(0.3)  # 30 poll intervals
+        assert rounds == [1]
+        defect_create(user=user, comment="a")
+        wait_for(lambda: len(scripted_server.received) == 1, timeout=10, message="the event")
+    finally:
+        dispatcher.stop()
+        thread.join(15)
+    assert Event.objects.get().status == Status.DELIVERED

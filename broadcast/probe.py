@@ -1,0 +1,53 @@
+"""SQLite: is anything due? Asked from the dispatcher's loop thread, for almost nothing.
+
+On SQLite nothing announces a commit, so an idle dispatcher polls. A round
+costs a millisecond or so of CPU even when it finds nothing (the hand-off to
+the database thread, Django's cursor, the wake-up back); the probe asks the
+round's first question, `EventQuerySet.due()` with `LIMIT 1` (the same
+compiled SELECT), on a connection of its own through the standard library's
+sqlite3, for a few tens of microseconds, and the dispatcher starts a round
+only when the answer is yes. In WAL mode a reader neither blocks nor waits for
+the writer, and `query_only` keeps this connection from ever writing.
+"""
+
+import datetime
+import sqlite3
+
+from django.db import connections
+
+from broadcast.models import Status
+from broadcast.store import due_sql
+
+
+class DueProbe:
+    """`due(now)`: whether an event is due at `now`. For one thread (the loop's)."""
+
+    def __init__(self, using: str = "default") -> None:
+        connection = connections[using]
+        self._path = connection.settings_dict["NAME"]
+        self._adapt = connection.ops.adapt_datetimefield_value
+        # Django's SQLite backend turns %s into ? itself; this connection is not Django's.
+        self._sql = due_sql("sqlite").replace("%s", "?") + " LIMIT 1"
+        self._db: sqlite3.Connection | None = None
+
+    def due(self, now: datetime.datetime) -> bool:
+        """True if some event is due at `now`, or if the probe cannot tell (a round will)."""
+        try:
+            if self._db is None:
+                self._db = sqlite3.connect(self._path, isolation_level=None)
+                self._db.execute("PRAGMA query_only = ON")
+            row = self._db.execute(self._sql, (Status.PENDING, self._adapt(now))).fetchone()
+        except sqlite3.Error:
+            self.close()  # opened again at the next question
+            return True
+        return row is not None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def probe_for(using: str = "default") -> DueProbe | None:
+    """The probe for this database: SQLite's; none on PostgreSQL, where NOTIFY says it."""
+    return DueProbe(using) if connections[using].vendor == "sqlite" else None
