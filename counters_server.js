@@ -11,8 +11,8 @@
 // POST /  with {"user": <int>, "action": "create"|"delete"} -> 200 {"status": "counted"},
 //         counted once per Idempotency-Key header: a key seen within the dedupe window is
 //         answered 200 {"status": "duplicate"} and not recounted. A bad body -> 400, a
-//         failed store -> 503, a missing or bad signature (when signing is on) -> 401, each
-//         with a JSON {"error": ...}.
+//         body over 16 KiB -> 413, a failed store -> 503, a missing or bad signature (when
+//         signing is on) -> 401, each with a JSON {"error": ...}.
 // GET  /  -> the counts, {"<user id>": {"create": n, "delete": m}}.
 //
 // --data DATA: counts and keys live in the SQLite file DATA (Deno's built-in node:sqlite, WAL,
@@ -338,6 +338,35 @@ async function verifierFromEnvironment() {
   return value.trim() ? await SignatureVerifier.fromSecrets(value) : null;
 }
 
+/** An event is a few dozen bytes: a body over this is refused with 413, and not read on. */
+export const MAX_BODY_BYTES = 16 * 1024;
+
+/**
+ * The request's body, or null when it is over `limit` bytes. A declared
+ * Content-Length decides before reading (what every client of ours sends);
+ * a chunked body is read until it passes the limit, then the stream is cancelled.
+ */
+async function readBody(request, limit) {
+  const declared = request.headers.get("content-length");
+  if (declared !== null) {
+    return Number(declared) > limit ? null : new Uint8Array(await request.arrayBuffer());
+  }
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of request.body ?? []) {
+    size += chunk.byteLength;
+    if (size > limit) return null; // leaving the loop cancels the stream
+    chunks.push(chunk);
+  }
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}
+
 function json(body, status = 200) {
   return new Response(JSON.stringify(body), {
     status,
@@ -361,9 +390,12 @@ function handler({ ledger, verifier, log }) {
   async function record(request, at) {
     let body;
     try {
-      body = new Uint8Array(await request.arrayBuffer());
+      body = await readBody(request, MAX_BODY_BYTES);
     } catch {
       return json({ error: "could not read the body" }, 400);
+    }
+    if (body === null) {
+      return json({ error: `body over ${MAX_BODY_BYTES} bytes` }, 413);
     }
     let key = request.headers.get("idempotency-key");
     if (verifier !== null) {

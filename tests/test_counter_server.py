@@ -103,6 +103,40 @@ def test_malformed_events_are_refused_and_not_counted(server, body):
     assert "1" not in server.counts()
 
 
+def test_a_body_over_16_kib_is_refused_with_413_and_not_counted(server):
+    padded = json.dumps({"user": 301, "action": "create", "pad": "x" * 16 * 1024}).encode()
+    status, answer = post(server, padded, "too-big")
+    assert status == 413 and "16384" in answer["error"]
+    assert "301" not in server.counts()
+
+
+def test_a_chunked_body_over_16_kib_is_refused_with_413(server):
+    """No Content-Length: the server reads until the limit, then stops."""
+    from http.client import HTTPConnection
+
+    connection = HTTPConnection("127.0.0.1", server.port, timeout=5)
+    chunks = iter([event(302, "create")[:-1], b" " * 17 * 1024, b"}"])
+    headers = {"Content-Type": "application/json"}
+    connection.request("POST", "/", body=chunks, headers=headers, encode_chunked=True)
+    response = connection.getresponse()
+    assert response.status == 413
+    connection.close()
+    assert "302" not in server.counts()
+
+
+def test_a_chunked_body_within_the_limit_is_counted(server):
+    from http.client import HTTPConnection
+
+    connection = HTTPConnection("127.0.0.1", server.port, timeout=5)
+    body = event(303, "create")
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "chunked"}
+    connection.request("POST", "/", body=iter([body[:5], body[5:]]), headers=headers,
+                       encode_chunked=True)  # fmt: skip
+    assert connection.getresponse().status == 200
+    connection.close()
+    assert server.counts()["303"] == {"create": 1, "delete": 0}
+
+
 # --- the data file -------------------------------------------------------------------------
 
 
