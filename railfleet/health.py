@@ -21,6 +21,7 @@ from django.views.decorators.http import require_safe
 
 from broadcast.control import pause_state
 from broadcast.models import Event
+from railfleet.outage import close_broken_connections, is_connection_failure, outage_log
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +41,7 @@ def ready(request: HttpRequest) -> JsonResponse:
         backlog = Event.objects.backlog()
         state = pause_state()
     except DatabaseError as exc:
-        # The reason goes to the log only (class name: no DSN or host in it).
-        logger.warning("Readiness check: database unavailable (%s)", type(exc).__name__)
-        return JsonResponse({"database": "unavailable"}, status=503)
+        return _unavailable(request, exc)
     return JsonResponse(
         {
             "database": "ok",
@@ -55,3 +54,18 @@ def ready(request: HttpRequest) -> JsonResponse:
             },
         }
     )
+
+
+def _unavailable(request: HttpRequest, exc: DatabaseError) -> JsonResponse:
+    """503. An unreachable database is logged once per outage, as every other answer's
+    (railfleet/outage.py), however often the probes come; another database error each time."""
+    if is_connection_failure(exc):
+        request._database_unavailable = True  # type: ignore[attr-defined]  # not a recovery
+        outage_log.failed(exc)
+        close_broken_connections()
+    else:
+        # The reason goes to the log only (class name: no DSN or host in it).
+        logger.warning("Readiness check: database unavailable (%s)", type(exc).__name__)
+    response = JsonResponse({"database": "unavailable"}, status=503)
+    response._has_been_logged = True  # type: ignore[attr-defined]  # logged above, not per 5xx
+    return response
