@@ -142,10 +142,24 @@ class Services:
             slot.stop()
 
     def unclean_exits(self) -> list[str]:
-        """Dispatchers sent SIGTERM that did not exit 0 (after `stop`)."""
+        """Dispatchers sent SIGTERM that did not exit 0 (after `stop`).
+
+        A dispatcher signalled while still starting, before `manage.py broadcast`
+        installed its handler, dies of the signal: it had claimed nothing yet (its
+        log has no "delivering to" line, written after the handler is in place), so
+        that is a clean stop too.
+        """
         return [
             f"{slot.name} exited {proc.returncode} after SIGTERM"
             for slot in self.dispatchers
             for proc in slot.retired
-            if proc.soak_signal == signal.SIGTERM and proc.returncode != 0
+            if proc.soak_signal == signal.SIGTERM
+            and proc.returncode != 0
+            and not terminated_while_starting(proc)
         ]
+
+
+def terminated_while_starting(proc: subprocess.Popen) -> bool:
+    """Whether `proc` died of SIGTERM before it logged that it was delivering."""
+    log = Path(proc.log_path).read_text(errors="replace")
+    return proc.returncode == -signal.SIGTERM and "delivering to" not in log
