@@ -80,6 +80,11 @@ def claim(
              _db_time(now + datetime.timedelta(seconds=lease)), owner],
         )  # fmt: skip
         rows = cursor.fetchall()
+    return _claimed(rows)
+
+
+def _claimed(rows: list[tuple]) -> list[Claimed]:
+    """A claim's RETURNING rows, oldest event first (RETURNING has no order)."""
     rows.sort()
     return list(map(Claimed._make, rows))
 
@@ -158,13 +163,23 @@ def record(*, owner: str, outcomes: Outcomes, now: datetime.datetime | None = No
     dispatcher whose lease ran out cannot undo another's delivery.
     """
     now = now or timezone.now()
-    delivered = [c.id for c, outcome, _ in outcomes if outcome.result == Result.DELIVERED]
-    unfinished = [item for item in outcomes if item[1].result != Result.DELIVERED]
+    delivered, unfinished = _split(outcomes)
     with transaction.atomic(savepoint=False) if unfinished else _writing():
         if delivered:
             _record_delivered(delivered, now)
         if unfinished:
             _record_unfinished(owner, unfinished, now)
+
+
+def _split(outcomes: Outcomes) -> tuple[list[int], list[Answered]]:
+    """The ids of the delivered events, and the other outcomes (retries, failures)."""
+    delivered, unfinished = [], []
+    for item in outcomes:
+        if item[1].result == Result.DELIVERED:
+            delivered.append(item[0].id)
+        else:
+            unfinished.append(item)
+    return delivered, unfinished
 
 
 def _record_delivered(ids: list[int], now: datetime.datetime) -> None:
@@ -224,10 +239,10 @@ def exchange(
     if not outcomes:
         return claim(owner=owner, limit=limit, lease=lease, now=now)
     if connection.vendor == "postgresql" and limit > 0:
-        delivered = [c.id for c, outcome, _ in outcomes if outcome.result == Result.DELIVERED]
-        unfinished = [item for item in outcomes if item[1].result != Result.DELIVERED]
+        delivered, unfinished = _split(outcomes)
         if unfinished:
-            record(owner=owner, outcomes=unfinished, now=now)
+            with transaction.atomic(savepoint=False):
+                _record_unfinished(owner, unfinished, now)
         return _deliver_and_claim(
             owner=owner, delivered=delivered, limit=limit, lease=lease, now=now
         )
@@ -254,8 +269,7 @@ def _deliver_and_claim(
              _db_time(now + datetime.timedelta(seconds=lease)), owner, delivered],
         )  # fmt: skip
         rows = cursor.fetchall()
-    rows.sort()
-    return list(map(Claimed._make, rows))
+    return _claimed(rows)
 
 
 @functools.cache
