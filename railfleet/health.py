@@ -21,7 +21,7 @@ from django.views.decorators.http import require_safe
 
 from broadcast.control import pause_state
 from broadcast.models import Event
-from railfleet.outage import close_broken_connections, is_connection_failure, outage_log
+from railfleet.outage import is_connection_failure, note_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +60,7 @@ def _unavailable(request: HttpRequest, exc: DatabaseError) -> JsonResponse:
     """503. An unreachable database is logged once per outage, as every other answer's
     (railfleet/outage.py), however often the probes come; another database error each time."""
     if is_connection_failure(exc):
-        request._database_unavailable = True  # type: ignore[attr-defined]  # not a recovery
-        outage_log.failed(exc)
-        close_broken_connections()
+        note_unavailable(request, exc)
     else:
         # The reason goes to the log only (class name: no DSN or host in it).
         logger.warning("Readiness check: database unavailable (%s)", type(exc).__name__)

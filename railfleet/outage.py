@@ -108,6 +108,14 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def note_unavailable(request: HttpRequest, exc: BaseException) -> None:
+    """`request` failed on an unreachable database: log the outage (once), drop the
+    broken connections, and tell the middleware this request is no recovery."""
+    request._database_unavailable = True  # type: ignore[attr-defined]
+    outage_log.failed(exc)
+    close_broken_connections()
+
+
 def close_broken_connections() -> None:
     """Close every open connection outside a transaction, so the next use reconnects."""
     for connection in connections.all(initialized_only=True):
@@ -131,9 +139,7 @@ class DatabaseOutageMiddleware:
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         if not is_connection_failure(exc):
             return None
-        request._database_unavailable = True  # type: ignore[attr-defined]
-        outage_log.failed(exc)
-        close_broken_connections()
+        note_unavailable(request, exc)
         return unavailable_response(request)
 
 
