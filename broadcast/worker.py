@@ -336,7 +336,7 @@ class Dispatcher:
         if self._probe.due(self.config.clock()):
             return False
         self._next_round = now + self._probe_interval()
-        self._next_retry = float("inf") if now >= self._next_retry else self._next_retry
+        self._looked_for_retries(now)
         self._last_claimed = 0
         self._claim_again = False
         return True
@@ -366,8 +366,7 @@ class Dispatcher:
         self._woken = False
         self._last_round = now
         self._next_round = now + self._poll_interval()
-        if now >= self._next_retry:  # this round's claim takes the retries now due
-            self._next_retry = float("inf")
+        self._looked_for_retries(now)
         queued = len(self._queue)
         wanted = self.config.batch_size - queued if queued < self._low_water else 0
         limit = 0 if self.paused else self._breaker.allowance(wanted)
@@ -432,6 +431,11 @@ class Dispatcher:
                             self.config.retention_days)  # fmt: skip
             self._next_retention = time.monotonic() + RETENTION_INTERVAL
         return claimed, paused
+
+    def _looked_for_retries(self, now: float) -> None:
+        """A round's claim (or the probe) at `now` has looked for the retries due by then."""
+        if now >= self._next_retry:
+            self._next_retry = float("inf")
 
     def _note_retries(self, outcomes: list[store.Answered], now: float) -> None:
         """Poll again when the soonest retry this round schedules is due (it has no NOTIFY)."""
