@@ -149,8 +149,16 @@ class CounterClient:
         self._busy[handle] = token
         self._multi.add_handle(handle)
 
-    def wait(self, timeout: float, wakeup_fd: int) -> tuple[list[tuple[Any, Outcome]], bool]:
-        """Wait at most `timeout` s for answers; return them and whether `wakeup_fd` woke us."""
+    def wait(
+        self, timeout: float, wakeup_fd: int, *, answers: bool = True
+    ) -> tuple[list[tuple[Any, Outcome]], bool]:
+        """Wait at most `timeout` s; return the requests finished and whether `wakeup_fd` woke us.
+
+        With `answers` false, an answer arriving does not end the wait (the
+        requests are still written, connected and timed out as they need): the
+        caller collects the answers in at its next wait, so that a trickle of
+        them costs one wake-up rather than one each.
+        """
         multi = self._multi
         curl_timeout = multi.timeout()  # ms libcurl wants to be called back in, -1 for none
         if curl_timeout >= 0:
@@ -161,8 +169,8 @@ class CounterClient:
             # libcurl is busy with nothing a select() can watch: its manual
             # says to call it again soon anyway (100 ms, unless it asks sooner).
             timeout = min(timeout, 0.1)
-        readers.append(wakeup_fd)
-        readable, _, _ = select.select(readers, writers, errors, max(timeout, 0))
+        watched = [*readers, wakeup_fd] if answers else [wakeup_fd]
+        readable, _, _ = select.select(watched, writers, errors, max(timeout, 0))
         while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
             pass
         return self._finished(), wakeup_fd in readable

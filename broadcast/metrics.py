@@ -53,7 +53,7 @@ class DispatcherMetrics:
             self.deliveries.labels(result=result)
         self.latency = Histogram(
             "broadcast_delivery_latency_seconds",
-            "Seconds from the event's commit to the counter server's 2xx answer.",
+            "Seconds from the event's commit to the counter server's 2xx answer, as read.",
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )

@@ -287,7 +287,10 @@ class Dispatcher:
             self._send(client, now)
             if once and self._finished(client):
                 return
-            finished, woken = client.wait(self._wait_timeout(client, now), self._waker.fileno())
+            answers = self._answers_awaited(client, now)
+            finished, woken = client.wait(
+                self._wait_timeout(client, now, answers), self._waker.fileno(), answers=answers
+            )
             if woken:
                 self._waker.clear()
             if finished:
@@ -298,9 +301,31 @@ class Dispatcher:
                 self._log_summary()
                 next_summary = now + self.config.summary_interval
 
-    def _wait_timeout(self, client: CounterClient, now: float) -> float:
+    def _answers_awaited(self, client: CounterClient, now: float) -> bool:
+        """Whether an answer should end the loop's wait, or wait to be collected later.
+
+        At once when events queue for the handles that answers free, when the
+        answers would make a full round, or once they are due to be recorded.
+        Otherwise (a trickle) they are collected at the loop's next wake-up (its
+        round's end, a NOTIFY, the poll), at the latest a poll interval after
+        the last round, when they would be recorded anyway: one wake-up for a
+        round's answers rather than one each.
+        """
+        return (
+            bool(self._queue)
+            or len(self._done) + client.in_flight >= self._full_round
+            or now >= self._collect_by()
+        )
+
+    def _collect_by(self) -> float:
+        """When the answers in flight are collected at the latest, unless one ends the wait."""
+        return self._last_round + self.config.poll_interval
+
+    def _wait_timeout(self, client: CounterClient, now: float, answers: bool) -> float:
         """Until the next poll (or the round's end), or until a held-back request may start."""
         timeout = self._next_round_at() - now if self._round is None else self.config.lease
+        if not answers and client.in_flight:
+            timeout = min(timeout, self._collect_by() - now)
         if self._queue and client.free and not self.paused:
             if now < self._hold_until:
                 timeout = min(timeout, self._hold_until - now)
@@ -533,8 +558,9 @@ class Dispatcher:
     def _note(self, finished: list[tuple[store.Claimed, Outcome]]) -> None:
         """Count and log the answers; keep them, with retry delays, for the next round."""
         done, saw, latencies = self._done, self._breaker.saw, self._latencies
-        # One wall-clock reading for the answers that one wait() collected: they
-        # came in together, and created_at is on the wall clock too.
+        # One wall-clock reading for the answers that one wait() collected (created_at
+        # is on the wall clock too): when the dispatcher read them, which under a
+        # trickle is up to a poll interval after they came (_answers_awaited).
         answered = time.time()
         for event, outcome in finished:
             saw(outcome)

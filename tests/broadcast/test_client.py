@@ -96,6 +96,25 @@ def test_a_refused_connection_is_a_retry():
     assert outcome.result == Result.RETRY and outcome.error.startswith("ConnectError: ")
 
 
+def test_an_answer_left_for_later_ends_no_wait_and_is_collected_by_the_next(scripted_server):
+    pipe = Pipe()
+    with CounterClient(scripted_server.url, timeout=5, max_connections=1) as client:
+        client.send("k", BODY, token="t")
+        deadline = time.monotonic() + 10
+        while True:
+            assert time.monotonic() < deadline, "no answer"
+            started = time.monotonic()
+            finished, woken = client.wait(0.3, pipe.reader, answers=False)
+            if finished:
+                break
+    pipe.close()
+    assert (finished, woken) == ([("t", DELIVERED)], False)
+    # The answer came within milliseconds (the server answers at once), yet the wait
+    # that read it ran to its timeout.
+    assert time.monotonic() - started >= 0.3
+    assert len(scripted_server.received) == 1
+
+
 def test_the_wakeup_descriptor_ends_the_wait(scripted_server):
     pipe = Pipe()
     os.write(pipe.writer, b"\0")

@@ -335,3 +335,30 @@ def test_an_idle_dispatcher_on_sqlite_probes_and_starts_no_round(
         dispatcher.stop()
         thread.join(15)
     assert Event.objects.get().status == Status.DELIVERED
+
+
+def test_a_trickles_answers_are_collected_together_not_each_at_a_wake_up(
+    scripted_server, user, monkeypatch
+):
+    """Answers that would not fill a round end no wait: the loop collects them at the
+    round's tick, one wake-up for all, and records them then."""
+    from broadcast.client import CounterClient
+
+    collected = []
+    wait = CounterClient.wait
+
+    def counted_wait(client, *args, **kwargs):
+        finished, woken = wait(client, *args, **kwargs)
+        if finished:
+            collected.append(len(finished))
+        return finished, woken
+
+    monkeypatch.setattr(CounterClient, "wait", counted_wait)
+    # Answered 0.3, 0.4 and 0.5 s after they came: each would be a wake-up of its own.
+    # (On PostgreSQL the listener wakes the loop once LISTEN is up, well before.)
+    scripted_server.script = [Answer(200, delay=delay) for delay in (0.3, 0.4, 0.5)]
+    for i in range(3):
+        defect_create(user=user, comment=str(i))
+    deliver_once(scripted_server.url, concurrency=8, poll_interval=1.0)
+    assert collected == [3]
+    assert Event.objects.delivered().count() == 3
