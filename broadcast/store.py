@@ -23,11 +23,14 @@ import contextlib
 import datetime
 import functools
 import json
+import threading
 from collections.abc import Iterable
 from typing import NamedTuple
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
 from django.utils import timezone
 
 from broadcast.client import Outcome, Result
@@ -317,3 +320,28 @@ def release(
 def close() -> None:
     """Close this thread's database connection (the dispatcher's DB thread, at exit)."""
     connection.close()
+
+
+_database_thread = threading.local()
+
+
+def on_database_thread() -> None:
+    """Mark the calling thread as a dispatcher's database thread (its executor's initializer).
+
+    Its SQLite connections then commit with `synchronous=NORMAL`, whatever
+    SQLITE_SYNCHRONOUS says: everything a dispatcher writes is redone if a
+    power cut undoes it (a lease or a delivery lost means the event is sent
+    again, and the receiver dedupes it by key; a retry's schedule, a failure
+    or a pause is met again at the next attempt). The outbox rows themselves
+    are written by the web side, which keeps FULL; and a later FULL commit's
+    sync of the WAL makes the dispatcher's earlier ones durable too. What it
+    saves, the sync at each of a trickle's rounds: bench/ANALYSIS.md.
+    """
+    _database_thread.redoable = True
+
+
+@receiver(connection_created)
+def _commit_redoably(sender, connection, **kwargs) -> None:
+    if connection.vendor == "sqlite" and getattr(_database_thread, "redoable", False):
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA synchronous=NORMAL")

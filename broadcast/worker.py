@@ -207,7 +207,9 @@ class Dispatcher:
         self.config = config
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = Stats()
-        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="broadcast-db")
+        self._db_thread = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="broadcast-db", initializer=store.on_database_thread
+        )
         self._waker = Waker()
         # (lease deadline on the monotonic clock, event), oldest claim first
         self._queue: deque[tuple[float, store.Claimed]] = deque()

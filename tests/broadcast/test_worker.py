@@ -362,3 +362,27 @@ def test_a_trickles_answers_are_collected_together_not_each_at_a_wake_up(
     deliver_once(scripted_server.url, concurrency=8, poll_interval=1.0)
     assert collected == [3]
     assert Event.objects.delivered().count() == 3
+
+
+@pytest.mark.sqlite
+def test_the_dispatchers_sqlite_connection_commits_without_a_sync_and_the_webs_with(
+    scripted_server, user, monkeypatch
+):
+    """What a dispatcher writes is redone if a power cut undoes it (store.on_database_thread):
+    its rounds run at synchronous=NORMAL; other connections keep the setting (FULL)."""
+
+    def synchronous() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA synchronous")
+            return cursor.fetchone()[0]
+
+    during_rounds = []
+    exchange = store.exchange
+    monkeypatch.setattr(
+        store, "exchange", lambda **kw: during_rounds.append(synchronous()) or exchange(**kw)
+    )
+    defect_create(user=user, comment="a")
+    deliver_once(scripted_server.url)
+    assert Event.objects.delivered().count() == 1
+    assert during_rounds and set(during_rounds) == {1}  # NORMAL
+    assert synchronous() == 2  # FULL: this test's connection, as the web's
