@@ -7,6 +7,8 @@ from broadcast.conf import broadcast_setting
 
 # UPDATE ... RETURNING and MATERIALIZED common table expressions (broadcast/store.py).
 SQLITE_MINIMUM = (3, 35, 0)
+# The checks of the dispatcher's settings: the ones `manage.py broadcast` runs at start.
+TAG = "broadcast"
 
 
 @checks.register(checks.Tags.database)
@@ -31,7 +33,7 @@ def sqlite_version(app_configs, databases=None, **kwargs) -> list[checks.CheckMe
     return errors
 
 
-@checks.register()
+@checks.register(TAG)
 def signing_secrets(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """Refuse to start with a malformed BROADCAST_SIGNING_SECRETS (the secret is never shown)."""
     from broadcast.signing import SigningSecretError, parse_secrets
@@ -50,7 +52,7 @@ def signing_secrets(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return []
 
 
-@checks.register()
+@checks.register(TAG)
 def operations_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """BROADCAST_MAX_RATE and BROADCAST_RETENTION_DAYS must not be negative (0: off)."""
     errors: list[checks.CheckMessage] = []

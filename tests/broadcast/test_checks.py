@@ -51,3 +51,18 @@ def test_zero_and_positive_rate_and_retention_pass(settings):
     assert operations_settings(None) == []
     settings.BROADCAST = {**settings.BROADCAST, "MAX_RATE": 50.0, "RETENTION_DAYS": 7.0}
     assert operations_settings(None) == []
+
+
+def test_the_dispatcher_starts_with_the_checks_of_its_own_settings_only():
+    """Not the web side's (admin, URLs, templates): importing what they check was a third
+    of a dispatcher's start-up."""
+    from django.core.checks.registry import registry
+    from django.core.management import load_command_class
+
+    command = load_command_class("broadcast", "broadcast")
+    run = {
+        check.__name__
+        for check in registry.get_checks()
+        if set(check.tags) & set(command.requires_system_checks)
+    }
+    assert run == {"signing_secrets", "operations_settings"}

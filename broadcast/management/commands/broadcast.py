@@ -4,7 +4,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from broadcast import metrics
+from broadcast import checks, metrics
 from broadcast.worker import Config, Dispatcher
 
 
@@ -13,6 +13,11 @@ class Command(BaseCommand):
         "Deliver broadcast events to the counter server until SIGTERM/SIGINT "
         "(then finish what is in flight and exit 0). --once delivers what is due and exits."
     )
+
+    # Only the dispatcher's own checks. The others (admin, URLs, templates) are
+    # the web processes', which run them, and importing what they check, the
+    # whole web side, was a third of a dispatcher's start-up.
+    requires_system_checks = [checks.TAG]
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--once", action="store_true", help="Deliver what is due, then exit.")
