@@ -340,6 +340,18 @@ def on_database_thread() -> None:
     _database_thread.redoable = True
 
 
+@contextlib.contextmanager
+def dispatcher_connection():
+    """Within it, this thread's new SQLite connection commits as a database thread's does
+    (`on_database_thread`): for rounds the dispatcher's loop runs itself."""
+    before = getattr(_database_thread, "redoable", False)
+    _database_thread.redoable = True
+    try:
+        yield
+    finally:
+        _database_thread.redoable = before
+
+
 @receiver(connection_created)
 def _commit_redoably(sender, connection, **kwargs) -> None:
     if connection.vendor == "sqlite" and getattr(_database_thread, "redoable", False):

@@ -23,19 +23,19 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import repeat
-from typing import Any, TypeVar
+from typing import Any
 
-from django.db import close_old_connections
 from django.utils import timezone
 
 from broadcast import control, metrics, store
 from broadcast.breaker import Breaker
 from broadcast.client import DELIVERED, GONE, HOLD_STATUSES, CounterClient, Outcome, Result
 from broadcast.conf import broadcast_setting
+from broadcast.dbcalls import DatabaseCalls
 from broadcast.probe import DueProbe, probe_for
 from broadcast.ratelimit import TokenBucket
 from broadcast.retention import prune_delivered, retention_days
@@ -51,8 +51,6 @@ RETENTION_INTERVAL = 60.0
 # finds what no NOTIFY announces: another dispatcher's expired lease or released
 # claim, an event made due again by hand. Our own retries are polled for when due.
 LISTENING_POLL_INTERVAL = 1.0
-
-T = TypeVar("T")
 
 # Config's fields read from settings.BROADCAST, and their keys there.
 SETTINGS_KEYS = {
@@ -207,9 +205,7 @@ class Dispatcher:
         self.config = config
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = Stats()
-        self._db_thread = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="broadcast-db", initializer=store.on_database_thread
-        )
+        self._db = DatabaseCalls()
         self._waker = Waker()
         # (lease deadline on the monotonic clock, event), oldest claim first
         self._queue: deque[tuple[float, store.Claimed]] = deque()
@@ -217,6 +213,7 @@ class Dispatcher:
         self._round: Round | None = None
         self._round_limit = 0
         self._woken = True  # a round at once when the loop starts
+        self._once = False  # run(once=True): until nothing is due
         self._stopping = False
         self._next_round = 0.0  # time.monotonic() of the next poll
         self._last_round = 0.0  # time.monotonic() of the last round's start
@@ -226,7 +223,6 @@ class Dispatcher:
         self._breaker = Breaker(threshold=config.concurrency, probe_interval=config.retry_base)
         self._full_round = min(config.concurrency, config.batch_size)
         self._low_water = max(config.concurrency, config.batch_size // 2)
-        self._next_connection_check = 0.0  # time.monotonic() of the next check: see _db()
         self.listener = None
         self._probe: DueProbe | None = None  # SQLite's cheap "anything due?" (run() opens it)
         # Operations: pause (read from the database at most once a second by the
@@ -257,6 +253,7 @@ class Dispatcher:
 
     def run(self, *, once: bool = False) -> None:
         """Deliver until stop() (or, with `once`, until nothing is due)."""
+        self._once = once
         logger.info("Dispatcher %s delivering to %s", self.owner, self.config.url)
         client = CounterClient(
             self.config.url,
@@ -273,10 +270,9 @@ class Dispatcher:
                 self._probe.close()
             # Whatever was claimed but not sent is due again at once.
             try:
-                self._db(store.release, owner=self.owner, now=self.config.clock()).result()
-                self._db(store.close).result()
+                self._db.submit(store.release, owner=self.owner, now=self.config.clock()).result()
+                self._db.close()
             finally:
-                self._db_thread.shutdown(wait=True)
                 self._waker.close()
                 self._log_summary()
 
@@ -284,8 +280,10 @@ class Dispatcher:
         next_summary = time.monotonic() + self.config.summary_interval
         while not self._stopping:
             now = time.monotonic()
-            if self._round is None and self._round_wanted(now):
+            if self._round is None and self._round_wanted(client, now):
                 self._start_round(client, now)
+            if self._round is not None and self._round.future.done():
+                self._end_round(self._round)  # one the loop ran itself, or ended meanwhile
             self._send(client, now)
             if once and self._finished(client):
                 return
@@ -297,8 +295,6 @@ class Dispatcher:
                 self._waker.clear()
             if finished:
                 self._note(finished)
-            if self._round is not None and self._round.future.done():
-                self._end_round(self._round)
             if now >= next_summary:
                 self._log_summary()
                 next_summary = now + self.config.summary_interval
@@ -307,7 +303,8 @@ class Dispatcher:
         """Whether an answer should end the loop's wait, or wait to be collected later.
 
         At once when events queue for the handles that answers free, when the
-        answers would make a full round, or once they are due to be recorded.
+        answers would make a full round, once they are due to be recorded, or
+        when they are all that is left (`_idle`).
         Otherwise (a trickle) they are collected at the loop's next wake-up (its
         round's end, a NOTIFY, the poll), at the latest a poll interval after
         the last round, when they would be recorded anyway: one wake-up for a
@@ -317,6 +314,7 @@ class Dispatcher:
             bool(self._queue)
             or len(self._done) + client.in_flight >= self._full_round
             or now >= self._collect_by()
+            or self._idle()
         )
 
     def _collect_by(self) -> float:
@@ -345,14 +343,25 @@ class Dispatcher:
             and client.in_flight == 0
         )
 
-    def _round_wanted(self, now: float) -> bool:
+    def _round_wanted(self, client: CounterClient, now: float) -> bool:
         if (
             self._woken
             or len(self._done) >= self._full_round
             or (self._claim_again and len(self._queue) < self._low_water)
+            or (self._done and self._idle() and not client.in_flight)
         ):
             return True
         return now >= self._next_round_at() and not self._nothing_due(now)
+
+    def _idle(self) -> bool:
+        """--once, the last claim found nothing and nothing is queued: only answers are left.
+
+        They are then collected as they come and recorded once all are in, so that
+        it ends then rather than at the next poll. (Running on, a claim that finds
+        nothing is often a NOTIFY for events claimed already: its answers keep
+        their wait.)
+        """
+        return self._once and self._last_claimed == 0 and not self._queue
 
     def _nothing_due(self, now: float) -> bool:
         """SQLite's poll, asked of the probe: True if a round would only find nothing to do."""
@@ -409,19 +418,22 @@ class Dispatcher:
         db_now = self.config.clock()
         # Read after the clock that stamps the retries, so never before they are due.
         self._note_retries(done, time.monotonic())
-        future = self._db(
-            self._round_job,
-            outcomes=done,
-            limit=limit,
-            now=db_now,
-            pause_reason=self._pause_reason,
-            unsent=unsent,
-            retention=retention,
-        )
+        job = {
+            "outcomes": done,
+            "limit": limit,
+            "now": db_now,
+            "pause_reason": self._pause_reason,
+            "unsent": unsent,
+            "retention": retention,
+        }
+        if self._queue:  # the loop has events to send meanwhile
+            future = self._db.submit(self._round_job, **job)
+            future.add_done_callback(lambda _: self._waker.wake())
+        else:  # nothing to send until it ends: no hand-off (broadcast/dbcalls.py)
+            future = self._db.here(self._round_job, **job)
         # The leases run from before the claim, as in the database.
         self._round = Round(future, done, self._pause_reason, started=now)
         self._pause_reason = ""
-        future.add_done_callback(lambda _: self._waker.wake())
 
     def _round_job(
         self,
@@ -507,7 +519,7 @@ class Dispatcher:
             )
             self._done[:0] = round_.outcomes
             self._pause_reason = self._pause_reason or round_.pause_reason  # store it next time
-            self._next_connection_check = 0.0  # check the connection before the next try
+            self._db.check_soon()  # check the connections before the next try
             self._next_round = time.monotonic() + 1.0
             self._claim_again = False
             return
@@ -638,7 +650,7 @@ class Dispatcher:
             self._end_round(self._round)
         if self._done:
             done, self._done = self._done, []
-            recorded = self._db(
+            recorded = self._db.submit(
                 store.record, owner=self.owner, outcomes=done, now=self.config.clock()
             )
             try:
@@ -646,22 +658,6 @@ class Dispatcher:
             except Exception:
                 # Their leases will expire and they will be sent again (deduped by key).
                 logger.exception("Could not record %d outcomes at exit", len(done))
-
-    def _db(self, function: Callable[..., T], /, **kwargs: Any) -> Future[T]:
-        """Run `function(**kwargs)` on the database thread."""
-
-        def call() -> T:
-            # What Django does around each request: drop a connection that broke
-            # or outlived CONN_MAX_AGE. Once a second, not every round: with
-            # CONN_HEALTH_CHECKS each one costs a `SELECT 1` on PostgreSQL, and a
-            # connection that breaks in between fails one round, which is retried.
-            now = time.monotonic()
-            if now >= self._next_connection_check:
-                close_old_connections()
-                self._next_connection_check = now + 1.0
-            return function(**kwargs)
-
-        return self._db_thread.submit(call)
 
     def _log_summary(self) -> None:
         self._fold_round_stats()

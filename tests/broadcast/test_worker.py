@@ -359,9 +359,15 @@ def test_a_trickles_answers_are_collected_together_not_each_at_a_wake_up(
     scripted_server.script = [Answer(200, delay=delay) for delay in (0.3, 0.4, 0.5)]
     for i in range(3):
         defect_create(user=user, comment=str(i))
-    deliver_once(scripted_server.url, concurrency=8, poll_interval=1.0)
+    dispatcher = Dispatcher(make_config(scripted_server.url, concurrency=8, poll_interval=1.0))
+    thread = threading.Thread(target=dispatcher.run)
+    thread.start()
+    try:
+        wait_for(lambda: Event.objects.delivered().count() == 3, timeout=10, message="3 events")
+    finally:
+        dispatcher.stop()
+        thread.join(15)
     assert collected == [3]
-    assert Event.objects.delivered().count() == 3
 
 
 @pytest.mark.sqlite
@@ -381,8 +387,34 @@ def test_the_dispatchers_sqlite_connection_commits_without_a_sync_and_the_webs_w
     monkeypatch.setattr(
         store, "exchange", lambda **kw: during_rounds.append(synchronous()) or exchange(**kw)
     )
-    defect_create(user=user, comment="a")
-    deliver_once(scripted_server.url)
-    assert Event.objects.delivered().count() == 1
-    assert during_rounds and set(during_rounds) == {1}  # NORMAL
+    for i in range(30):
+        defect_create(user=user, comment=str(i))
+    # In a thread of its own, as `manage.py broadcast`: its loop's rounds (the first,
+    # nothing queued) on a connection it opens, the others on its database thread.
+    thread = threading.Thread(
+        target=deliver_once, args=(scripted_server.url,), kwargs={"batch_size": 10}
+    )
+    thread.start()
+    thread.join(30)
+    assert Event.objects.delivered().count() == 30
+    assert len(during_rounds) > 1 and set(during_rounds) == {1}  # NORMAL
     assert synchronous() == 2  # FULL: this test's connection, as the web's
+
+
+def test_a_round_with_nothing_to_send_meanwhile_runs_on_the_loop_the_others_on_the_db_thread(
+    scripted_server, user, monkeypatch
+):
+    threads = []
+    exchange = store.exchange
+    monkeypatch.setattr(
+        store, "exchange", lambda **kw: threads.append(threading.current_thread()) or exchange(**kw)
+    )
+    for i in range(30):
+        defect_create(user=user, comment=str(i))
+    # The first round: nothing to send until it ends. The next, with 2 events still
+    # queued (a batch of 10, 8 requests in flight), while the loop sends them.
+    deliver_once(scripted_server.url, batch_size=10, concurrency=8)
+    assert Event.objects.delivered().count() == 30
+    loop = threading.current_thread()
+    assert threads[0] is loop
+    assert any(thread is not loop for thread in threads)
