@@ -2,11 +2,11 @@
 
 Two threads. The loop thread (the caller's) drives libcurl's multi interface
 (broadcast/client.py): up to `concurrency` requests in flight on keep-alive
-connections, started from a local queue of claimed events. The database thread
-runs one *round* at a time (store.exchange: record the outcomes gathered since
-the last round, claim more), because Django's ORM is synchronous and its
-connections are per thread; the loop hands it a round's whole batch and goes
-on sending meanwhile. Nothing is done per event that a round can do: no task,
+connections, started from a local queue of claimed events. One *round* runs
+at a time (store.exchange: record the outcomes gathered since the last round,
+claim more): on the database thread while events are queued, so that the loop
+goes on sending meanwhile, else on the loop thread (broadcast/dbcalls.py).
+Nothing is done per event that a round can do: no task,
 future or log line per event, and the claim returns each event's key and body
 ready to send. Delivery is at-least-once: an event is marked delivered only
 after the counter server answered 2xx, and its Idempotency-Key lets the
