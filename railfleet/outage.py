@@ -7,7 +7,10 @@ with `Retry-After`: JSON `{"detail": ...}` under /api/, Django's plain error
 page elsewhere. It logs one line when the outage starts and one when a request
 gets through to the database again (per process: each web worker sees the
 outage itself), never a traceback per request, and it closes the broken
-connection so that the next request connects afresh.
+connection so that the next request connects afresh. A failure raised after
+the view (a session saved at the response) never reaches the middleware's
+`process_exception`: Django turns it into its 500 at the layer that raised it,
+so `server_error`, the project's handler500, answers it with the same 503.
 
 Only connection-level failures count (`is_connection_failure`). Django's
 OperationalError also carries real faults that a retry does not cure or that
@@ -18,10 +21,14 @@ because no library draws this line for both drivers.
 
 import logging
 import sqlite3
+import sys
 import threading
 
+from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError, connections
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from django.views.defaults import ERROR_PAGE_TEMPLATE
 
 logger = logging.getLogger(__name__)
@@ -149,3 +156,19 @@ def _reached_database() -> bool:
         c.connection is not None and not c.errors_occurred
         for c in connections.all(initialized_only=True)
     )
+
+
+@receiver(got_request_exception)
+def _note_unavailable_outside_the_view(sender, request=None, **kwargs) -> None:
+    """Django is turning an exception into its 500 (`server_error` answers next)."""
+    exc = sys.exc_info()[1]
+    if request is not None and exc is not None and is_connection_failure(exc):
+        note_unavailable(request, exc)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: the outage's 503 for a request that failed on an unreachable database
+    outside the view, Django's own 500 page for anything else."""
+    if getattr(request, "_database_unavailable", False):
+        return unavailable_response(request)
+    return defaults.server_error(request)

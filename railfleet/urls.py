@@ -12,6 +12,9 @@ admin.site.site_header = SERVICE_NAME
 admin.site.site_title = SERVICE_NAME
 admin.site.index_title = "Defects, broadcast events and accounts"
 
+# A database outage raised after the view is a 503 too (railfleet/outage.py).
+handler500 = "railfleet.outage.server_error"
+
 urlpatterns = [
     path("", home, name="home"),
     # Liveness and readiness: unauthenticated, unthrottled (railfleet/health.py).

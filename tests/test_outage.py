@@ -153,6 +153,45 @@ def test_a_real_bug_stays_a_500(client, token, monkeypatch):
     assert "Retry-After" not in response
 
 
+def fail_after_the_view(monkeypatch, error: Exception) -> None:
+    """The session middleware raises `error` at the response, as a session save would."""
+    from django.contrib.sessions.middleware import SessionMiddleware
+
+    def process_response(self, request, response):
+        raise error
+
+    monkeypatch.setattr(SessionMiddleware, "process_response", process_response)
+
+
+@pytest.mark.django_db
+def test_an_outage_met_after_the_view_is_the_same_503_logged_once(token, monkeypatch, caplog):
+    from django.test import Client
+
+    from railfleet.outage import outage_log
+
+    monkeypatch.setattr(outage_log, "down", False)  # whatever an earlier test left
+    fail_after_the_view(monkeypatch, wrapped(psycopg.errors.AdminShutdown("terminating")))
+    client = Client(raise_request_exception=False)
+    for _ in range(2):
+        response = client.get("/api/defects", HTTP_AUTHORIZATION=f"Token {token.key}")
+        assert response.status_code == 503
+        assert response["Retry-After"] == str(RETRY_AFTER_SECONDS)
+        assert response.json() == {"detail": "The database is unavailable; retry later."}
+    assert b"Service Unavailable" in client.get("/").content
+    assert caplog.text.count(OUTAGE_LINE) == 1, caplog.text
+    assert "Internal Server Error" not in caplog.text and "Traceback" not in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_real_bug_after_the_view_stays_a_500(token, monkeypatch):
+    from django.test import Client
+
+    fail_after_the_view(monkeypatch, wrapped(psycopg.errors.DeadlockDetected("deadlock")))
+    response = Client(raise_request_exception=False).get("/api/defects")
+    assert response.status_code == 500
+    assert "Retry-After" not in response
+
+
 # --- A real server with no database --------------------------------------------------------
 
 

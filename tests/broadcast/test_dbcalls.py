@@ -7,6 +7,9 @@ from django.db import connection
 
 from broadcast.dbcalls import DatabaseCalls
 
+# Each call checks its thread's connection first, as Django does around a request.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 def test_a_call_submitted_runs_on_the_database_thread_one_here_on_the_callers():
     calls = DatabaseCalls()
@@ -34,7 +37,6 @@ def test_an_exception_here_is_held_by_the_future_as_on_the_database_thread():
         calls.close()
 
 
-@pytest.mark.django_db(transaction=True)
 def test_close_closes_the_connection_opened_here_and_only_that():
     def query() -> int:
         with connection.cursor() as cursor:
