@@ -304,11 +304,11 @@ class Dispatcher:
 
         At once when events queue for the handles that answers free, when the
         answers would make a full round, once they are due to be recorded, or
-        when they are all that is left (`_idle`).
-        Otherwise (a trickle) they are collected at the loop's next wake-up (its
-        round's end, a NOTIFY, the poll), at the latest a poll interval after
-        the last round, when they would be recorded anyway: one wake-up for a
-        round's answers rather than one each.
+        when they are all that is left (`_idle`). Otherwise (a trickle) they are
+        collected at the loop's next wake-up (its round's end, a NOTIFY, the
+        poll), at the latest a poll interval after the last round, when they
+        would be recorded anyway: one wake-up for a round's answers rather than
+        one each.
         """
         return (
             bool(self._queue)
