@@ -84,3 +84,20 @@ def test_target_8_adds_the_backends_cpu_and_6_divides_by_the_capacity():
     assert found[(6, "drain, one dispatcher / counter capacity (wrk, same connections)")] == [
         pytest.approx(0.7)
     ]
+
+
+@pytest.mark.django_db
+def test_clear_events_empties_the_outbox_and_on_postgresql_its_indexes():
+    from django.db import connection
+
+    from bench.fixtures import add_pending_events, clear_events
+    from broadcast.models import Event
+
+    add_pending_events(300)
+    Event.objects.filter(id__in=Event.objects.values("id")[:100]).update(status="delivered")
+    clear_events()
+    assert not Event.objects.exists()
+    if connection.vendor == "postgresql":  # no dead entries left for a claim to walk
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_relation_size('broadcast_event_due_idx')")
+            assert cursor.fetchone()[0] <= 8192  # the empty index's metapage at most
