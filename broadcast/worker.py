@@ -563,9 +563,8 @@ class Dispatcher:
                 logger.debug("Event %s not sent: its lease is about to expire", event.key)
                 continue
             body = event.body.encode()
-            headers = None
-            if signer:  # signed per attempt: the timestamp is the attempt's
-                headers = [f"{k}: {v}" for k, v in signer.headers(event.key, body).items()]
+            # Signed per attempt: the timestamp is the attempt's.
+            headers = signer.header_lines(event.key, body) if signer else None
             client.send(event.key, body, event, headers)
             budget -= 1
 

@@ -33,6 +33,19 @@ def test_headers_verify_with_the_standardwebhooks_package():
     assert Webhook(secret).verify(BODY, headers) == {"user": 12, "action": "create"}
 
 
+def test_header_lines_are_the_headers_as_name_value_lines():
+    signer = signer_for(new_secret(), new_secret(), now=1764590000.0)
+    expected = [f"{name}: {value}" for name, value in signer.headers(EVENT_ID, BODY).items()]
+    assert signer.header_lines(EVENT_ID, BODY) == expected
+
+
+def test_header_lines_verify_with_the_standardwebhooks_package():
+    secret = new_secret()
+    lines = signer_for(secret).header_lines(EVENT_ID, BODY)
+    headers = dict(line.split(": ", 1) for line in lines)
+    assert Webhook(secret).verify(BODY, headers) == {"user": 12, "action": "create"}
+
+
 def test_the_timestamp_is_the_integer_unix_second_of_the_attempt():
     headers = signer_for(new_secret(), now=1764590000.75).headers(EVENT_ID, BODY)
     assert headers["webhook-timestamp"] == "1764590000"
@@ -75,6 +88,7 @@ def test_without_secrets_nothing_is_signed():
     signer = Signer([])
     assert not signer
     assert signer.headers(EVENT_ID, BODY) == {}
+    assert signer.header_lines(EVENT_ID, BODY) == []
 
 
 def test_from_settings_reads_the_broadcast_setting(settings):
