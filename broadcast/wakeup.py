@@ -6,10 +6,14 @@ rolled-back one). A thread of its own holds the LISTEN connection and calls
 `wake()`: at once for the first notification after a quiet spell, then at most
 once per COALESCE_SECONDS, however many commits notify in between. On SQLite
 there is no such channel; the dispatcher polls its index of due events instead.
+Whatever wakes the dispatcher (a NOTIFY, a round ended on its database thread,
+a stop) makes its loop's select() return through a `Waker`.
 """
 
+import contextlib
 import logging
 import select
+import socket
 import threading
 
 from django.db import connections
@@ -25,6 +29,39 @@ logger = logging.getLogger(__name__)
 COALESCE_SECONDS = 0.02
 # How often the listening thread looks up from its socket to see whether to stop.
 STOP_CHECK_SECONDS = 0.2
+
+
+class Waker:
+    """A self-pipe: another thread makes the loop's select() return (a round done, a NOTIFY).
+
+    Every wake() writes a byte (wake-ups come per round or per burst of NOTIFYs,
+    not per event) and clear() drains them before the loop looks at what they
+    announce, so none is lost between the two.
+    """
+
+    def __init__(self) -> None:
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+
+    def fileno(self) -> int:
+        return self._reader.fileno()
+
+    def wake(self) -> None:
+        # Full: wake-ups are pending anyway. Closed: the dispatcher has finished
+        # (a late signal).
+        with contextlib.suppress(OSError):
+            self._writer.send(b"\0")
+
+    def clear(self) -> None:
+        """Consume the wake-ups; callers look at what they announce afterwards."""
+        with contextlib.suppress(BlockingIOError):
+            while self._reader.recv(4096):
+                pass
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
 
 
 class PostgresListener:

@@ -13,35 +13,27 @@ after the counter server answered 2xx, and its Idempotency-Key lets the
 receiver count a repeat once.
 """
 
-import contextlib
-import dataclasses
 import logging
 import os
-import random
 import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import repeat
-from typing import Any
-
-from django.utils import timezone
 
 from broadcast import control, metrics, store
 from broadcast.breaker import Breaker
 from broadcast.client import DELIVERED, GONE, HOLD_STATUSES, CounterClient, Outcome, Result
-from broadcast.conf import broadcast_setting
+from broadcast.conf import Config
 from broadcast.dbcalls import DatabaseCalls
 from broadcast.probe import DueProbe, probe_for
 from broadcast.ratelimit import TokenBucket
-from broadcast.retention import prune_delivered, retention_days
+from broadcast.retention import prune_delivered
 from broadcast.retry import retry_delay
-from broadcast.signing import Signer
-from broadcast.wakeup import listener_for
+from broadcast.wakeup import Waker, listener_for
 
 logger = logging.getLogger("broadcast")
 
@@ -51,73 +43,6 @@ RETENTION_INTERVAL = 60.0
 # finds what no NOTIFY announces: another dispatcher's expired lease or released
 # claim, an event made due again by hand. Our own retries are polled for when due.
 LISTENING_POLL_INTERVAL = 1.0
-
-# Config's fields read from settings.BROADCAST, and their keys there.
-SETTINGS_KEYS = {
-    "concurrency": "CONCURRENCY",
-    "batch_size": "BATCH_SIZE",
-    "poll_interval": "POLL_INTERVAL",
-    "lease": "LEASE_SECONDS",
-    "request_timeout": "REQUEST_TIMEOUT",
-    "retry_base": "RETRY_BASE_SECONDS",
-    "retry_max": "RETRY_MAX_SECONDS",
-    "summary_interval": "SUMMARY_INTERVAL",
-    "max_rate": "MAX_RATE",
-}
-
-
-@dataclass
-class Config:
-    url: str
-    concurrency: int = 64
-    batch_size: int = 500
-    poll_interval: float = 0.02
-    lease: float = 60.0
-    request_timeout: float = 10.0
-    retry_base: float = 1.0
-    retry_max: float = 300.0
-    summary_interval: float = 60.0
-    # The time stamped in the database (claims, leases, retry schedules) and the
-    # source of the retries' jitter: injected by tests to assert schedules exactly.
-    clock: Callable[[], datetime] = timezone.now
-    rand: Callable[[], float] = random.random
-    # Operations (docs/operations.md): webhook signatures (None: unsigned),
-    # requests started per second at most (0: unlimited), days delivered events
-    # are kept (0: kept until `broadcast_prune`).
-    signer: Signer | None = None
-    max_rate: float = 0.0
-    retention_days: float = 0.0
-
-    def __post_init__(self) -> None:
-        # An event waits in the local queue, then for its answer, within its
-        # lease; a lease shorter than two request timeouts would let it expire
-        # mid-flight and another dispatcher send the event a second time.
-        if self.lease < 2 * self.request_timeout:
-            raise ValueError(
-                f"The lease ({self.lease:g} s) must be at least twice the request timeout "
-                f"({self.request_timeout:g} s): set BROADCAST_LEASE_SECONDS accordingly."
-            )
-
-    @classmethod
-    def from_settings(cls, **overrides: Any) -> "Config":
-        """Build from settings.COUNTER_SERVER_URL and settings.BROADCAST, then overrides.
-
-        A key missing from settings.BROADCAST leaves the field's default; an
-        override of None leaves the setting.
-        """
-        from django.conf import settings
-
-        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {
-            name: broadcast_setting(key, defaults[name]) for name, key in SETTINGS_KEYS.items()
-        }
-        values |= {
-            "url": settings.COUNTER_SERVER_URL,
-            "signer": Signer.from_settings(),
-            "retention_days": retention_days(),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
 
 
 @dataclass
@@ -152,39 +77,6 @@ class Round:
     @property
     def stores_pause(self) -> bool:
         return bool(self.pause_reason)
-
-
-class Waker:
-    """A self-pipe: another thread makes the loop's select() return (a round done, a NOTIFY).
-
-    Every wake() writes a byte (wake-ups come per round or per burst of NOTIFYs,
-    not per event) and clear() drains them before the loop looks at what they
-    announce, so none is lost between the two.
-    """
-
-    def __init__(self) -> None:
-        self._reader, self._writer = socket.socketpair()
-        self._reader.setblocking(False)
-        self._writer.setblocking(False)
-
-    def fileno(self) -> int:
-        return self._reader.fileno()
-
-    def wake(self) -> None:
-        # Full: wake-ups are pending anyway. Closed: the dispatcher has finished
-        # (a late signal).
-        with contextlib.suppress(OSError):
-            self._writer.send(b"\0")
-
-    def clear(self) -> None:
-        """Consume the wake-ups; callers look at what they announce afterwards."""
-        with contextlib.suppress(BlockingIOError):
-            while self._reader.recv(4096):
-                pass
-
-    def close(self) -> None:
-        self._reader.close()
-        self._writer.close()
 
 
 class Dispatcher:

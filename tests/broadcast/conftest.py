@@ -14,7 +14,8 @@ import pytest
 from aiohttp import web
 from django.utils import timezone
 
-from broadcast.worker import Config, Dispatcher
+from broadcast.conf import Config
+from broadcast.worker import Dispatcher
 
 
 @dataclass

@@ -5,7 +5,8 @@ import signal
 from django.core.management.base import BaseCommand
 
 from broadcast import checks, metrics
-from broadcast.worker import Config, Dispatcher
+from broadcast.conf import Config
+from broadcast.worker import Dispatcher
 
 
 class Command(BaseCommand):
