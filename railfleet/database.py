@@ -13,6 +13,9 @@ every commit, so a 201 survives a power cut, as PostgreSQL's default
 `synchronous_commit=on` does. `SQLITE_SYNCHRONOUS=NORMAL` chooses the faster
 mode, where a power cut (never a process crash) may undo the last commits
 (README, "Durability").
+
+On PostgreSQL, parameters are bound by the server and repeated statements
+prepared (POSTGRESQL_OPTIONS).
 """
 
 import os
@@ -22,6 +25,18 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 SQLITE_SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+
+# PostgreSQL: parameters bound by the server, and a statement run five times on
+# a connection prepared there (psycopg's own threshold, which Django turns off by
+# default for the sake of connection poolers): the dispatcher runs its round's
+# statement about fifty times a second, and every API create the same three.
+# Both save CPU in the client and in PostgreSQL (bench/ANALYSIS.md). Options in
+# DATABASE_URL's query string win; `?prepare_threshold=none` (psycopg's None)
+# prepares nothing, for a pooler that cannot keep prepared statements.
+POSTGRESQL_OPTIONS = {
+    "server_side_binding": True,
+    "prepare_threshold": 5,
+}
 
 SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
@@ -49,6 +64,14 @@ def sqlite_init_command(synchronous: str) -> str:
     )
 
 
+def postgresql_options(from_url: dict) -> dict:
+    """POSTGRESQL_OPTIONS, overridden by DATABASE_URL's; a threshold of "none" is None."""
+    options = {**POSTGRESQL_OPTIONS, **from_url}
+    if str(options["prepare_threshold"]).lower() == "none":
+        options["prepare_threshold"] = None
+    return options
+
+
 def database_config(url: str | None, base_dir: Path) -> dj_database_url.DBConfig:
     """Return the `default` database configuration for `url` (SQLite when empty)."""
     # Persistent connections with health checks: a web worker (or the
@@ -57,6 +80,8 @@ def database_config(url: str | None, base_dir: Path) -> dj_database_url.DBConfig
     config = dj_database_url.parse(
         url or f"sqlite:///{base_dir / 'db.sqlite3'}", conn_max_age=60, conn_health_checks=True
     )
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        config["OPTIONS"] = postgresql_options(config.get("OPTIONS", {}))
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["ENGINE"] = "railfleet.sqlite"  # Django's, with writers queued on a lock
         options = {**SQLITE_OPTIONS, "init_command": sqlite_init_command(sqlite_synchronous())}

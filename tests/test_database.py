@@ -1,4 +1,5 @@
-"""railfleet/database.py: SQLite's durability setting, SQLITE_SYNCHRONOUS.
+"""railfleet/database.py: SQLite's durability setting, SQLITE_SYNCHRONOUS, and
+PostgreSQL's server-side binding and prepared statements.
 
 Each test opens its own database file through the project's backend, so the
 PRAGMA read back is the one a real connection runs with.
@@ -62,3 +63,36 @@ def test_postgresql_ignores_sqlite_synchronous(tmp_path, monkeypatch):
     monkeypatch.setenv("SQLITE_SYNCHRONOUS", "NORMAL")
     config = database_config("postgres://u:p@127.0.0.1:5432/x", tmp_path)
     assert "init_command" not in config.get("OPTIONS", {})
+
+
+def test_postgresql_binds_on_the_server_and_prepares_what_runs_five_times(tmp_path):
+    config = database_config("postgres://u:p@127.0.0.1:5432/x", tmp_path)
+    assert config["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 5}
+
+
+def test_postgresql_options_in_database_url_win(tmp_path):
+    url = "postgres://u:p@127.0.0.1:5432/x?prepare_threshold=50&server_side_binding=false"
+    config = database_config(url, tmp_path)
+    assert config["OPTIONS"] == {"server_side_binding": False, "prepare_threshold": 50}
+
+
+@pytest.mark.parametrize("value", ["none", "None"])
+def test_a_prepare_threshold_of_none_prepares_nothing(tmp_path, value):
+    config = database_config(f"postgres://u:p@127.0.0.1:5432/x?prepare_threshold={value}", tmp_path)
+    assert config["OPTIONS"]["prepare_threshold"] is None
+
+
+@pytest.mark.postgres
+def test_a_statement_run_five_times_is_prepared_on_the_server(db):
+    from django.db import connection
+
+    from broadcast.models import Event
+
+    def prepared() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return [row[0] for row in cursor.fetchall()]
+
+    for _ in range(6):
+        Event.objects.filter(status="pending", attempts__gte=3).exists()
+    assert any('"attempts" >= $' in statement for statement in prepared())
