@@ -49,7 +49,7 @@ def add_defects(count: int, *, user_id: int, start: int = 0) -> None:
                 SELECT 'Bench defect ' || i || ': brake pad worn, axle 2',
                        TIMESTAMPTZ '2020-01-01 00:00:00+00' + (i / %s) * INTERVAL '1 second',
                        %s
-                FROM generate_series(%s, %s) AS i
+                FROM generate_series(%s::bigint, %s::bigint) AS i
                 """,
                 [TIES, user_id, start, start + count - 1],
             )
@@ -79,7 +79,7 @@ def add_pending_events(count: int) -> None:
                 INSERT INTO broadcast_event (key, payload, status, created_at, available_at,
                                              claimed_by, attempts, last_error)
                 SELECT gen_random_uuid(), %s::jsonb, 'pending', %s, %s, '', 0, ''
-                FROM generate_series(1, %s)
+                FROM generate_series(1, %s::bigint)
                 """,
                 [EVENT_PAYLOAD, now, now, count],
             )

@@ -101,3 +101,13 @@ def test_clear_events_empties_the_outbox_and_on_postgresql_its_indexes():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_relation_size('broadcast_event_due_idx')")
             assert cursor.fetchone()[0] <= 8192  # the empty index's metapage at most
+
+
+@pytest.mark.django_db
+def test_add_defects_numbers_them_on_from_start(user):
+    from bench.fixtures import add_defects
+    from defect.models import Defect
+
+    add_defects(3, user_id=user.id, start=5)  # small numbers: PostgreSQL binds them as smallint
+    comments = sorted(Defect.objects.filter(user=user).values_list("comment", flat=True))
+    assert [c.split(":")[0] for c in comments] == [f"Bench defect {i}" for i in (5, 6, 7)]
