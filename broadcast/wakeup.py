@@ -4,7 +4,9 @@ On PostgreSQL, event_enqueue() sends NOTIFY inside the writing transaction, so
 a LISTENing dispatcher hears of an event the moment it commits (and never of a
 rolled-back one). A thread of its own holds the LISTEN connection and calls
 `wake()`: at once for the first notification after a quiet spell, then at most
-once per COALESCE_SECONDS, however many commits notify in between. On SQLite
+once per COALESCE_SECONDS, however many commits notify in between. Under a
+steady load the dispatcher stops listening for a while (`set_listening`) and
+polls, since every commit's NOTIFY would still wake the listening backend. On SQLite
 there is no such channel; the dispatcher polls its index of due events instead.
 Whatever wakes the dispatcher (a NOTIFY, a round ended on its database thread,
 a stop) makes its loop's select() return through a `Waker`.
@@ -68,7 +70,8 @@ class PostgresListener:
     """Calls `wake()` after NOTIFYs (bursts coalesced), reconnecting if the connection drops.
 
     A context manager: the listening thread runs between enter and exit.
-    `listening` is set once LISTEN is in place (tests wait for it).
+    `listening` is set while LISTEN is in place (tests wait for it);
+    `set_listening(False)` takes it away and `set_listening(True)` back.
     """
 
     def __init__(self, wake, using: str = "default") -> None:
@@ -76,6 +79,8 @@ class PostgresListener:
         self._using = using
         self._stop = threading.Event()
         self.listening = threading.Event()
+        self._wanted = True  # LISTEN wanted: the dispatcher's choice (set_listening)
+        self._changed = Waker()  # ends the listening thread's wait for a change or a stop
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> "PostgresListener":
@@ -88,8 +93,17 @@ class PostgresListener:
 
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
+        self._changed.wake()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self._changed.close()
+
+    def set_listening(self, wanted: bool) -> None:
+        """Listen (True) or not (False) from now on; from any thread. Back to
+        listening, it wakes the dispatcher once, for what committed meanwhile."""
+        if wanted != self._wanted:
+            self._wanted = wanted
+            self._changed.wake()
 
     def _conninfo(self) -> str:
         from psycopg.conninfo import make_conninfo
@@ -104,9 +118,7 @@ class PostgresListener:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(conninfo, autocommit=True) as connection:
-                    connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    self.listening.set()
-                    self._wake()  # catch up on anything committed while not listening
+                    self._apply(connection)
                     self._listen(connection)
             except psycopg.Error as exc:
                 self.listening.clear()
@@ -119,15 +131,29 @@ class PostgresListener:
         # one per commit, each of which notifies() would turn into Python objects.
         pgconn, fd = connection.pgconn, connection.fileno()
         while not self._stop.is_set():
-            if not select.select([fd], [], [], STOP_CHECK_SECONDS)[0]:
+            readable = select.select([fd, self._changed], [], [], STOP_CHECK_SECONDS)[0]
+            if self._changed in readable:
+                self._changed.clear()
+                self._apply(connection)
+            if fd not in readable:
                 continue
             pgconn.consume_input()  # raises psycopg.OperationalError if the connection is lost
             notified = False
             while pgconn.notifies() is not None:
                 notified = True
-            if notified:
+            if notified and self.listening.is_set():  # not the last ones before UNLISTEN
                 self._wake()
                 self._stop.wait(COALESCE_SECONDS)
+
+    def _apply(self, connection) -> None:
+        """LISTEN or UNLISTEN, as the dispatcher last asked."""
+        if self._wanted and not self.listening.is_set():
+            connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self.listening.set()
+            self._wake()  # catch up on anything committed while not listening
+        elif not self._wanted and self.listening.is_set():
+            connection.execute(f"UNLISTEN {NOTIFY_CHANNEL}")
+            self.listening.clear()
 
 
 class NoListener:
@@ -141,6 +167,9 @@ class NoListener:
 
     def __exit__(self, *exc_info) -> None:
         return None
+
+    def set_listening(self, wanted: bool) -> None:
+        """Nothing to listen to."""
 
 
 def listener_for(using: str = "default"):

@@ -43,6 +43,13 @@ RETENTION_INTERVAL = 60.0
 # finds what no NOTIFY announces: another dispatcher's expired lease or released
 # claim, an event made due again by hand. Our own retries are polled for when due.
 LISTENING_POLL_INTERVAL = 1.0
+# Under a steady load a round comes every poll interval anyway (the listener
+# coalesces NOTIFYs to that pace), and each commit's NOTIFY still wakes the
+# LISTEN connection's backend: after BUSY_ROUNDS rounds in a row that each
+# claimed BUSY_CLAIM events or more, the dispatcher stops listening and polls
+# every poll interval, until a round claims nothing (bench/ANALYSIS.md).
+BUSY_ROUNDS = 5
+BUSY_CLAIM = 2
 
 
 @dataclass
@@ -116,6 +123,8 @@ class Dispatcher:
         self._full_round = min(config.concurrency, config.batch_size)
         self._low_water = max(config.concurrency, config.batch_size // 2)
         self.listener = None
+        self._busy_rounds = 0  # rounds in a row that claimed BUSY_CLAIM events or more
+        self._polling = False  # not listening for a while: a steady load (_pace)
         self._probe: DueProbe | None = None  # SQLite's cheap "anything due?" (run() opens it)
         # Operations: pause (read from the database at most once a second by the
         # database thread), a hold after an overloaded answer's Retry-After, the
@@ -285,7 +294,7 @@ class Dispatcher:
         if self.paused:  # a round a second only reads the state (the watcher's pace)
             return max(self.config.poll_interval, control.READ_INTERVAL)
         listening = self.listener is not None and self.listener.listening.is_set()
-        if listening and not self._breaker.open:
+        if listening and not self._polling and not self._breaker.open:
             return max(self.config.poll_interval, LISTENING_POLL_INTERVAL)
         return self.config.poll_interval
 
@@ -426,12 +435,28 @@ class Dispatcher:
         deadline = round_.started + self.config.lease
         self._queue.extend(zip(repeat(deadline), claimed, strict=False))
         self._last_claimed = len(claimed)
+        self._pace(len(claimed), round_.started)
         if not claimed and self._probe is not None:  # nothing was due: back to probing
             self._next_round = min(self._next_round, round_.started + self._probe_interval())
         # Fewer than asked for: nothing more is due yet, so wait for a NOTIFY
         # or the poll rather than ask again at once (under a steady trickle
         # that second question is a wasted database round each time).
         self._claim_again = len(claimed) >= self._round_limit > 0
+
+    def _pace(self, claimed: int, started: float) -> None:
+        """Listen for NOTIFYs while events come now and then; poll while each round
+        finds some (BUSY_ROUNDS), from the next round on."""
+        if claimed >= BUSY_CLAIM:
+            self._busy_rounds += 1
+        elif not claimed:
+            self._busy_rounds = 0
+        polling = self._busy_rounds >= BUSY_ROUNDS
+        if polling == self._polling or self.listener is None:
+            return
+        self._polling = polling
+        self.listener.set_listening(not polling)
+        if polling:  # the next round at the poll's pace, not LISTEN's
+            self._next_round = min(self._next_round, started + self.config.poll_interval)
 
     def _send(self, client: CounterClient, now: float) -> None:
         queue, guard, signer = self._queue, self.config.request_timeout, self.config.signer

@@ -150,3 +150,24 @@ def test_a_burst_of_commits_wakes_the_dispatcher_at_once_then_once_more(monkeypa
         more = woken.acquire(timeout=3)  # the rest, if they came after it, 1 s later
         assert len(wakes) == (2 if more else 1)
         assert not woken.acquire(timeout=1.5)  # and nothing more
+
+
+def test_set_listening_takes_listen_away_and_back_with_a_catch_up_wake(user):
+    """Not listening, a commit wakes nothing; listening again, one wake-up catches up."""
+    import threading
+
+    from broadcast import wakeup
+
+    woken = threading.Semaphore(0)
+    with wakeup.PostgresListener(woken.release) as listener:
+        wait_for(listener.listening.is_set, timeout=10, message="LISTEN")
+        assert woken.acquire(timeout=10)  # the catch-up wake-up after LISTEN
+        listener.set_listening(False)
+        wait_for(lambda: not listener.listening.is_set(), timeout=10, message="UNLISTEN")
+        defect_create(user=user, comment="committed while not listening")
+        assert not woken.acquire(timeout=0.5)
+        listener.set_listening(True)
+        wait_for(listener.listening.is_set, timeout=10, message="LISTEN again")
+        assert woken.acquire(timeout=5)
+        defect_create(user=user, comment="heard")
+        assert woken.acquire(timeout=5)

@@ -411,3 +411,36 @@ def test_a_round_with_nothing_to_send_meanwhile_runs_on_the_loop_the_others_on_t
     loop = threading.current_thread()
     assert threads[0] is loop
     assert any(thread is not loop for thread in threads)
+
+
+class _Listener:
+    """A listener that is listening, and records what the dispatcher asks of it."""
+
+    def __init__(self) -> None:
+        self.listening = threading.Event()
+        self.listening.set()
+        self.asked: list[bool] = []
+
+    def set_listening(self, wanted: bool) -> None:
+        self.asked.append(wanted)
+
+
+def test_a_steady_load_swaps_listening_for_polling_until_a_round_claims_nothing():
+    from broadcast import worker
+
+    dispatcher = Dispatcher(make_config("http://127.0.0.1:1/", poll_interval=0.02))
+    dispatcher.listener = listener = _Listener()
+    dispatcher._next_round = 11.0  # as LISTEN's slow poll set it
+    assert dispatcher._poll_interval() == worker.LISTENING_POLL_INTERVAL
+    for claimed in [3, 1, 2, 2, 2]:  # a round of one neither counts nor resets
+        dispatcher._pace(claimed, started=9.0)
+    assert listener.asked == []
+    dispatcher._pace(worker.BUSY_CLAIM, started=10.0)  # the fifth busy round in a row
+    assert listener.asked == [False]
+    assert dispatcher._poll_interval() == 0.02
+    assert dispatcher._next_round == 10.02
+    dispatcher._pace(1, started=10.02)
+    assert listener.asked == [False]
+    dispatcher._pace(0, started=10.04)
+    assert listener.asked == [False, True]
+    assert dispatcher._poll_interval() == worker.LISTENING_POLL_INTERVAL
