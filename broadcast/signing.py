@@ -100,14 +100,7 @@ class Signer:
 
         Empty when no secret is configured, so the caller can merge it unconditionally.
         """
-        if not self._macs:
-            return {}
-        timestamp = str(int(self._clock()))
-        return {
-            "webhook-id": event_id,
-            "webhook-timestamp": timestamp,
-            "webhook-signature": self._signature(event_id, timestamp, body),
-        }
+        return dict(line.split(": ", 1) for line in self.header_lines(event_id, body))
 
     def header_lines(self, event_id: str, body: bytes) -> list[str]:
         """`headers()` as the "Name: value" lines libcurl takes, built directly (it runs
@@ -115,18 +108,14 @@ class Signer:
         if not self._macs:
             return []
         timestamp = str(int(self._clock()))
-        return [
-            "webhook-id: " + event_id,
-            "webhook-timestamp: " + timestamp,
-            "webhook-signature: " + self._signature(event_id, timestamp, body),
-        ]
-
-    def _signature(self, event_id: str, timestamp: str, body: bytes) -> str:
-        """One `v1,<base64 HMAC-SHA256>` of `"<id>.<timestamp>.<body>"` per secret."""
         signed = b"%s.%s.%s" % (event_id.encode(), timestamp.encode(), body)
         signatures = []
-        for mac in self._macs:
+        for mac in self._macs:  # one `v1,<base64 HMAC-SHA256>` per secret
             digest = mac.copy()
             digest.update(signed)
             signatures.append("v1," + binascii.b2a_base64(digest.digest(), newline=False).decode())
-        return " ".join(signatures)
+        return [
+            "webhook-id: " + event_id,
+            "webhook-timestamp: " + timestamp,
+            "webhook-signature: " + " ".join(signatures),
+        ]
