@@ -146,3 +146,21 @@ def test_exchange_records_retries_and_deliveries_and_claims_in_one_round(user):
     assert (retried.status, retried.attempts, retried.last_error) == (Status.PENDING, 1, "HTTP 503")
     assert retried.available_at == now + datetime.timedelta(seconds=30)
     assert [c.id for c in claimed] == [Event.objects.latest("id").pk]
+
+
+def test_an_exchange_that_claims_nothing_still_records_every_outcome(user):
+    """A round with no claim (the breaker open, the broadcast paused) records its
+    retries in a transaction on every database (they lock the rows they update)."""
+    defect_create(user=user, comment="a")
+    defect_create(user=user, comment="b")
+    first, second = store.claim(owner="A", limit=10, lease=60)
+    defect_create(user=user, comment="c")
+    retry = Outcome(Result.RETRY, "ConnectError: refused")
+    claimed = store.exchange(
+        owner="A", outcomes=[(first, DELIVERED, None), (second, retry, 30.0)], limit=0, lease=60
+    )
+    assert claimed == []
+    assert Event.objects.get(pk=first.id).status == Status.DELIVERED
+    retried = Event.objects.get(pk=second.id)
+    assert (retried.status, retried.attempts, retried.claimed_by) == (Status.PENDING, 1, "")
+    assert Event.objects.pending().filter(claimed_by="", attempts=0).count() == 1
