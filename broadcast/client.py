@@ -99,6 +99,7 @@ class CounterClient:
         self._answers: dict[pycurl.Curl, _Answer] = {}
         self._idle = [self._handle() for _ in range(max_connections)]
         self._busy: dict[pycurl.Curl, Any] = {}
+        self._unstarted = False  # requests added since libcurl last ran
 
     def _handle(self) -> pycurl.Curl:
         handle = pycurl.Curl()
@@ -148,6 +149,7 @@ class CounterClient:
         handle.setopt(pycurl.POSTFIELDS, body)
         self._busy[handle] = token
         self._multi.add_handle(handle)
+        self._unstarted = True
 
     def wait(
         self, timeout: float, wakeup_fd: int, *, answers: bool = True
@@ -160,6 +162,10 @@ class CounterClient:
         them costs one wake-up rather than one each.
         """
         multi = self._multi
+        if self._unstarted:
+            # Their requests are written now (on a kept-alive connection, at once),
+            # not at a wake-up of their own when select() finds the sockets writable.
+            self._perform()
         curl_timeout = multi.timeout()  # ms libcurl wants to be called back in, -1 for none
         if curl_timeout >= 0:
             timeout = min(timeout, curl_timeout / 1000)
@@ -171,9 +177,14 @@ class CounterClient:
             timeout = min(timeout, 0.1)
         watched = [*readers, wakeup_fd] if answers else [wakeup_fd]
         readable, _, _ = select.select(watched, writers, errors, max(timeout, 0))
-        while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
-            pass
+        self._perform()
         return self._finished(), wakeup_fd in readable
+
+    def _perform(self) -> None:
+        """Let libcurl do what it can now: write, read, connect, time out."""
+        self._unstarted = False
+        while self._multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+            pass
 
     def _finished(self) -> list[tuple[Any, Outcome]]:
         finished = []

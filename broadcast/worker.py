@@ -188,6 +188,7 @@ class Dispatcher:
             self._send(client, now)
             if once and self._finished(client):
                 return
+            now = time.monotonic()  # a round the loop ran itself took a while
             answers = self._answers_awaited(client, now)
             finished, woken = client.wait(
                 self._wait_timeout(client, now, answers), self._waker.fileno(), answers=answers
