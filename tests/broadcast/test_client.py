@@ -117,6 +117,21 @@ def test_an_answer_left_for_later_ends_no_wait_and_is_collected_by_the_next(scri
     assert len(scripted_server.received) == 1
 
 
+def test_on_a_kept_alive_connection_one_wait_writes_the_request_and_reads_its_answer(
+    scripted_server,
+):
+    # The request is written before the wait, not at a wake-up of its own when
+    # select() finds the socket writable (a trickle's round would pay two).
+    pipe = Pipe()
+    with CounterClient(scripted_server.url, timeout=5, max_connections=1) as client:
+        client.send("k1", BODY, token="first")
+        collect(client, pipe.reader, 1)  # connected, and kept alive
+        client.send("k2", BODY, token="second")
+        finished, woken = client.wait(5, pipe.reader)
+    pipe.close()
+    assert (finished, woken) == ([("second", DELIVERED)], False)
+
+
 def test_the_wakeup_descriptor_ends_the_wait(scripted_server):
     pipe = Pipe()
     os.write(pipe.writer, b"\0")
