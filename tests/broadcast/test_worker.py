@@ -363,23 +363,35 @@ def test_a_trickles_answers_are_collected_together_not_each_at_a_wake_up(
     assert collected == [3]
 
 
-@pytest.mark.sqlite
-def test_the_dispatchers_sqlite_connection_commits_without_a_sync_and_the_webs_with(
+# How a connection commits: its query, a dispatcher's answer, the web's (the default).
+SYNC_SETTINGS = {
+    "sqlite": ("PRAGMA synchronous", 1, 2),  # NORMAL, FULL
+    "postgresql": ("SHOW synchronous_commit", "off", "on"),
+}
+
+
+def test_the_dispatchers_connections_commit_without_waiting_for_a_sync_and_the_webs_with(
     scripted_server, user, monkeypatch
 ):
-    """What a dispatcher writes is redone if a power cut undoes it (store.on_database_thread):
-    its rounds run at synchronous=NORMAL; other connections keep the setting (FULL)."""
+    """What a dispatcher writes is redone if a crash undoes it (store.on_database_thread):
+    its rounds, on the loop's connection and on the database thread's, run at SQLite's
+    synchronous=NORMAL or PostgreSQL's synchronous_commit = off; other connections keep
+    the default."""
+    query, redoable, synced = SYNC_SETTINGS[connection.vendor]
 
-    def synchronous() -> int:
+    def setting():
         with connection.cursor() as cursor:
-            cursor.execute("PRAGMA synchronous")
+            cursor.execute(query)
             return cursor.fetchone()[0]
 
     during_rounds = []
     exchange = store.exchange
-    monkeypatch.setattr(
-        store, "exchange", lambda **kw: during_rounds.append(synchronous()) or exchange(**kw)
-    )
+
+    def watched_exchange(**kwargs):
+        during_rounds.append((threading.current_thread().name, setting()))
+        return exchange(**kwargs)
+
+    monkeypatch.setattr(store, "exchange", watched_exchange)
     for i in range(30):
         defect_create(user=user, comment=str(i))
     # In a thread of its own, as `manage.py broadcast`: its loop's rounds (the first,
@@ -390,8 +402,9 @@ def test_the_dispatchers_sqlite_connection_commits_without_a_sync_and_the_webs_w
     thread.start()
     thread.join(30)
     assert Event.objects.delivered().count() == 30
-    assert len(during_rounds) > 1 and set(during_rounds) == {1}  # NORMAL
-    assert synchronous() == 2  # FULL: this test's connection, as the web's
+    assert len({name for name, _ in during_rounds}) == 2
+    assert {value for _, value in during_rounds} == {redoable}
+    assert setting() == synced  # this test's connection, as the web's
 
 
 def test_a_round_with_nothing_to_send_meanwhile_runs_on_the_loop_the_others_on_the_db_thread(
