@@ -80,7 +80,9 @@ def claim(
         return _claim_with(cursor, owner=owner, limit=limit, lease=lease, now=now)
 
 
-def _claim_with(cursor, *, owner: str, limit: int, lease: float, now: datetime.datetime):
+def _claim_with(
+    cursor, *, owner: str, limit: int, lease: float, now: datetime.datetime
+) -> list[Claimed]:
     """The claim's statement, run on `cursor`."""
     cursor.execute(
         _claim_sql(connection.vendor),
