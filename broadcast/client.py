@@ -156,6 +156,7 @@ class CounterClient:
     ) -> tuple[list[tuple[Any, Outcome]], bool]:
         """Wait at most `timeout` s; return the requests finished and whether `wakeup_fd` woke us.
 
+        Requests sent since the last wait are written first, without waiting.
         With `answers` false, an answer arriving does not end the wait (the
         requests are still written, connected and timed out as they need): the
         caller collects the answers in at its next wait, so that a trickle of
@@ -165,7 +166,9 @@ class CounterClient:
         if self._unstarted:
             # Their requests are written now (on a kept-alive connection, at once),
             # not at a wake-up of their own when select() finds the sockets writable.
-            self._perform()
+            running = self._perform()
+            if answers and running < len(self._busy):
+                timeout = 0  # some ended meanwhile (timed out, refused): return them now
         curl_timeout = multi.timeout()  # ms libcurl wants to be called back in, -1 for none
         if curl_timeout >= 0:
             timeout = min(timeout, curl_timeout / 1000)
@@ -180,11 +183,14 @@ class CounterClient:
         self._perform()
         return self._finished(), wakeup_fd in readable
 
-    def _perform(self) -> None:
-        """Let libcurl do what it can now: write, read, connect, time out."""
+    def _perform(self) -> int:
+        """Let libcurl do what it can now (write, read, connect, time out); the number
+        of requests still running."""
         self._unstarted = False
-        while self._multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
-            pass
+        while True:
+            status, running = self._multi.perform()
+            if status != pycurl.E_CALL_MULTI_PERFORM:
+                return running
 
     def _finished(self) -> list[tuple[Any, Outcome]]:
         finished = []

@@ -132,6 +132,22 @@ def test_on_a_kept_alive_connection_one_wait_writes_the_request_and_reads_its_an
     assert (finished, woken) == ([("second", DELIVERED)], False)
 
 
+def test_an_answer_read_before_the_wait_is_returned_at_once(scripted_server):
+    # The first answer waits unread in its socket; the wait that writes the second
+    # request reads it, and returns it without waiting for the second's answer.
+    scripted_server.script = [Answer(200, delay=0.1), Answer(200, delay=2)]
+    pipe = Pipe()
+    with CounterClient(scripted_server.url, timeout=5, max_connections=2) as client:
+        client.send("k1", BODY, token="first")
+        assert client.wait(0, pipe.reader, answers=False) == ([], False)  # written
+        time.sleep(0.5)  # answered 0.1 s after, and not read yet
+        client.send("k2", BODY, token="second")
+        finished, _ = client.wait(5, pipe.reader)
+        assert finished == [("first", DELIVERED)]
+        assert client.in_flight == 1
+    pipe.close()
+
+
 def test_the_wakeup_descriptor_ends_the_wait(scripted_server):
     pipe = Pipe()
     os.write(pipe.writer, b"\0")
