@@ -30,6 +30,7 @@ from typing import NamedTuple
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.db.backends.signals import connection_created
+from django.db.backends.utils import CursorWrapper
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -81,7 +82,7 @@ def claim(
 
 
 def _claim_with(
-    cursor, *, owner: str, limit: int, lease: float, now: datetime.datetime
+    cursor: CursorWrapper, *, owner: str, limit: int, lease: float, now: datetime.datetime
 ) -> list[Claimed]:
     """The claim's statement, run on `cursor`."""
     cursor.execute(
@@ -192,7 +193,7 @@ def _split(outcomes: Outcomes) -> tuple[list[int], list[Answered]]:
     return delivered, unfinished
 
 
-def _record_delivered(cursor, ids: list[int], now: datetime.datetime) -> None:
+def _record_delivered(cursor: CursorWrapper, ids: list[int], now: datetime.datetime) -> None:
     """Mark events delivered, on `cursor`: by hand, as the claim, since it also runs at
     every round."""
     table = _table()
@@ -243,7 +244,8 @@ def exchange(
     """Record `outcomes`, then claim up to `limit` due events.
 
     On SQLite in one transaction; on PostgreSQL the deliveries and the claim in
-    one statement (`_deliver_and_claim`), after any retries and failures.
+    one statement (`_deliver_and_claim`), after any retries and failures, and
+    with no claim (`limit` 0) as on SQLite.
     """
     now = now or timezone.now()
     if not outcomes:
@@ -256,8 +258,8 @@ def exchange(
         return _deliver_and_claim(
             owner=owner, delivered=delivered, limit=limit, lease=lease, now=now
         )
-    # One transaction and one cursor for the round: under a trickle, Django's
-    # nested atomic blocks and cursors were a fifth of a round (bench/ANALYSIS.md).
+    # One transaction and one cursor for the round: Django's nested atomic blocks
+    # and cursors were a fifth of a warm round's CPU (bench/ANALYSIS.md).
     with transaction.atomic(savepoint=False) if unfinished else _writing():
         if unfinished:
             _record_unfinished(owner, unfinished, now)
