@@ -24,7 +24,7 @@ import datetime
 import functools
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from django.core.exceptions import ImproperlyConfigured
@@ -172,14 +172,24 @@ def record(*, owner: str, outcomes: Outcomes, now: datetime.datetime | None = No
     Retries and failures only touch rows still claimed by `owner`, so a
     dispatcher whose lease ran out cannot undo another's delivery.
     """
-    now = now or timezone.now()
-    delivered, unfinished = _split(outcomes)
+    with _recording(owner, *_split(outcomes), now or timezone.now()):
+        pass
+
+
+@contextlib.contextmanager
+def _recording(
+    owner: str, delivered: list[int], unfinished: list[Answered], now: datetime.datetime
+) -> Iterator[CursorWrapper]:
+    """A write transaction that records the outcomes, and yields its cursor for what
+    the round runs next (its claim). Retries and failures lock their rows: always in
+    a transaction."""
     with transaction.atomic(savepoint=False) if unfinished else _writing():
         if unfinished:
             _record_unfinished(owner, unfinished, now)
-        if delivered:
-            with connection.cursor() as cursor:
+        with connection.cursor() as cursor:
+            if delivered:
                 _record_delivered(cursor, delivered, now)
+            yield cursor
 
 
 def _split(outcomes: Outcomes) -> tuple[list[int], list[Answered]]:
@@ -260,17 +270,10 @@ def exchange(
         )
     # One transaction and one cursor for the round: Django's nested atomic blocks
     # and cursors were a fifth of a warm round's CPU (bench/ANALYSIS.md).
-    with transaction.atomic(savepoint=False) if unfinished else _writing():
-        if unfinished:
-            _record_unfinished(owner, unfinished, now)
-        with connection.cursor() as cursor:
-            if delivered:
-                _record_delivered(cursor, delivered, now)
-            return (
-                _claim_with(cursor, owner=owner, limit=limit, lease=lease, now=now)
-                if limit > 0
-                else []
-            )
+    with _recording(owner, delivered, unfinished, now) as cursor:
+        if limit <= 0:
+            return []
+        return _claim_with(cursor, owner=owner, limit=limit, lease=lease, now=now)
 
 
 def _deliver_and_claim(
