@@ -28,6 +28,11 @@ class Breaker:
     def open(self) -> bool:
         return self.failures >= self.threshold
 
+    @property
+    def next_probe(self) -> float:
+        """When (on its clock) the next probe may be claimed, while open."""
+        return self._next_probe
+
     def saw(self, outcome: Outcome) -> None:
         """Count an answer: only retryable failures mean the server may be down."""
         if outcome.result == Result.RETRY:

@@ -197,6 +197,7 @@ class Dispatcher:
                 self._waker.clear()
             if finished:
                 self._note(finished)
+                self._listen_if_useful()  # the answers may have opened or closed the breaker
             if now >= next_summary:
                 self._log_summary()
                 next_summary = now + self.config.summary_interval
@@ -288,6 +289,10 @@ class Dispatcher:
         at = min(self._next_round, self._next_retry)
         if self._done:  # answers to record: no later than a poll interval after the last round
             at = min(at, self._last_round + self.config.poll_interval)
+        elif self._breaker.open and not self.paused:
+            # A down counter server: nothing is claimed before the breaker's next
+            # probe, so neither poll nor probe the outbox until then.
+            at = max(at, self._breaker.next_probe)
         return at
 
     def _poll_interval(self) -> float:
@@ -455,9 +460,16 @@ class Dispatcher:
         if polling == self._polling or self.listener is None:
             return
         self._polling = polling
-        self.listener.set_listening(not polling)
+        self._listen_if_useful()
         if polling:  # the next round at the poll's pace, not LISTEN's
             self._next_round = min(self._next_round, started + self.config.poll_interval)
+
+    def _listen_if_useful(self) -> None:
+        """LISTEN unless polling (a steady load) or the breaker is open: its NOTIFYs
+        would start rounds that claim nothing, and each wakes the LISTEN backend.
+        Back to listening, the listener wakes the loop once, for what came meanwhile."""
+        if self.listener is not None:
+            self.listener.set_listening(not (self._polling or self._breaker.open))
 
     def _send(self, client: CounterClient, now: float) -> None:
         queue, guard, signer = self._queue, self.config.request_timeout, self.config.signer

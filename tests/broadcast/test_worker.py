@@ -191,6 +191,45 @@ def test_a_down_counter_server_is_probed_not_hammered(user):
     assert Event.objects.pending().count() == 300  # nothing lost, nothing failed
 
 
+def test_an_open_breaker_leaves_the_loop_asleep_until_its_next_probe(
+    scripted_server, user, monkeypatch
+):
+    """While the counter server looks down the loop wakes for the breaker's probes, not
+    at every poll, and on PostgreSQL stops listening; the first success brings both back."""
+    from broadcast.client import CounterClient
+
+    between_probes = []  # per wait after the breaker opened: LISTEN in place?
+    wait = CounterClient.wait
+
+    def counted_wait(client, *args, **kwargs):
+        if len(scripted_server.received) == 2:
+            between_probes.append(dispatcher.listener.listening.is_set())
+        return wait(client, *args, **kwargs)
+
+    monkeypatch.setattr(CounterClient, "wait", counted_wait)
+    scripted_server.script = [Answer(503)] * 2  # open the breaker (concurrency 2)
+    for i in range(2):
+        defect_create(user=user, comment=str(i))
+    config = make_config(
+        scripted_server.url, concurrency=2, retry_base=1.0, poll_interval=0.01, rand=no_jitter
+    )
+    dispatcher = Dispatcher(config)
+    thread = threading.Thread(target=dispatcher.run)
+    thread.start()
+    try:
+        wait_for(lambda: Event.objects.delivered().count() == 2, timeout=10, message="2 events")
+        if connection.vendor == "postgresql":
+            wait_for(dispatcher.listener.listening.is_set, timeout=10, message="LISTEN again")
+    finally:
+        dispatcher.stop()
+        thread.join(15)
+    assert len(scripted_server.received) == 4  # the two, the probe (a retry), the other
+    # Polling every 0.01 s for the second until the probe would be about 100 waits.
+    assert 1 <= len(between_probes) <= 6
+    if connection.vendor == "postgresql":
+        assert not all(between_probes)  # UNLISTEN while the breaker was open
+
+
 def test_a_dispatcher_survives_losing_its_database_connection(scripted_server, user, monkeypatch):
     dispatcher = Dispatcher(make_config(scripted_server.url))
     thread = threading.Thread(target=dispatcher.run)
