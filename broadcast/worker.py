@@ -186,6 +186,7 @@ class Dispatcher:
             if self._round is not None and self._round.future.done():
                 self._end_round(self._round)  # one the loop ran itself, or ended meanwhile
             self._send(client, now)
+            self._listen_if_useful()  # the breaker or the queue may have changed
             if once and self._finished(client):
                 return
             now = time.monotonic()  # a round the loop ran itself took a while
@@ -197,7 +198,6 @@ class Dispatcher:
                 self._waker.clear()
             if finished:
                 self._note(finished)
-                self._listen_if_useful()  # the answers may have opened or closed the breaker
             if now >= next_summary:
                 self._log_summary()
                 next_summary = now + self.config.summary_interval
@@ -289,11 +289,22 @@ class Dispatcher:
         at = min(self._next_round, self._next_retry)
         if self._done:  # answers to record: no later than a poll interval after the last round
             at = min(at, self._last_round + self.config.poll_interval)
-        elif self._breaker.open and not self.paused:
-            # A down counter server: nothing is claimed before the breaker's next
-            # probe, so neither poll nor probe the outbox until then.
-            at = max(at, self._breaker.next_probe)
+        elif not self.paused and self._claims_held():
+            # Nothing to record and nothing to claim: no poll, no probe until then.
+            at = max(at, self._claims_resume_at())
         return at
+
+    def _claims_held(self) -> bool:
+        """Whether a round would claim nothing now: the breaker is open (a down counter
+        server) or the queue is full (a slow one)."""
+        return self._breaker.open or len(self._queue) >= self._low_water
+
+    def _claims_resume_at(self) -> float:
+        """While claims are held: the breaker's next probe, or (the queue full, emptied
+        only as answers come) the slow poll after the last round."""
+        if self._breaker.open:
+            return self._breaker.next_probe
+        return self._last_round + LISTENING_POLL_INTERVAL
 
     def _poll_interval(self) -> float:
         """Seconds from this round to the next poll."""
@@ -465,11 +476,11 @@ class Dispatcher:
             self._next_round = min(self._next_round, started + self.config.poll_interval)
 
     def _listen_if_useful(self) -> None:
-        """LISTEN unless polling (a steady load) or the breaker is open: its NOTIFYs
-        would start rounds that claim nothing, and each wakes the LISTEN backend.
+        """LISTEN unless polling (a steady load) or claims are held: NOTIFYs would
+        then start rounds that claim nothing, and each wakes the LISTEN backend.
         Back to listening, the listener wakes the loop once, for what came meanwhile."""
         if self.listener is not None:
-            self.listener.set_listening(not (self._polling or self._breaker.open))
+            self.listener.set_listening(not (self._polling or self._claims_held()))
 
     def _send(self, client: CounterClient, now: float) -> None:
         queue, guard, signer = self._queue, self.config.request_timeout, self.config.signer

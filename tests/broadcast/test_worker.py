@@ -230,6 +230,43 @@ def test_an_open_breaker_leaves_the_loop_asleep_until_its_next_probe(
         assert not all(between_probes)  # UNLISTEN while the breaker was open
 
 
+def test_a_full_queue_leaves_the_loop_asleep_until_answers_free_a_handle(
+    scripted_server, user, monkeypatch
+):
+    """A slow counter server: with as many events queued as a round would top up, the
+    loop waits for answers, not for each poll, and on PostgreSQL stops listening."""
+    from broadcast.client import CounterClient
+
+    while_full = []  # per wait while the first two are answered slowly: LISTEN in place?
+    wait = CounterClient.wait
+
+    def counted_wait(client, *args, **kwargs):
+        if len(scripted_server.received) == 2:
+            while_full.append(dispatcher.listener.listening.is_set())
+        return wait(client, *args, **kwargs)
+
+    monkeypatch.setattr(CounterClient, "wait", counted_wait)
+    scripted_server.script = [Answer(200, delay=1.0)] * 2
+    for i in range(6):
+        defect_create(user=user, comment=str(i))
+    # The first claim takes 4, sends 2 and queues 2: the low water mark, max(2, 4 // 2).
+    config = make_config(scripted_server.url, concurrency=2, batch_size=4, poll_interval=0.01)
+    dispatcher = Dispatcher(config)
+    thread = threading.Thread(target=dispatcher.run)
+    thread.start()
+    try:
+        wait_for(lambda: Event.objects.delivered().count() == 6, timeout=10, message="6 events")
+        if connection.vendor == "postgresql":
+            wait_for(dispatcher.listener.listening.is_set, timeout=10, message="LISTEN again")
+    finally:
+        dispatcher.stop()
+        thread.join(15)
+    # Polling every 0.01 s for the second the answers take would be about 100 waits.
+    assert 1 <= len(while_full) <= 6
+    if connection.vendor == "postgresql":
+        assert not all(while_full)  # UNLISTEN while the queue was full
+
+
 def test_a_dispatcher_survives_losing_its_database_connection(scripted_server, user, monkeypatch):
     dispatcher = Dispatcher(make_config(scripted_server.url))
     thread = threading.Thread(target=dispatcher.run)
