@@ -191,38 +191,48 @@ def test_a_down_counter_server_is_probed_not_hammered(user):
     assert Event.objects.pending().count() == 300  # nothing lost, nothing failed
 
 
+def listening_per_wait_after_two_requests(scripted_server, monkeypatch, config, events):
+    """Run a dispatcher until `events` are delivered (and, on PostgreSQL, LISTEN is back);
+    for each of its waits while the server had received two requests, whether LISTEN
+    was in place."""
+    from broadcast.client import CounterClient
+
+    listening = []
+    wait = CounterClient.wait
+
+    def counted_wait(client, *args, **kwargs):
+        if len(scripted_server.received) == 2:
+            listening.append(dispatcher.listener.listening.is_set())
+        return wait(client, *args, **kwargs)
+
+    monkeypatch.setattr(CounterClient, "wait", counted_wait)
+    dispatcher = Dispatcher(config)
+    thread = threading.Thread(target=dispatcher.run)
+    thread.start()
+    try:
+        wait_for(lambda: Event.objects.delivered().count() == events, timeout=10)
+        if connection.vendor == "postgresql":
+            wait_for(dispatcher.listener.listening.is_set, timeout=10, message="LISTEN again")
+    finally:
+        dispatcher.stop()
+        thread.join(15)
+    return listening
+
+
 def test_an_open_breaker_leaves_the_loop_asleep_until_its_next_probe(
     scripted_server, user, monkeypatch
 ):
     """While the counter server looks down the loop wakes for the breaker's probes, not
     at every poll, and on PostgreSQL stops listening; the first success brings both back."""
-    from broadcast.client import CounterClient
-
-    between_probes = []  # per wait after the breaker opened: LISTEN in place?
-    wait = CounterClient.wait
-
-    def counted_wait(client, *args, **kwargs):
-        if len(scripted_server.received) == 2:
-            between_probes.append(dispatcher.listener.listening.is_set())
-        return wait(client, *args, **kwargs)
-
-    monkeypatch.setattr(CounterClient, "wait", counted_wait)
     scripted_server.script = [Answer(503)] * 2  # open the breaker (concurrency 2)
     for i in range(2):
         defect_create(user=user, comment=str(i))
     config = make_config(
         scripted_server.url, concurrency=2, retry_base=1.0, poll_interval=0.01, rand=no_jitter
     )
-    dispatcher = Dispatcher(config)
-    thread = threading.Thread(target=dispatcher.run)
-    thread.start()
-    try:
-        wait_for(lambda: Event.objects.delivered().count() == 2, timeout=10, message="2 events")
-        if connection.vendor == "postgresql":
-            wait_for(dispatcher.listener.listening.is_set, timeout=10, message="LISTEN again")
-    finally:
-        dispatcher.stop()
-        thread.join(15)
+    between_probes = listening_per_wait_after_two_requests(
+        scripted_server, monkeypatch, config, events=2
+    )
     assert len(scripted_server.received) == 4  # the two, the probe (a retry), the other
     # Polling every 0.01 s for the second until the probe would be about 100 waits.
     assert 1 <= len(between_probes) <= 6
@@ -235,32 +245,14 @@ def test_a_full_queue_leaves_the_loop_asleep_until_answers_free_a_handle(
 ):
     """A slow counter server: with as many events queued as a round would top up, the
     loop waits for answers, not for each poll, and on PostgreSQL stops listening."""
-    from broadcast.client import CounterClient
-
-    while_full = []  # per wait while the first two are answered slowly: LISTEN in place?
-    wait = CounterClient.wait
-
-    def counted_wait(client, *args, **kwargs):
-        if len(scripted_server.received) == 2:
-            while_full.append(dispatcher.listener.listening.is_set())
-        return wait(client, *args, **kwargs)
-
-    monkeypatch.setattr(CounterClient, "wait", counted_wait)
     scripted_server.script = [Answer(200, delay=1.0)] * 2
     for i in range(6):
         defect_create(user=user, comment=str(i))
     # The first claim takes 4, sends 2 and queues 2: the low water mark, max(2, 4 // 2).
     config = make_config(scripted_server.url, concurrency=2, batch_size=4, poll_interval=0.01)
-    dispatcher = Dispatcher(config)
-    thread = threading.Thread(target=dispatcher.run)
-    thread.start()
-    try:
-        wait_for(lambda: Event.objects.delivered().count() == 6, timeout=10, message="6 events")
-        if connection.vendor == "postgresql":
-            wait_for(dispatcher.listener.listening.is_set, timeout=10, message="LISTEN again")
-    finally:
-        dispatcher.stop()
-        thread.join(15)
+    while_full = listening_per_wait_after_two_requests(
+        scripted_server, monkeypatch, config, events=6
+    )
     # Polling every 0.01 s for the second the answers take would be about 100 waits.
     assert 1 <= len(while_full) <= 6
     if connection.vendor == "postgresql":
