@@ -5,7 +5,7 @@ from django.db import connections
 
 from broadcast.conf import broadcast_setting
 
-# UPDATE ... RETURNING and MATERIALIZED common table expressions (broadcast/store.py).
+# MATERIALIZED common table expressions, in the claim (broadcast/store.py).
 SQLITE_MINIMUM = (3, 35, 0)
 # The checks of the dispatcher's settings: the ones `manage.py broadcast` runs at start.
 TAG = "broadcast"
@@ -25,7 +25,7 @@ def sqlite_version(app_configs, databases=None, **kwargs) -> list[checks.CheckMe
             errors.append(
                 checks.Error(
                     f"SQLite {'.'.join(map(str, version))} is too old for the broadcast "
-                    "dispatcher, which claims events with UPDATE ... RETURNING.",
+                    "dispatcher, whose claim needs MATERIALIZED common table expressions.",
                     hint="Use SQLite 3.35 or later (Python linked to it), or PostgreSQL.",
                     id="broadcast.E001",
                 )

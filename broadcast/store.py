@@ -12,8 +12,9 @@ Every timestamp is the caller's `now` (the dispatcher's injected clock), so a
 schedule can be asserted exactly.
 
 SQL written by hand, and why (everything else is the ORM): the claim, which the
-ORM cannot say (one UPDATE ... RETURNING over a MATERIALIZED CTE with SKIP
-LOCKED), built around `EventQuerySet.due()` compiled once, so "due" has one
+ORM cannot say (on PostgreSQL one UPDATE ... RETURNING over a MATERIALIZED CTE
+with SKIP LOCKED; on SQLite the due rows as one row of JSON, then an UPDATE of
+their ids), built around `EventQuerySet.due()` compiled once, so "due" has one
 definition; and the record of delivered events, which the ORM can say but whose
 compilation at every round dominated a trickle's py-spy profile (BENCHMARKS.md has
 the dispatcher's profiles).
@@ -84,17 +85,39 @@ def claim(
 def _claim_with(
     cursor: CursorWrapper, *, owner: str, limit: int, lease: float, now: datetime.datetime
 ) -> list[Claimed]:
-    """The claim's statement, run on `cursor`."""
+    """The claim's statement (two on SQLite), run on `cursor`."""
+    leased_until = _db_time(now + datetime.timedelta(seconds=lease))
+    if connection.vendor == "sqlite":
+        return _claim_on_sqlite(cursor, owner, limit, leased_until, now)
     cursor.execute(
-        _claim_sql(connection.vendor),
-        [Status.PENDING, _db_time(now), limit,
-         _db_time(now + datetime.timedelta(seconds=lease)), owner],
-    )  # fmt: skip
+        _postgresql_claim_sql(), [Status.PENDING, _db_time(now), limit, leased_until, owner]
+    )
     return _claimed(cursor.fetchall())
 
 
-def _claimed(rows: list[tuple]) -> list[Claimed]:
-    """A claim's RETURNING rows, oldest event first (RETURNING has no order)."""
+def _claim_on_sqlite(
+    cursor: CursorWrapper, owner: str, limit: int, leased_until, now: datetime.datetime
+) -> list[Claimed]:
+    """SQLite: read the due events as one row of JSON, then lease them by id.
+
+    The sqlite3 module lets go of the GIL for every row a statement returns;
+    with the loop thread sending meanwhile, each is a hand-off between the two
+    threads, a futex wait and a wake-up (bench/ANALYSIS.md). One row instead of
+    one per event. Both statements run in the round's write transaction, so no
+    other writer comes between them.
+    """
+    pick, lease = _sqlite_claim_sql()
+    cursor.execute(pick, [Status.PENDING, _db_time(now), limit])
+    ids, rows = cursor.fetchone()
+    if ids == "[]":
+        return []
+    cursor.execute(lease, [leased_until, owner, ids])
+    return _claimed(json.loads(rows))
+
+
+def _claimed(rows: list) -> list[Claimed]:
+    """A claim's rows (RETURNING's, or SQLite's JSON arrays), oldest event first (neither
+    has an order)."""
     rows.sort()
     return list(map(Claimed._make, rows))
 
@@ -125,40 +148,56 @@ def due_sql(vendor: str) -> str:
 
 
 @functools.cache
-def _claim_sql(vendor: str) -> str:
-    """One statement that picks the due events in order and leases them.
+def _postgresql_claim_sql() -> str:
+    """PostgreSQL's claim: one statement that picks the due events in order and leases them.
 
     The events are picked in a MATERIALIZED common table expression, which
     runs once: PostgreSQL may run a subquery under `IN (...)` again for each
     row it updates, and each run would lock more rows than the LIMIT (a known
-    trap of SKIP LOCKED queues). `UPDATE ... RETURNING` and MATERIALIZED are in
-    PostgreSQL and in SQLite since 3.35 (checked at start, broadcast/checks.py).
+    trap of SKIP LOCKED queues).
     It returns the key as text in the UUID's hyphenated form, the payload as
     its JSON text and the creation time as Unix seconds (a float), so that
     nothing is decoded per event to send it or to time its delivery. Only the
     model's own table and column names are interpolated; every value is a parameter.
     """
-    table = _table()
-    if vendor == "postgresql":
-        skip_locked, key = "FOR UPDATE SKIP LOCKED", "CAST(key AS text)"
-        body = "CAST(payload AS text)"
-        # EXTRACT alone gives a numeric (a Decimal in Python): a float is cheaper.
-        created = "CAST(EXTRACT(EPOCH FROM created_at) AS double precision)"
-    else:  # SQLite stores a UUID as its 32 hex digits, JSON as text, a datetime as UTC text
-        skip_locked, body = "", "payload"
-        key = " || '-' || ".join(
-            f"substr(key, {start}, {length})"
-            for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
-        )
-        # julianday() rather than unixepoch(..., 'subsec'), which needs SQLite 3.42; it
-        # keeps milliseconds, finer than the latency histogram's smallest bucket.
-        created = "(julianday(created_at) - 2440587.5) * 86400.0"
+    # EXTRACT alone gives a numeric (a Decimal in Python): a float is cheaper.
+    created = "CAST(EXTRACT(EPOCH FROM created_at) AS double precision)"
     return (
-        f"WITH picked AS MATERIALIZED ({due_sql(vendor)} LIMIT %s {skip_locked}) "  # noqa: S608
-        f"UPDATE {table} SET available_at = %s, claimed_by = %s "
+        f"WITH picked AS MATERIALIZED ({due_sql('postgresql')} LIMIT %s FOR UPDATE SKIP LOCKED) "  # noqa: S608
+        f"UPDATE {_table()} SET available_at = %s, claimed_by = %s "
         "WHERE id IN (SELECT id FROM picked) "
-        f"RETURNING id, {key}, {body}, attempts, {created}"
+        f"RETURNING id, CAST(key AS text), CAST(payload AS text), attempts, {created}"
     )
+
+
+@functools.cache
+def _sqlite_claim_sql() -> tuple[str, str]:
+    """SQLite's claim: a SELECT of the due events' ids and rows as two JSON arrays
+    (parameters: status, now, limit), then the UPDATE that leases those ids
+    (parameters: the lease's end, the owner, the ids' JSON).
+
+    The rows are `_postgresql_claim_sql`'s RETURNING columns: SQLite stores a UUID as its
+    32 hex digits, JSON as text (a JSON string here) and a datetime as UTC text.
+    """
+    table = _table()
+    key = " || '-' || ".join(
+        f"substr(key, {start}, {length})"
+        for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+    )
+    # julianday() rather than unixepoch(..., 'subsec'), which needs SQLite 3.42; it
+    # keeps milliseconds, finer than the latency histogram's smallest bucket.
+    created = "(julianday(created_at) - 2440587.5) * 86400.0"
+    pick = (
+        f"WITH picked AS MATERIALIZED ({due_sql('sqlite')} LIMIT %s) "  # noqa: S608
+        "SELECT json_group_array(id), "
+        f"json_group_array(json_array(id, {key}, payload, attempts, {created})) "
+        f"FROM {table} WHERE id IN (SELECT id FROM picked)"
+    )
+    lease = (
+        f"UPDATE {table} SET available_at = %s, claimed_by = %s "  # noqa: S608
+        "WHERE id IN (SELECT value FROM json_each(%s))"
+    )
+    return pick, lease
 
 
 def _db_time(value: datetime.datetime):
@@ -299,9 +338,9 @@ def _deliver_and_claim(
 
 @functools.cache
 def _deliver_and_claim_sql() -> str:
-    """_claim_sql("postgresql") with the record of deliveries as a data-modifying CTE."""
+    """_postgresql_claim_sql() with the record of deliveries as a data-modifying CTE."""
     table = _table()
-    claim = _claim_sql("postgresql").removeprefix("WITH ")
+    claim = _postgresql_claim_sql().removeprefix("WITH ")
     returning = claim.index(" RETURNING ")
     return (
         f"WITH delivered AS (UPDATE {table} SET status = %s, delivered_at = %s, "  # noqa: S608

@@ -10,6 +10,7 @@ from django.utils import timezone
 from broadcast import store
 from broadcast.client import DELIVERED, Outcome, Result
 from broadcast.models import Event, Status
+from broadcast.services import events_enqueue
 from defect.services import defect_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,6 +64,21 @@ def test_a_claim_returns_each_events_creation_time_in_unix_seconds(user):
     assert type(claimed.created) is float
     # SQLite's julianday() keeps milliseconds; PostgreSQL keeps microseconds.
     assert claimed.created == pytest.approx(created.timestamp(), abs=0.001)
+
+
+def test_a_claim_returns_every_payload_intact_however_many_it_claims():
+    """Quotes, backslashes, control and non-ASCII characters, in a claim of 500."""
+    payloads = [
+        {"user": i, "action": "create", "note": f'"quoted" \\ back\tslash\n é 中 🚆 {i}'}
+        for i in range(500)
+    ]
+    events_enqueue(payloads=payloads)
+
+    claimed = store.claim(owner="A", limit=500, lease=60)
+
+    assert [c.payload for c in claimed] == payloads
+    assert all(type(c.body) is str for c in claimed)
+    assert Event.objects.filter(claimed_by="A").count() == 500
 
 
 def test_concurrent_claims_never_overlap_nor_exceed_their_limit(user):
