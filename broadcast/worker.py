@@ -91,12 +91,12 @@ class Dispatcher:
 
     A round (on the database thread) records the outcomes gathered so far and
     claims due events into the local queue; the loop sends from the queue as
-    handles free up. A round starts when a full round of answers is in (as
-    many as can be in flight, or a whole batch), when a NOTIFY or the poll
-    interval comes (a slow poll while LISTEN is up; on SQLite only if the
-    probe, broadcast/probe.py, finds something due), when a retry of ours
-    falls due, a poll interval after the last round if answers wait to be
-    recorded, or at once after a claim that got all it asked for. Claims
+    handles free up. A round starts when as many answers wait to be recorded
+    as a claim tops the queue up with (half a batch, or the concurrency), when
+    a NOTIFY or the poll interval comes (a slow poll while LISTEN is up; on
+    SQLite only if the probe, broadcast/probe.py, finds something due), when a
+    retry of ours falls due, a poll interval after the last round if answers
+    wait to be recorded, or at once after a claim that got all it asked for. Claims
     are leases (60 s by default), far longer than a batch stays in the queue.
     """
 
@@ -120,7 +120,11 @@ class Dispatcher:
         self._claim_again = False  # the last claim got all it asked for
         self._last_claimed = -1  # events the last round claimed (-1: no round ended yet)
         self._breaker = Breaker(threshold=config.concurrency, probe_interval=config.retry_base)
-        self._full_round = min(config.concurrency, config.batch_size)
+        self._full_round = min(config.concurrency, config.batch_size)  # all that can be in flight
+        # A claim tops the queue up when it falls below the low water mark, and a
+        # round starts once as many answers wait to be recorded: in a drain, about
+        # a round per claim (a round's transaction, statements and, on SQLite, WAL
+        # pages cost much the same whatever it carries: bench/ANALYSIS.md).
         self._low_water = max(config.concurrency, config.batch_size // 2)
         self.listener = None
         self._busy_rounds = 0  # rounds in a row that claimed BUSY_CLAIM events or more
@@ -249,7 +253,7 @@ class Dispatcher:
     def _round_wanted(self, client: CounterClient, now: float) -> bool:
         if (
             self._woken
-            or len(self._done) >= self._full_round
+            or len(self._done) >= self._low_water
             or (self._claim_again and len(self._queue) < self._low_water)
             or (self._done and self._idle() and not client.in_flight)
         ):

@@ -163,6 +163,29 @@ def test_answers_refill_the_queue_at_once_even_with_batches_smaller_than_concurr
     assert time.monotonic() - started < 4
 
 
+def test_a_backlogs_rounds_each_record_as_many_answers_as_a_claim_takes(
+    scripted_server, user, monkeypatch
+):
+    """A round costs much the same whatever it carries: in a drain, one per claim, not one
+    per concurrency's worth of answers."""
+    from defect.models import Defect
+
+    recorded = []
+    exchange = store.exchange
+
+    def counted_exchange(**kwargs):
+        recorded.append(len(kwargs["outcomes"]))
+        return exchange(**kwargs)
+
+    monkeypatch.setattr(store, "exchange", counted_exchange)
+    Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(200)])
+    # A claim tops the queue up below 20 (half a batch); 4 in flight at a time.
+    deliver_once(scripted_server.url, concurrency=4, batch_size=40, poll_interval=1.0)
+    assert Event.objects.delivered().count() == 200
+    assert sum(recorded) == 200
+    assert len(recorded) <= 200 // 20 + 3  # recording every 4 answers: about 50 rounds
+
+
 def test_an_event_whose_lease_would_expire_in_flight_is_not_sent(scripted_server, user):
     # One request at a time, each answered after 1.5 s, leases of 4 s and a 2 s
     # timeout: the third event would still be in flight when its lease ends.
