@@ -225,8 +225,11 @@ class Dispatcher:
         )
 
     def _collect_by(self) -> float:
-        """When the answers in flight are collected at the latest, unless one ends the wait."""
-        return self._last_round + self.config.poll_interval
+        """When the answers in flight are collected at the latest, unless one ends the wait:
+        a poll interval after the last round, and always well within the request timeout
+        (libcurl times out an answer left unread in its socket)."""
+        config = self.config
+        return self._last_round + min(config.poll_interval, config.request_timeout / 2)
 
     def _wait_timeout(self, client: CounterClient, now: float, answers: bool) -> float:
         """Until the next poll (or the round's end), or until a held-back request may start."""
