@@ -121,14 +121,15 @@ class Dispatcher:
         self._last_claimed = -1  # events the last round claimed (-1: no round ended yet)
         self._breaker = Breaker(threshold=config.concurrency, probe_interval=config.retry_base)
         self._full_round = min(config.concurrency, config.batch_size)  # all that can be in flight
-        # A claim tops the queue up when it falls below the low water mark, and a
-        # round starts once as many answers wait to be recorded: in a drain, about
-        # a round per claim (a round's transaction, statements and, on SQLite, WAL
-        # pages cost much the same whatever it carries: bench/ANALYSIS.md).
+        # A round starts to claim when the queue falls below the low water mark, or
+        # once as many answers wait to be recorded (a round's transaction,
+        # statements and, on SQLite, WAL pages cost much the same whatever it
+        # carries: bench/ANALYSIS.md); every round tops the queue up (_claim_wanted).
         self._low_water = max(config.concurrency, config.batch_size // 2)
         self.listener = None
         self._busy_rounds = 0  # rounds in a row that claimed BUSY_CLAIM events or more
         self._polling = False  # not listening for a while: a steady load (_pace)
+        self._backlogged = False  # the queue was full and has not emptied since
         self._probe: DueProbe | None = None  # SQLite's cheap "anything due?" (run() opens it)
         # Operations: pause (read from the database at most once a second by the
         # database thread), a hold after an overloaded answer's Retry-After, the
@@ -328,8 +329,7 @@ class Dispatcher:
         self._last_round = now
         self._next_round = now + self._poll_interval()
         self._looked_for_retries(now)
-        queued = len(self._queue)
-        wanted = self.config.batch_size - queued if queued < self._low_water else 0
+        wanted = self._claim_wanted()
         limit = 0 if self.paused else self._breaker.allowance(wanted)
         if not (self._done or limit > 0 or self.paused):
             self._claim_again = False
@@ -410,6 +410,16 @@ class Dispatcher:
     def _retention_due(self, now: float) -> bool:
         return self.config.retention_days > 0 and now >= self._next_retention
 
+    def _claim_wanted(self) -> int:
+        """How many events this round should claim: the queue's room, once it is below the
+        low water mark; or, in a round that records answers anyway, as soon as a full
+        round fits (a backlog's queue then never runs dry while a round records)."""
+        queued = len(self._queue)
+        room = self.config.batch_size - queued
+        if queued < self._low_water or (self._done and room >= self._full_round):
+            return room
+        return 0
+
     def _report(self, *, client_in_flight: int) -> None:
         """This round's figures to the metrics (per round, never per event)."""
         self._fold_round_stats()
@@ -483,11 +493,20 @@ class Dispatcher:
             self._next_round = min(self._next_round, started + self.config.poll_interval)
 
     def _listen_if_useful(self) -> None:
-        """LISTEN unless polling (a steady load) or claims are held: NOTIFYs would
-        then start rounds that claim nothing, and each wakes the LISTEN backend.
-        Back to listening, the listener wakes the loop once, for what came meanwhile."""
-        if self.listener is not None:
-            self.listener.set_listening(not (self._polling or self._claims_held()))
+        """LISTEN unless polling (a steady load), the breaker is open or a backlog
+        fills the queue: NOTIFYs would then start rounds that claim nothing, and
+        each wakes the LISTEN backend. Back to listening, the listener wakes the
+        loop once, for what came meanwhile."""
+        if self.listener is None:
+            return
+        # From a full queue until an empty one: a queue hovering at the low water
+        # mark, as in a drain, would otherwise LISTEN and UNLISTEN at every claim.
+        queued = len(self._queue)
+        if queued >= self._low_water:
+            self._backlogged = True
+        elif not queued:
+            self._backlogged = False
+        self.listener.set_listening(not (self._polling or self._breaker.open or self._backlogged))
 
     def _send(self, client: CounterClient, now: float) -> None:
         queue, guard, signer = self._queue, self.config.request_timeout, self.config.signer

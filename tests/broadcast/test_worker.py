@@ -168,14 +168,15 @@ def test_a_backlogs_rounds_each_record_as_many_answers_as_a_claim_takes(
     scripted_server, user, monkeypatch
 ):
     """A round costs much the same whatever it carries: in a drain, one per claim, not one
-    per concurrency's worth of answers."""
+    per concurrency's worth of answers, and every one claims."""
     from defect.models import Defect
 
-    recorded = []
+    recorded, limits = [], []
     exchange = store.exchange
 
     def counted_exchange(**kwargs):
         recorded.append(len(kwargs["outcomes"]))
+        limits.append(kwargs["limit"])
         return exchange(**kwargs)
 
     monkeypatch.setattr(store, "exchange", counted_exchange)
@@ -185,6 +186,8 @@ def test_a_backlogs_rounds_each_record_as_many_answers_as_a_claim_takes(
     assert Event.objects.delivered().count() == 400
     assert sum(recorded) == 400
     assert statistics.median(recorded) >= 20  # recording every 4 answers: rounds of 4 to 8
+    # Each also tops the queue up, so that it never runs dry while a round records.
+    assert all(limit > 0 for limit, count in zip(limits, recorded, strict=True) if count)
 
 
 def test_an_answer_is_read_before_its_timeout_even_with_a_longer_poll_interval(
