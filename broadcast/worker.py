@@ -303,8 +303,8 @@ class Dispatcher:
         return at
 
     def _claims_held(self) -> bool:
-        """Whether a round would claim nothing now: the breaker is open (a down counter
-        server) or the queue is full (a slow one)."""
+        """Whether a round with no answers to record would claim nothing now: the breaker
+        is open (a down counter server) or the queue is full (a slow one)."""
         return self._breaker.open or len(self._queue) >= self._low_water
 
     def _claims_resume_at(self) -> float:
