@@ -7,10 +7,10 @@ import urllib.request
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
 from broadcast import metrics
-from broadcast.metrics import DispatcherMetrics
+from broadcast.metrics import LATENCY_BUCKETS, DispatcherMetrics, RoundHistogram
 from tests.helpers import ROOT
 
 NAMES = (
@@ -61,6 +61,38 @@ def test_a_clock_step_back_is_not_a_negative_latency(dispatcher_metrics):
     dispatcher_metrics.record_round(delivered=1, latencies=[-0.5])
     assert value(dispatcher_metrics, "broadcast_delivery_latency_seconds_sum") == 0
     assert value(dispatcher_metrics, "broadcast_delivery_latency_seconds_bucket", le="0.005") == 1
+
+
+def test_a_round_histogram_counts_as_prometheus_clients_histogram():
+    """Rounds folded at once give the samples that observing each value gives: bounds
+    included in their bucket, negatives as zero."""
+    rounds = [
+        [0.005, 0.0051, -0.2, 3600.0, 3600.5, 0.0],
+        [],
+        [0.01 * i for i in range(300)] + [float(b) for b in LATENCY_BUCKETS],
+    ]
+    folded, observed = CollectorRegistry(), CollectorRegistry()
+    histogram = RoundHistogram("h", "h", LATENCY_BUCKETS, folded)
+    reference = Histogram("h", "h", buckets=LATENCY_BUCKETS, registry=observed)
+    for values in rounds:
+        histogram.observe_all(values)
+        for seconds in values:
+            reference.observe(max(0.0, seconds))
+        expected = _samples(observed)
+        assert _samples(folded).keys() == expected.keys()
+        for name, count in _samples(folded).items():
+            assert count == pytest.approx(expected[name]), name
+    assert folded.get_sample_value("h_count") == 6 + 300 + len(LATENCY_BUCKETS)
+
+
+def _samples(registry: CollectorRegistry) -> dict:
+    """Every sample but `_created` (a `RoundHistogram` has none), by name and labels."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
 
 
 def test_gauges_follow_the_latest_value(dispatcher_metrics):
