@@ -160,7 +160,9 @@ def _postgresql_claim_sql() -> str:
     The events are picked in a MATERIALIZED common table expression, which
     runs once: PostgreSQL may run a subquery under `IN (...)` again for each
     row it updates, and each run would lock more rows than the LIMIT (a known
-    trap of SKIP LOCKED queues).
+    trap of SKIP LOCKED queues). The UPDATE finds them by primary key (`= ANY` of
+    their array): as a join, `IN (SELECT ...)` was planned as a scan of the whole
+    table once the claim's LIMIT was a sizeable share of it (bench/ANALYSIS.md).
     It returns the key as text in the UUID's hyphenated form, the payload as
     its JSON text and the creation time as Unix seconds (a float), so that
     nothing is decoded per event to send it or to time its delivery. Only the
@@ -171,7 +173,7 @@ def _postgresql_claim_sql() -> str:
     return (
         f"WITH picked AS MATERIALIZED ({due_sql('postgresql')} LIMIT %s FOR UPDATE SKIP LOCKED) "  # noqa: S608
         f"UPDATE {_table()} SET available_at = %s, claimed_by = %s "
-        "WHERE id IN (SELECT id FROM picked) "
+        "WHERE id = ANY(ARRAY(SELECT id FROM picked)) "
         f"RETURNING id, CAST(key AS text), CAST(payload AS text), attempts, {created}"
     )
 
@@ -333,7 +335,7 @@ def _deliver_and_claim(
             _deliver_and_claim_sql(),
             [Status.DELIVERED, _db_time(now), delivered, Status.DELIVERED,
              Status.PENDING, _db_time(now), limit,
-             _db_time(now + datetime.timedelta(seconds=lease)), owner, delivered],
+             _db_time(now + datetime.timedelta(seconds=lease)), owner],
         )  # fmt: skip
         rows = cursor.fetchall()
     return _claimed(rows)
@@ -341,15 +343,20 @@ def _deliver_and_claim(
 
 @functools.cache
 def _deliver_and_claim_sql() -> str:
-    """_postgresql_claim_sql() with the record of deliveries as a data-modifying CTE."""
+    """_postgresql_claim_sql() with the record of deliveries as a data-modifying CTE.
+
+    The claim leaves out the ids that CTE returns, through a subquery that
+    PostgreSQL hashes once; `id <> ALL(<the ids>)` was compared with each
+    id in turn for each row claimed (bench/ANALYSIS.md).
+    """
     table = _table()
     claim = _postgresql_claim_sql().removeprefix("WITH ")
     returning = claim.index(" RETURNING ")
     return (
         f"WITH delivered AS (UPDATE {table} SET status = %s, delivered_at = %s, "  # noqa: S608
         "attempts = attempts + 1, claimed_by = '', last_error = '' "
-        "WHERE id = ANY(%s::bigint[]) AND status <> %s), "
-        f"{claim[:returning]} AND id <> ALL(%s::bigint[]){claim[returning:]}"
+        "WHERE id = ANY(%s::bigint[]) AND status <> %s RETURNING id), "
+        f"{claim[:returning]} AND id NOT IN (SELECT id FROM delivered){claim[returning:]}"
     )
 
 
