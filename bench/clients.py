@@ -195,7 +195,7 @@ if __name__ == "__main__":
     main()
     # The figures are out: end without the interpreter's finalization, during
     # which pyreqwest's runtime threads now and then still touch the GIL and
-    # abort the process ("PyGILState_Release: thread state ... must be current",
-    # about one run in 25 here), which failed the whole benchmark.
+    # abort the process ("PyGILState_Release: thread state ... must be current"),
+    # which failed the whole benchmark.
     sys.stdout.flush()
     os._exit(0)

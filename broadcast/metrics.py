@@ -48,17 +48,27 @@ class RoundHistogram(Collector):
     """A Prometheus histogram that takes a round's observations at once (`observe_all`).
 
     prometheus-client's `Histogram` has only a per-value `observe`, which scans
-    the buckets and takes two locks for each: the largest per-event cost left
-    in a drain's Python (bench/ANALYSIS.md). Here a round's values are sorted
-    once and each bucket's count found by bisection; the samples are exported
-    through the library's public collector API, as `Histogram` exports them (but
-    for its `_created`). A value below zero (the wall clock stepped back) counts
-    as zero.
+    the buckets and takes two locks for each, a per-event cost in a drain's
+    profile (bench/ANALYSIS.md). Here a round's values are sorted once and each
+    bucket's count found by bisection; they are exported through the
+    library's public collector API, as `Histogram` exports them (the same
+    counts, the sum to rounding; no `_created`). A value below zero (the wall
+    clock stepped back) or not a number counts as zero, as `observe(max(0, v))`.
     """
 
-    def __init__(self, name: str, documentation: str, buckets: Iterable[float], registry) -> None:
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        buckets: Iterable[float],
+        registry: CollectorRegistry,
+    ) -> None:
         self._name, self._documentation = name, documentation
-        self._bounds = [*buckets, math.inf]
+        self._bounds = [float(bound) for bound in buckets]
+        if self._bounds != sorted(self._bounds):
+            raise ValueError("Buckets not in sorted order")
+        if not self._bounds or self._bounds[-1] != math.inf:
+            self._bounds.append(math.inf)
         self._cumulative = [0] * len(self._bounds)  # observations <= each bound
         self._sum = 0.0
         self._lock = threading.Lock()  # folds on the loop thread, reads on the server's
@@ -66,14 +76,13 @@ class RoundHistogram(Collector):
 
     def observe_all(self, values: Iterable[float]) -> None:
         """Add every value of `values` (seconds) to the histogram."""
-        ordered = sorted(values)
+        ordered = sorted(value if value > 0.0 else 0.0 for value in values)  # NaN too
         if not ordered:
             return
-        positive = ordered[bisect.bisect_right(ordered, 0.0) :]
         with self._lock:
             for i, bound in enumerate(self._bounds):
                 self._cumulative[i] += bisect.bisect_right(ordered, bound)
-            self._sum += math.fsum(positive)
+            self._sum += math.fsum(ordered)
 
     def describe(self) -> Iterator[HistogramMetricFamily]:
         """The metric's name and type, for the registry's duplicate check."""

@@ -114,8 +114,8 @@ def _claim_on_sqlite(
     cursor.execute(lease, [leased_until, owner, ids])
     rows = json.loads(rows)
     rows.sort()  # json_group_array() keeps no order
-    # The key's 32 hex digits hyphenated here: in SQL, substr() and || cost
-    # twice as much per event (bench/ANALYSIS.md).
+    # The key's 32 hex digits hyphenated here: substr() and || in the SELECT
+    # cost more per event (bench/ANALYSIS.md).
     return [
         Claimed(id_, f"{key[:8]}-{key[8:12]}-{key[12:16]}-{key[16:20]}-{key[20:]}", *rest)
         for id_, key, *rest in rows
@@ -346,8 +346,11 @@ def _deliver_and_claim_sql() -> str:
     """_postgresql_claim_sql() with the record of deliveries as a data-modifying CTE.
 
     The claim leaves out the ids that CTE returns, through a subquery that
-    PostgreSQL hashes once; `id <> ALL(<the ids>)` was compared with each
-    id in turn for each row claimed (bench/ANALYSIS.md).
+    PostgreSQL hashes once (a round's few hundred ids fit in `work_mem`);
+    `id <> ALL(<the ids>)` compared each row claimed with every id in turn
+    (bench/ANALYSIS.md). A data-modifying CTE runs to completion whether or
+    not the query reads it, so the deliveries are recorded even when nothing
+    is due.
     """
     table = _table()
     claim = _postgresql_claim_sql().removeprefix("WITH ")

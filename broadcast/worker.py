@@ -510,8 +510,6 @@ class Dispatcher:
 
     def _send(self, client: CounterClient, now: float) -> None:
         queue, guard = self._queue, self.config.request_timeout
-        # Asked once here, not per event (a Signer's truth is a Python call).
-        sign = self.config.signer.header_lines if self.config.signer else None
         if self.paused:
             # Nothing is sent while paused: the claims go back at the next round.
             self._unsent += [event.id for _, event in queue]
@@ -519,6 +517,8 @@ class Dispatcher:
             return
         if now < self._hold_until or not queue:
             return
+        # Asked once here, not per event (a Signer's truth is a Python call).
+        sign = self.config.signer.header_lines if self.config.signer else None
         budget = min(client.free, len(queue))
         if self._bucket.limited:
             budget = self._bucket.grant(budget)

@@ -146,6 +146,17 @@ def test_exchange_never_claims_back_an_event_it_records_as_delivered(user):
     assert [c.id for c in again] == list(Event.objects.pending().values_list("id", flat=True))
 
 
+def test_exchange_records_its_deliveries_when_nothing_is_due(user):
+    """On PostgreSQL the claim reads the deliveries' CTE only for rows it considers:
+    with nothing due, they are recorded all the same."""
+    defect_create(user=user, comment="a")
+    (claimed,) = store.claim(owner="A", limit=10, lease=60)
+    again = store.exchange(owner="A", outcomes=[(claimed, DELIVERED, None)], limit=10, lease=60)
+    assert again == []
+    event = Event.objects.get(pk=claimed.id)
+    assert (event.status, event.attempts, event.claimed_by) == (Status.DELIVERED, 1, "")
+
+
 def test_exchange_records_retries_and_deliveries_and_claims_in_one_round(user):
     defect_create(user=user, comment="a")
     defect_create(user=user, comment="b")
