@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from django.db import close_old_connections, connection
 
-from broadcast import store
+from broadcast import sessions, store
 
 T = TypeVar("T")
 
@@ -57,7 +57,9 @@ class DatabaseCalls:
 
     def __init__(self) -> None:
         self._thread = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="broadcast-db", initializer=store.on_database_thread
+            max_workers=1,
+            thread_name_prefix="broadcast-db",
+            initializer=sessions.on_database_thread,
         )
         self._thread_check = _ConnectionCheck()
         self._here_check = _ConnectionCheck()
@@ -78,7 +80,7 @@ class DatabaseCalls:
         self._here_check()
         self._opened_here |= connection.connection is None
         try:
-            with store.dispatcher_connection():
+            with sessions.dispatcher_connection():
                 future.set_result(function(**kwargs))
         except Exception as exc:  # as the database thread's future would hold it
             future.set_exception(exc)

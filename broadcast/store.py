@@ -24,15 +24,12 @@ import contextlib
 import datetime
 import functools
 import json
-import threading
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
-from django.db.backends.signals import connection_created
 from django.db.backends.utils import CursorWrapper
-from django.dispatch import receiver
 from django.utils import timezone
 
 from broadcast.client import Outcome, Result
@@ -394,51 +391,3 @@ def release(
 def close() -> None:
     """Close this thread's database connection (the dispatcher's DB thread, at exit)."""
     connection.close()
-
-
-_database_thread = threading.local()
-
-
-def on_database_thread() -> None:
-    """Mark the calling thread as a dispatcher's database thread (its executor's initializer).
-
-    Its connections then commit without waiting for a sync to disk, whatever
-    the settings: `synchronous=NORMAL` on SQLite (whatever SQLITE_SYNCHRONOUS
-    says), `synchronous_commit = off` on PostgreSQL. Everything a dispatcher
-    writes is redone if a power cut or a database crash undoes it (a lease or
-    a delivery lost means the event is sent again, and the receiver dedupes it
-    by key; a retry's schedule, a failure or a pause is met again at the next
-    attempt). The outbox rows themselves are written by the web side, which
-    keeps its sync; and since the log is written in order, a later synced
-    commit makes the dispatcher's earlier ones durable too. What it saves, a
-    sync and the wait for it at each of a trickle's rounds: bench/ANALYSIS.md.
-    """
-    _database_thread.redoable = True
-
-
-@contextlib.contextmanager
-def dispatcher_connection():
-    """Within it, this thread's new connection commits as a database thread's does
-    (`on_database_thread`): for rounds the dispatcher's loop runs itself."""
-    before = getattr(_database_thread, "redoable", False)
-    _database_thread.redoable = True
-    try:
-        yield
-    finally:
-        _database_thread.redoable = before
-
-
-# How a dispatcher's connection commits without waiting for a sync (on_database_thread).
-# On PostgreSQL a session setting, as Django's own time zone is.
-_REDOABLE_COMMITS = {
-    "sqlite": "PRAGMA synchronous=NORMAL",
-    "postgresql": "SET synchronous_commit = off",
-}
-
-
-@receiver(connection_created)
-def _commit_redoably(sender, connection, **kwargs) -> None:
-    statement = _REDOABLE_COMMITS.get(connection.vendor)
-    if statement and getattr(_database_thread, "redoable", False):
-        with connection.cursor() as cursor:
-            cursor.execute(statement)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import repeat
 
-from broadcast import control, metrics, store
+from broadcast import control, metrics, sessions, store
 from broadcast.breaker import Breaker
 from broadcast.client import DELIVERED, GONE, HOLD_STATUSES, CounterClient, Outcome, Result
 from broadcast.conf import Config
@@ -389,7 +389,8 @@ class Dispatcher:
         )
         # Retention never while due events wait: only after a claim found none.
         if retention and not paused and limit > 0 and not claimed:
-            pruned = prune_delivered(days=self.config.retention_days, now=now)
+            with sessions.custom_plans():  # its plan depends on its cutoff
+                pruned = prune_delivered(days=self.config.retention_days, now=now)
             if pruned:
                 logger.info("Pruned %d delivered events older than %g days", pruned,
                             self.config.retention_days)  # fmt: skip

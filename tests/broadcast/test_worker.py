@@ -476,50 +476,6 @@ def test_a_trickles_answers_are_collected_together_not_each_at_a_wake_up(
     assert collected == [3]
 
 
-# How a connection commits: its query, a dispatcher's answer, the web's (the default).
-SYNC_SETTINGS = {
-    "sqlite": ("PRAGMA synchronous", 1, 2),  # NORMAL, FULL
-    "postgresql": ("SHOW synchronous_commit", "off", "on"),
-}
-
-
-def test_the_dispatchers_connections_commit_without_waiting_for_a_sync_and_the_webs_with(
-    scripted_server, user, monkeypatch
-):
-    """What a dispatcher writes is redone if a crash undoes it (store.on_database_thread):
-    its rounds, on the loop's connection and on the database thread's, run at SQLite's
-    synchronous=NORMAL or PostgreSQL's synchronous_commit = off; other connections keep
-    the default."""
-    query, redoable, synced = SYNC_SETTINGS[connection.vendor]
-
-    def setting():
-        with connection.cursor() as cursor:
-            cursor.execute(query)
-            return cursor.fetchone()[0]
-
-    during_rounds = []
-    exchange = store.exchange
-
-    def watched_exchange(**kwargs):
-        during_rounds.append((threading.current_thread().name, setting()))
-        return exchange(**kwargs)
-
-    monkeypatch.setattr(store, "exchange", watched_exchange)
-    for i in range(30):
-        defect_create(user=user, comment=str(i))
-    # In a thread of its own, as `manage.py broadcast`: its loop's rounds (the first,
-    # nothing queued) on a connection it opens, the others on its database thread.
-    thread = threading.Thread(
-        target=deliver_once, args=(scripted_server.url,), kwargs={"batch_size": 10}
-    )
-    thread.start()
-    thread.join(30)
-    assert Event.objects.delivered().count() == 30
-    assert len({name for name, _ in during_rounds}) == 2
-    assert {value for _, value in during_rounds} == {redoable}
-    assert setting() == synced  # this test's connection, as the web's
-
-
 def test_a_round_with_nothing_to_send_meanwhile_runs_on_the_loop_the_others_on_the_db_thread(
     scripted_server, user, monkeypatch
 ):
