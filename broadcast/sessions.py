@@ -36,11 +36,12 @@ from django.dispatch import receiver
 
 _database_thread = threading.local()
 
+_GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
 # What a dispatcher's connection runs when it opens. On PostgreSQL session
 # settings, as Django's own time zone is.
 _DISPATCHER_SETUP = {
     "sqlite": ["PRAGMA synchronous=NORMAL"],
-    "postgresql": ["SET synchronous_commit = off", "SET plan_cache_mode = force_generic_plan"],
+    "postgresql": ["SET synchronous_commit = off", _GENERIC_PLANS],
 }
 
 
@@ -76,7 +77,7 @@ def custom_plans() -> Iterator[None]:
         yield
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("SET plan_cache_mode = force_generic_plan")
+            cursor.execute(_GENERIC_PLANS)
 
 
 @receiver(connection_created)
