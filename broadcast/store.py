@@ -83,7 +83,7 @@ def _claim_with(
     cursor: CursorWrapper, *, owner: str, limit: int, lease: float, now: datetime.datetime
 ) -> list[Claimed]:
     """The claim's statement (two on SQLite), run on `cursor`."""
-    leased_until = _db_time(now + datetime.timedelta(seconds=lease))
+    leased_until = _lease_end(now, lease)
     if connection.vendor == "sqlite":
         return _claim_on_sqlite(cursor, owner, limit, leased_until, now)
     cursor.execute(
@@ -205,6 +205,11 @@ def _sqlite_claim_sql() -> tuple[str, str]:
 def _db_time(value: datetime.datetime):
     """A datetime as this database stores it (SQLite: text in UTC)."""
     return connection.ops.adapt_datetimefield_value(value)
+
+
+def _lease_end(now: datetime.datetime, lease: float):
+    """When a claim made at `now` runs out, as this database stores it."""
+    return _db_time(now + datetime.timedelta(seconds=lease))
 
 
 def record(*, owner: str, outcomes: Outcomes, now: datetime.datetime | None = None) -> None:
@@ -332,7 +337,7 @@ def _deliver_and_claim(
             _deliver_and_claim_sql(),
             [Status.DELIVERED, _db_time(now), delivered, Status.DELIVERED,
              Status.PENDING, _db_time(now), limit,
-             _db_time(now + datetime.timedelta(seconds=lease)), owner],
+             _lease_end(now, lease), owner],
         )  # fmt: skip
         rows = cursor.fetchall()
     return _claimed(rows)
