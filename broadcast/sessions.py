@@ -24,6 +24,11 @@ dispatcher's work, whatever the settings:
   planned the round afresh every time (bench/ANALYSIS.md). Retention's
   query is the one whose plan does depend on its values (its cutoff selects
   none of the rows or all of them): it runs within `custom_plans()`.
+
+On PostgreSQL the round's statement also runs on a cursor kept from one round
+to the next (`kept_cursor`): `connection.cursor()` sets up a psycopg cursor
+and tears it down again, which after the loop's sleep was a large share of a
+trickle's round (bench/ANALYSIS.md). On SQLite a cursor costs next to nothing.
 """
 
 import contextlib
@@ -32,9 +37,11 @@ from collections.abc import Iterator
 
 from django.db import connection
 from django.db.backends.signals import connection_created
+from django.db.backends.utils import CursorWrapper
 from django.dispatch import receiver
 
 _database_thread = threading.local()
+_kept = threading.local()  # this thread's kept DB-API cursor, and the connection it is on
 
 _GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
 # What a dispatcher's connection runs when it opens. On PostgreSQL session
@@ -78,6 +85,27 @@ def custom_plans() -> Iterator[None]:
     finally:
         with connection.cursor() as cursor:
             cursor.execute(_GENERIC_PLANS)
+
+
+def kept_cursor() -> CursorWrapper:
+    """A cursor of this thread's connection whose DB-API cursor is kept from one call to
+    the next (a new one once the connection is new). Do not close it.
+
+    It is wrapped as `connection.cursor()` wraps a new one, at each call, so
+    query logging, execute wrappers and error translation behave the same. What
+    is saved is the DB-API cursor's set-up and tear-down (psycopg's adapters and
+    its transformer's caches).
+    """
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    if getattr(_kept, "connection", None) is not connection.connection:
+        with connection.wrap_database_errors:
+            _kept.cursor = connection.create_cursor()
+        _kept.connection = connection.connection
+    connection.validate_thread_sharing()
+    if connection.queries_logged:
+        return connection.make_debug_cursor(_kept.cursor)
+    return connection.make_cursor(_kept.cursor)
 
 
 @receiver(connection_created)

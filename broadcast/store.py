@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
+from broadcast import sessions
 from broadcast.client import Outcome, Result
 from broadcast.models import Event, Status
 from broadcast.services import wake_dispatchers
@@ -332,15 +333,14 @@ def _deliver_and_claim(
     parts never touch the same row (a statement must not update a row twice):
     the claim leaves out the delivered ids, which are still leased to us anyway.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _deliver_and_claim_sql(),
-            [Status.DELIVERED, _db_time(now), delivered, Status.DELIVERED,
-             Status.PENDING, _db_time(now), limit,
-             _lease_end(now, lease), owner],
-        )  # fmt: skip
-        rows = cursor.fetchall()
-    return _claimed(rows)
+    cursor = sessions.kept_cursor()  # it runs at every round
+    cursor.execute(
+        _deliver_and_claim_sql(),
+        [Status.DELIVERED, _db_time(now), delivered, Status.DELIVERED,
+         Status.PENDING, _db_time(now), limit,
+         _lease_end(now, lease), owner],
+    )  # fmt: skip
+    return _claimed(cursor.fetchall())
 
 
 @functools.cache

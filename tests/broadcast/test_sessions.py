@@ -4,8 +4,10 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from broadcast import sessions, store, worker
+from broadcast.client import DELIVERED
 from broadcast.models import Event
 from broadcast.services import events_enqueue
 from defect.services import defect_create
@@ -103,3 +105,60 @@ def test_custom_plans_changes_nothing_on_a_connection_that_is_not_a_dispatchers(
     with sessions.custom_plans():
         assert _session_settings() == webs
     assert _session_settings() == webs
+
+
+def test_a_kept_cursor_is_the_same_db_api_cursor_until_the_connection_is_new():
+    first = sessions.kept_cursor()
+    assert sessions.kept_cursor().cursor is first.cursor
+    connection.close()
+    again = sessions.kept_cursor()
+    assert again.cursor is not first.cursor
+    again.execute("SELECT 1")
+    assert again.fetchone() == (1,)
+
+
+def test_a_kept_cursor_is_this_threads():
+    mine = sessions.kept_cursor().cursor
+    theirs = []
+
+    def other_thread():
+        theirs.append(sessions.kept_cursor().cursor)
+        connection.close()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(10)
+    assert theirs and theirs[0] is not mine
+    assert sessions.kept_cursor().cursor is mine
+
+
+def test_a_kept_cursor_logs_its_queries_as_any_cursor():
+    """It is wrapped afresh at each call, so a query log opened after it was made sees it."""
+    sessions.kept_cursor()
+    with CaptureQueriesContext(connection) as captured:
+        sessions.kept_cursor().execute("SELECT 2")
+    assert [query["sql"] for query in captured] == ["SELECT 2"]
+
+
+def test_postgresqls_rounds_run_on_one_kept_cursor():
+    """sessions.kept_cursor: each round on PostgreSQL is one statement, on the same
+    DB-API cursor; on SQLite a round's statements share a cursor of its own."""
+    per_round = []
+
+    def watch(execute, sql, params, many, context):
+        if "broadcast_event" in sql:  # not SQLite's BEGIN
+            per_round[-1].add(context["cursor"].cursor)
+        return execute(sql, params, many, context)
+
+    claimed = []
+    for _ in range(3):
+        events_enqueue(payloads=[{"user": 1, "action": "create"}] * 2)
+        per_round.append(set())
+        answered = [(event, DELIVERED, None) for event in claimed]
+        with connection.execute_wrapper(watch):
+            claimed = store.exchange(owner="o", outcomes=answered, limit=10, lease=60)
+    assert Event.objects.delivered().count() == 4
+    recording = per_round[1:]  # the first round, with nothing to record, only claims
+    assert [len(cursors) for cursors in recording] == [1, 1]
+    kept = connection.vendor == "postgresql"
+    assert (recording[0] == recording[1]) is kept
