@@ -35,7 +35,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.signals import connection_created
 from django.db.backends.utils import CursorWrapper
 from django.dispatch import receiver
@@ -96,16 +96,18 @@ def kept_cursor() -> CursorWrapper:
     is saved is the DB-API cursor's set-up and tear-down (psycopg's adapters and
     its transformer's caches).
     """
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    if getattr(_kept, "connection", None) is not connection.connection:
-        with connection.wrap_database_errors:
-            _kept.cursor = connection.create_cursor()
-        _kept.connection = connection.connection
-    connection.validate_thread_sharing()
-    if connection.queries_logged:
-        return connection.make_debug_cursor(_kept.cursor)
-    return connection.make_cursor(_kept.cursor)
+    # `connection` looks this thread's connection up at every attribute: once here.
+    db = connections[DEFAULT_DB_ALIAS]
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    if getattr(_kept, "connection", None) is not db.connection:
+        with db.wrap_database_errors:
+            _kept.cursor = db.create_cursor()
+        _kept.connection = db.connection
+    db.validate_thread_sharing()
+    if db.queries_logged:
+        return db.make_debug_cursor(_kept.cursor)
+    return db.make_cursor(_kept.cursor)
 
 
 @receiver(connection_created)

@@ -334,11 +334,11 @@ def _deliver_and_claim(
     the claim leaves out the delivered ids, which are still leased to us anyway.
     """
     cursor = sessions.kept_cursor()  # it runs at every round
+    at = _db_time(now)
     cursor.execute(
         _deliver_and_claim_sql(),
-        [Status.DELIVERED, _db_time(now), delivered, Status.DELIVERED,
-         Status.PENDING, _db_time(now), limit,
-         _lease_end(now, lease), owner],
+        [Status.DELIVERED, at, delivered, Status.DELIVERED,
+         Status.PENDING, at, limit, _lease_end(now, lease), owner],
     )  # fmt: skip
     return _claimed(cursor.fetchall())
 
