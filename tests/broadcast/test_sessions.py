@@ -140,7 +140,7 @@ def test_a_kept_cursor_logs_its_queries_as_any_cursor():
     assert [query["sql"] for query in captured] == ["SELECT 2"]
 
 
-def test_postgresqls_rounds_run_on_one_kept_cursor():
+def test_a_round_runs_on_the_kept_cursor_on_postgresql_and_on_its_own_on_sqlite():
     """sessions.kept_cursor: each round on PostgreSQL is one statement, on the same
     DB-API cursor; on SQLite a round's statements share a cursor of its own."""
     per_round = []
