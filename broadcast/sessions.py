@@ -89,18 +89,22 @@ def custom_plans() -> Iterator[None]:
 
 def kept_cursor() -> CursorWrapper:
     """A cursor of this thread's connection whose DB-API cursor is kept from one call to
-    the next (a new one once the connection is new). Do not close it.
+    the next (a new one once the connection is new, or if it was closed).
 
     It is wrapped as `connection.cursor()` wraps a new one, at each call, so
     query logging, execute wrappers and error translation behave the same. What
-    is saved is the DB-API cursor's set-up and tear-down (psycopg's adapters and
-    its transformer's caches).
+    is saved is the DB-API cursor's set-up and tear-down: psycopg's adapters,
+    and its transformer, which it keeps while the same query object runs again
+    (the round's SQL is built once). It keeps the time zone its connection had
+    when it was made, as the connection's own loaders do.
     """
-    # `connection` looks this thread's connection up at every attribute: once here.
+    # As BaseDatabaseWrapper._cursor() and _prepare_cursor() do (Django 5.2; check
+    # again on upgrade), but for create_cursor(). `connection` looks this thread's
+    # connection up at every attribute: once here.
     db = connections[DEFAULT_DB_ALIAS]
     db.close_if_health_check_failed()
     db.ensure_connection()
-    if getattr(_kept, "connection", None) is not db.connection:
+    if getattr(_kept, "connection", None) is not db.connection or _closed(_kept.cursor):
         with db.wrap_database_errors:
             _kept.cursor = db.create_cursor()
         _kept.connection = db.connection
@@ -108,6 +112,12 @@ def kept_cursor() -> CursorWrapper:
     if db.queries_logged:
         return db.make_debug_cursor(_kept.cursor)
     return db.make_cursor(_kept.cursor)
+
+
+def _closed(cursor) -> bool:
+    """Whether a DB-API cursor was closed: psycopg's say, sqlite3's do not (nor are
+    they kept: the round on SQLite makes its own)."""
+    return getattr(cursor, "closed", False)
 
 
 @receiver(connection_created)

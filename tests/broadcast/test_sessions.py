@@ -3,7 +3,7 @@
 import threading
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from broadcast import sessions, store, worker
@@ -115,6 +115,30 @@ def test_a_kept_cursor_is_the_same_db_api_cursor_until_the_connection_is_new():
     assert again.cursor is not first.cursor
     again.execute("SELECT 1")
     assert again.fetchone() == (1,)
+
+
+@pytest.mark.postgres
+def test_a_kept_cursor_closed_by_mistake_is_made_again():
+    first = sessions.kept_cursor()
+    first.close()
+    again = sessions.kept_cursor()
+    again.execute("SELECT 1")
+    assert again.fetchone() == (1,)
+    assert again.cursor is not first.cursor
+
+
+@pytest.mark.postgres
+def test_a_kept_cursor_is_made_again_once_its_broken_connection_is_replaced():
+    """A PostgreSQL restart: the round fails, the connection check replaces the
+    connection (broadcast/dbcalls.py), and the next round runs on a new cursor."""
+    first = sessions.kept_cursor()
+    with pytest.raises(OperationalError):
+        first.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    connection.close_if_unusable_or_obsolete()
+    again = sessions.kept_cursor()
+    again.execute("SELECT 1")
+    assert again.fetchone() == (1,)
+    assert again.cursor is not first.cursor
 
 
 def test_a_kept_cursor_is_this_threads():
