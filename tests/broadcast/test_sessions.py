@@ -111,20 +111,14 @@ def test_a_kept_cursor_is_the_same_db_api_cursor_until_the_connection_is_new():
     first = sessions.kept_cursor()
     assert sessions.kept_cursor().cursor is first.cursor
     connection.close()
-    again = sessions.kept_cursor()
-    assert again.cursor is not first.cursor
-    again.execute("SELECT 1")
-    assert again.fetchone() == (1,)
+    _assert_a_new_working_cursor_after(first)
 
 
 @pytest.mark.postgres
 def test_a_kept_cursor_closed_by_mistake_is_made_again():
     first = sessions.kept_cursor()
     first.close()
-    again = sessions.kept_cursor()
-    again.execute("SELECT 1")
-    assert again.fetchone() == (1,)
-    assert again.cursor is not first.cursor
+    _assert_a_new_working_cursor_after(first)
 
 
 @pytest.mark.postgres
@@ -135,10 +129,15 @@ def test_a_kept_cursor_is_made_again_once_its_broken_connection_is_replaced():
     with pytest.raises(OperationalError):
         first.execute("SELECT pg_terminate_backend(pg_backend_pid())")
     connection.close_if_unusable_or_obsolete()
+    _assert_a_new_working_cursor_after(first)
+
+
+def _assert_a_new_working_cursor_after(first) -> None:
+    """The next kept cursor is another DB-API cursor than `first`'s, and it works."""
     again = sessions.kept_cursor()
+    assert again.cursor is not first.cursor
     again.execute("SELECT 1")
     assert again.fetchone() == (1,)
-    assert again.cursor is not first.cursor
 
 
 def test_a_kept_cursor_is_this_threads():
