@@ -304,6 +304,34 @@ def test_a_full_queue_leaves_the_loop_asleep_until_answers_free_a_handle(
         assert not all(while_full)  # UNLISTEN while the queue was full
 
 
+def test_with_the_queue_full_answers_wait_to_be_recorded_until_a_claim_is_wanted(
+    scripted_server, user, monkeypatch
+):
+    """A slow counter server's answers trickle in while the queue is full: no round
+    records them a poll interval after each comes (it would claim nothing); the round
+    that records them comes once the queue needs topping up, a claim's worth of them
+    waits, or the slow poll comes."""
+    scripted_server.script = [Answer(200, delay=0.2)] * 8
+    for i in range(8):
+        defect_create(user=user, comment=str(i))
+    rounds = []  # (events queued, answers to record) as each round starts
+    start_round = Dispatcher._start_round
+
+    def noted(dispatcher, client, now):
+        rounds.append((len(dispatcher._queue), len(dispatcher._done)))
+        start_round(dispatcher, client, now)
+
+    monkeypatch.setattr(Dispatcher, "_start_round", noted)
+    # The first claim takes 8, sends 2 and queues 6; the low water mark is 4, max(2, 8 // 2).
+    deliver_once(scripted_server.url, concurrency=2, batch_size=8, poll_interval=0.01)
+
+    assert Event.objects.delivered().count() == 8
+    recording = [(queued, answers) for queued, answers in rounds if answers]
+    assert recording
+    # None while the queue was full, unless as many answers as a claim's worth waited.
+    assert all(queued < 4 or answers >= 4 for queued, answers in recording), rounds
+
+
 def test_a_dispatcher_survives_losing_its_database_connection(scripted_server, user, monkeypatch):
     dispatcher = Dispatcher(make_config(scripted_server.url))
     thread = threading.Thread(target=dispatcher.run)
