@@ -411,6 +411,43 @@ def under_load(runs: dict) -> list[str]:
     return ["## The dispatcher under target 1's load", "", *table(header, rows), ""]
 
 
+def beside_outages(runs: dict) -> list[str]:
+    """Target 4 down and slow: the machine the dispatcher took, warm-up and measured run."""
+    rows = []
+    for db, run in runs.items():
+        for name in ("down", "slow"):
+            for i, rep in enumerate(run["scenarios"].get(f"api_create_{name}", [])):
+                if "dispatcher_machine_share" not in rep:
+                    continue
+                shares = [
+                    rep[f"{prefix}{part}_machine_share"]
+                    for prefix in ("warm_up_", "")
+                    for part in ("dispatcher", "backend")
+                ]
+                rows.append([LABELS[db], name, i + 1, *(f"{100 * s:.1f}%" for s in shares)])
+    if not rows:
+        return []
+    header = [
+        "database",
+        "counter server",
+        "rep",
+        "warm-up: dispatcher",
+        "warm-up: its backends",
+        "measured run: dispatcher",
+        "measured run: its backends",
+    ]
+    return [
+        "## The dispatcher beside an outage (target 4)",
+        "",
+        "The share of the machine's cores (CPU seconds over cores times seconds, from "
+        "`/proc`) that the dispatcher took during the unmeasured warm-up run (its start, "
+        "the first failures, the queue filling up) and during the measured one.",
+        "",
+        *table(header, rows),
+        "",
+    ]
+
+
 def clients(runs: dict) -> list[str]:
     sqlite = runs.get("sqlite", {}).get("scenarios", {})
     found = {
@@ -509,6 +546,7 @@ def write(machine: dict, runs: dict) -> None:
         *delivery(runs, plots),
         *drains(runs, plots),
         *under_load(runs),
+        *beside_outages(runs),
         *clients(runs),
         *profiles(machine, runs),
     ]

@@ -4,11 +4,13 @@ Per repetition, back to back: the floor's create and the API's with no
 dispatcher; then one dispatcher delivering to the healthy counter server while
 the floor's create, the API's (8 clients: target 1's load) and the API's with
 one client run; then the API's with the dispatcher delivering to a port nothing
-listens on, and to a server answering after 2 s; then the two lists.
-Each create run starts with an empty outbox.
+listens on, and to a server answering after 2 s, each after a warm-up run of its
+own; then the two lists. Each create run starts with an empty outbox, but for
+those two, which follow their warm-up's events.
 """
 
 import json
+import os
 import time
 
 from django.utils import timezone
@@ -28,18 +30,20 @@ CREATE_BODY = json.dumps({"comment": "Pantograph carbon strip worn, car 3"})
 
 
 def create(bench, path: str, *, connections: int = 8, seconds: float = config.SECONDS,
-           web=None) -> dict:  # fmt: skip
-    """One create run (on `web`, else the shared server); adds the web workers' CPU per
-    creation served, from /proc."""
+           web=None, clear: bool = True) -> dict:  # fmt: skip
+    """One create run (on `web`, else the shared server) on an empty outbox (`clear`) or
+    after what is in it; adds the web workers' CPU per creation served, from /proc."""
     web = web or bench.web
-    clear_events()
+    if clear:
+        clear_events()
+    already = event_count()
     workers = procs.children(web.pid)
     cpu_before = total_cpu_seconds(workers)
     token = bench.token if path.startswith("/api/") else None
     result = wrk(web.base + path, seconds=seconds, method="POST", body=CREATE_BODY,
                  token=token, connections=connections)  # fmt: skip
     cpu = total_cpu_seconds(workers) - cpu_before
-    served = event_count()  # wrk's last in-flight requests are served too
+    served = event_count() - already  # wrk's last in-flight requests are served too
     result |= {"created": served, "web_cpu_ms_per_create": 1000 * cpu / max(served, 1)}
     return result
 
@@ -59,7 +63,7 @@ def run(bench) -> None:
             for name, url in (("down", down_url), ("slow", f"http://127.0.0.1:{slow_port}/")):
                 dispatcher = start_dispatcher(bench, url, f"{name}-{rep}")
                 try:
-                    bench.record(f"api_create_{name}", create(bench, "/api/defects"))
+                    bench.record(f"api_create_{name}", beside_an_outage(bench, dispatcher))
                 finally:
                     procs.stop(dispatcher)
             lists(bench)
@@ -68,6 +72,38 @@ def run(bench) -> None:
         clear_events()
     workers = procs.children(bench.web.pid)
     bench.out["web_workers_memory"] = [procs.memory_mb(pid) for pid in workers]
+
+
+def beside_an_outage(bench, dispatcher) -> dict:
+    """Target 4 with the counter server down or slow: the API's create beside `dispatcher`
+    once it is in the outage's steady state, after a warm-up run that is not measured.
+
+    The warm-up takes the dispatcher's start-up, its first failures and the breaker's
+    opening (down), or its queue filling up (slow): as in the healthy case, whose
+    dispatcher starts before the floor's run. Adds the share of the machine's cores
+    that the dispatcher (and its PostgreSQL backends) took over each run, from /proc.
+    No event is deleted under the dispatcher: the run counts the events it adds.
+    """
+    _, warm_up = taken_by(dispatcher, lambda: create(bench, "/api/defects", clear=False,
+                                                     seconds=config.SHORT_SECONDS))  # fmt: skip
+    result, share = taken_by(dispatcher, lambda: create(bench, "/api/defects", clear=False))
+    return result | share | {f"warm_up_{key}": value for key, value in warm_up.items()}
+
+
+def taken_by(dispatcher, run) -> tuple[dict, dict]:
+    """`run()`'s result, and the share of the machine's cores that `dispatcher` and its
+    PostgreSQL backends used over it (from /proc)."""
+    meter = BackendMeter(dispatcher.application_name)
+    meter.sample(discover=True)
+    before = cpu_seconds(dispatcher.pid) or 0.0
+    result = run()
+    meter.sample()
+    spent = (cpu_seconds(dispatcher.pid) or 0.0) - before
+    machine = (os.cpu_count() or 1) * result["seconds"]
+    return result, {
+        "dispatcher_machine_share": spent / machine,
+        "backend_machine_share": meter.seconds() / machine,
+    }
 
 
 def lists(bench) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from bench import counterlog, procs
 from bench.cpu import cpu_seconds, total_cpu_seconds
+from bench.report import beside_outages
 from bench.targets import Target, ratios, targets
 
 BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
@@ -84,6 +85,16 @@ def test_target_8_adds_the_backends_cpu_and_6_divides_by_the_capacity():
     assert found[(6, "drain, one dispatcher / counter capacity (wrk, same connections)")] == [
         pytest.approx(0.7)
     ]
+
+
+def test_the_outage_table_shows_each_share_of_the_machine_and_skips_older_results():
+    shares = {"warm_up_dispatcher_machine_share": 0.0674, "warm_up_backend_machine_share": 0.0,
+              "dispatcher_machine_share": 0.005, "backend_machine_share": 0.0012}  # fmt: skip
+    run = run_of(api_create_down=[shares], api_create_slow=[{"rps": 200}])
+    lines = beside_outages({"postgresql": run})
+    rows = [line for line in lines if line.startswith("| PostgreSQL")]
+    assert rows == ["| PostgreSQL | down | 1 | 6.7% | 0.0% | 0.5% | 0.1% |"]
+    assert beside_outages({"sqlite": run_of(api_create_down=[{"rps": 200}])}) == []
 
 
 @pytest.mark.django_db
