@@ -11,7 +11,6 @@ import json
 import statistics
 from pathlib import Path
 
-from bench import plots as plot
 from bench.targets import LABELS, per_rep, ratios, targets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -534,6 +533,10 @@ def profiles(machine: dict, runs: dict) -> list[str]:
 
 def write(machine: dict, runs: dict) -> None:
     """BENCHMARKS.md and its plots."""
+    # matplotlib is the bench group's (`make bench`), not the tests': the tables are
+    # importable without it.
+    from bench import plots as plot
+
     plots = plot.all_plots(runs, SCENARIOS)
     md = [
         *header(machine, targets(runs)),
