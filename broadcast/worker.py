@@ -96,8 +96,9 @@ class Dispatcher:
     a NOTIFY or the poll interval comes (a slow poll while LISTEN is up; on
     SQLite only if the probe, broadcast/probe.py, finds something due), when a
     retry of ours falls due, a poll interval after the last round if answers
-    wait to be recorded, or at once after a claim that got all it asked for. Claims
-    are leases (60 s by default), far longer than a batch stays in the queue.
+    wait to be recorded (the slow poll's, while the queue is full), or at once after a
+    claim that got all it asked for. Claims are leases (60 s by default), far longer
+    than a batch stays in the queue.
     """
 
     def __init__(self, config: Config) -> None:
@@ -295,15 +296,18 @@ class Dispatcher:
     def _next_round_at(self) -> float:
         """When the next round starts unless something wakes the loop first."""
         at = min(self._next_round, self._next_retry)
-        if self._done and not self._queue_full():
-            # Answers to record: no later than a poll interval after the last round.
-            at = min(at, self._last_round + self.config.poll_interval)
-        elif not self.paused and self._claims_held():
-            # Nothing to claim: no poll, no probe until then. Answers that trickle in
-            # meanwhile (a slow counter server's, the queue full) wait for the slow
-            # poll, so that one round records them rather than twenty that each record
-            # one or two and claim nothing (bench/ANALYSIS.md).
-            at = max(at, self._claims_resume_at())
+        if self._done and self._queue_full():
+            # Answers trickling in beside a full queue (a slow counter server's): a round
+            # would record one or two and claim little or nothing, so they wait for the
+            # slow poll, unless a claim's worth of them waits first (_round_wanted) or
+            # the queue falls below the low water mark: a round a second rather than
+            # twenty (bench/ANALYSIS.md).
+            return self._last_round + max(self.config.poll_interval, LISTENING_POLL_INTERVAL)
+        if self._done:  # answers to record: no later than a poll interval after the last round
+            return min(at, self._last_round + self.config.poll_interval)
+        if not self.paused and self._claims_held():
+            # Nothing to record and nothing to claim: no poll, no probe until then.
+            return max(at, self._claims_resume_at())
         return at
 
     def _queue_full(self) -> bool:

@@ -308,10 +308,10 @@ def test_with_the_queue_full_answers_wait_to_be_recorded_until_a_claim_is_wanted
     scripted_server, user, monkeypatch
 ):
     """A slow counter server's answers trickle in while the queue is full: no round
-    records them a poll interval after each comes (it would claim nothing); the round
-    that records them comes once the queue needs topping up, a claim's worth of them
-    waits, or the slow poll comes."""
-    scripted_server.script = [Answer(200, delay=0.2)] * 8
+    records them a poll interval after each comes (it would claim little or nothing);
+    the round that records them comes once the queue falls below the low water mark,
+    a claim's worth of them waits, or the slow poll (1 s) comes."""
+    scripted_server.script = [Answer(200, delay=0.1)] * 8
     for i in range(8):
         defect_create(user=user, comment=str(i))
     rounds = []  # (events queued, answers to record) as each round starts
