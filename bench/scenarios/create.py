@@ -84,22 +84,27 @@ def beside_an_outage(bench, dispatcher) -> dict:
     that the dispatcher (and its PostgreSQL backends) took over each run, from /proc.
     No event is deleted under the dispatcher: the run counts the events it adds.
     """
+    # Its backends may start during the warm-up (LISTEN, the first round): their whole life.
     _, warm_up = taken_by(dispatcher, lambda: create(bench, "/api/defects", clear=False,
-                                                     seconds=config.SHORT_SECONDS))  # fmt: skip
+                                                     seconds=config.SHORT_SECONDS),
+                          backends_from_start=True)  # fmt: skip
     result, share = taken_by(dispatcher, lambda: create(bench, "/api/defects", clear=False))
     return result | share | {f"warm_up_{key}": value for key, value in warm_up.items()}
 
 
-def taken_by(dispatcher, run) -> tuple[dict, dict]:
+def taken_by(dispatcher, run, *, backends_from_start: bool = False) -> tuple[dict, dict]:
     """`run()`'s result, and the share of the machine's cores that `dispatcher` and its
-    PostgreSQL backends used over it (from /proc)."""
-    meter = BackendMeter(dispatcher.application_name)
+    PostgreSQL backends used over it (from /proc; `backends_from_start`: each backend's
+    whole life, for backends that start with the dispatcher)."""
+    meter = BackendMeter(dispatcher.application_name, whole_life=backends_from_start)
     meter.sample(discover=True)
     before = cpu_seconds(dispatcher.pid) or 0.0
+    started = time.monotonic()
     result = run()
-    meter.sample()
+    elapsed = time.monotonic() - started
+    meter.sample(discover=True)
     spent = (cpu_seconds(dispatcher.pid) or 0.0) - before
-    machine = (os.cpu_count() or 1) * result["seconds"]
+    machine = (os.cpu_count() or 1) * elapsed
     return result, {
         "dispatcher_machine_share": spent / machine,
         "backend_machine_share": meter.seconds() / machine,
