@@ -295,7 +295,6 @@ class Dispatcher:
 
     def _next_round_at(self) -> float:
         """When the next round starts unless something wakes the loop first."""
-        at = min(self._next_round, self._next_retry)
         if self._done and self._queue_full():
             # Answers trickling in beside a full queue (a slow counter server's): a round
             # would record one or two and claim little or nothing, so they wait for the
@@ -303,6 +302,7 @@ class Dispatcher:
             # the queue falls below the low water mark: a round a second rather than
             # twenty (bench/ANALYSIS.md).
             return self._last_round + max(self.config.poll_interval, LISTENING_POLL_INTERVAL)
+        at = min(self._next_round, self._next_retry)
         if self._done:  # answers to record: no later than a poll interval after the last round
             return min(at, self._last_round + self.config.poll_interval)
         if not self.paused and self._claims_held():
