@@ -2,7 +2,6 @@
 serializer's create/update, or defect_delete) and serialize; the creator is
 passed in explicitly from request.user, never read from a thread-local."""
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.exceptions import NotFound
@@ -15,7 +14,7 @@ from defect.api.permissions import CreatorMayDelete
 from defect.api.serializers import DefectSerializer, ErrorSerializer, ValidationErrorSerializer
 from defect.models import Defect
 from defect.services import defect_delete
-from railfleet.api_errors import PayloadTooLarge
+from railfleet.api_errors import BodySizeLimitMixin
 
 BAD_REQUEST = OpenApiResponse(ValidationErrorSerializer, description="Invalid input.")
 UNAUTHORIZED = OpenApiResponse(ErrorSerializer, description="No or wrong credentials.")
@@ -23,7 +22,7 @@ NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No defect with this id
 FORBIDDEN = OpenApiResponse(ErrorSerializer, description="Only the creator may delete a defect.")
 
 
-class DefectAPIView(generics.GenericAPIView):
+class DefectAPIView(BodySizeLimitMixin, generics.GenericAPIView):
     serializer_class = DefectSerializer
     # JSON bodies only: in form data an empty field means "not given", which
     # the schema cannot say; the browsable API offers a JSON form instead.
@@ -34,21 +33,6 @@ class DefectAPIView(generics.GenericAPIView):
         return Defect.objects.select_related("user").only(
             "comment", "timestamp", "user", "user__username"
         )
-
-    def initial(self, request, *args, **kwargs):
-        """Refuse a body over DATA_UPLOAD_MAX_MEMORY_SIZE before anything reads it.
-
-        DRF's JSON parser reads the request stream directly, past Django's own
-        check of that setting (which guards only request.body and form data).
-        """
-        try:
-            length = int(request.headers.get("content-length") or 0)
-        except ValueError:
-            length = 0
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if limit is not None and length > limit:
-            raise PayloadTooLarge(f"Request body too large: the limit is {limit} bytes.")
-        super().initial(request, *args, **kwargs)
 
 
 @extend_schema_view(
