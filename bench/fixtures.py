@@ -10,17 +10,17 @@ TIES = 64  # fixture defects sharing one timestamp (the pagination keys on times
 
 
 def bench_user_and_token() -> tuple[int, str]:
-    """The `bench` user (no usable password: it authenticates by token) and its token."""
+    """The `bench` user (no usable password: it authenticates by token) and a new token's text."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
+    from apitokens.services import token_create
     from bench.floor import BENCH_USERNAME
 
     user, _ = get_user_model().objects.get_or_create(username=BENCH_USERNAME)
     user.set_unusable_password()
     user.save()
-    token, _ = Token.objects.get_or_create(user=user)
-    return user.pk, token.key
+    _, text = token_create(user=user, name="bench")
+    return user.pk, text
 
 
 def add_defects(count: int, *, user_id: int, start: int = 0) -> None:

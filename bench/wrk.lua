@@ -1,6 +1,6 @@
 -- wrk script for the benchmark: method, body and token from the environment,
 -- and a one-line JSON summary (prefixed WRKJSON) that bench/loadgen.py reads.
---   WRK_METHOD (GET), WRK_BODY (JSON body), WRK_TOKEN (DRF token)
+--   WRK_METHOD (GET), WRK_BODY (JSON body), WRK_TOKEN (API token)
 wrk.method = os.getenv("WRK_METHOD") or "GET"
 local body = os.getenv("WRK_BODY")
 if body then

@@ -43,13 +43,15 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "defect",
     "broadcast",
+    # Hashed API tokens; replaces DRF's authtoken, whose clear-text keys its
+    # migration 0002 hashed in place.
+    "apitokens",
 ]
 
 MIDDLEWARE = [
@@ -168,7 +170,8 @@ REST_FRAMEWORK = {
     # header (DRF takes the header from the first class), never a bare 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.BasicAuthentication",
-        "railfleet.authentication.TokenAuthentication",
+        "apitokens.authentication.TokenAuthentication",
+        "apitokens.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

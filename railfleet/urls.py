@@ -25,6 +25,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # /api/defects, /api/schema, /api/docs, /api/auth/ (defect/api/urls.py).
     path("api/", include("defect.api.urls")),
+    # /api/tokens: each user's own API tokens (apitokens/urls.py).
+    path("api/", include("apitokens.urls")),
     # Keep last: any other path under /api/ is a JSON 404, not Django's HTML page.
     re_path(r"^api/", api_not_found),
 ]

@@ -104,14 +104,15 @@ def environment(database: str, logs) -> dict:
 
 
 def make_users() -> list[tuple[int, str]]:
-    """USERS users without a usable password, each with a token: (id, token key)."""
+    """USERS users without a usable password, each with a token: (id, token text)."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+
+    from apitokens.services import token_create
 
     users = []
     for n in range(USERS):
         user = get_user_model().objects.create_user(f"soak-{n}", password=None)
-        users.append((user.pk, Token.objects.create(user=user).key))
+        users.append((user.pk, token_create(user=user, name="soak")[1]))
     return users
 
 

@@ -64,6 +64,12 @@ def staff_user(db):
 
 
 @pytest.fixture
+def superuser(db):
+    """A superuser (root)."""
+    return get_user_model().objects.create_superuser("root", "root@example.com", "root-password")
+
+
+@pytest.fixture
 def api_client():
     """A DRF test client with no credentials."""
     from rest_framework.test import APIClient
@@ -73,10 +79,10 @@ def api_client():
 
 @pytest.fixture
 def token(user):
-    """The DRF token of `user` (as `manage.py drf_create_token alice` makes it)."""
-    from rest_framework.authtoken.models import Token
+    """The text of a new API token of `user` (as `manage.py drf_create_token alice` makes it)."""
+    from apitokens.services import token_create
 
-    return Token.objects.create(user=user)
+    return token_create(user=user, name="tests")[1]
 
 
 @pytest.fixture

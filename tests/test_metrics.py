@@ -129,7 +129,7 @@ def test_api_requests_are_counted_and_timed_by_method_and_status(
         return samples(client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}"))
 
     before = scrape()
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     for _ in range(3):
         assert api_client.get("/api/defects").status_code == 200
     created = api_client.post("/api/defects", {"comment": "Horn silent"}, format="json")

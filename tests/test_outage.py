@@ -126,7 +126,7 @@ def refuse_with(monkeypatch, error: Exception) -> None:
 def test_in_debug_mode_the_api_answers_json_503(client, token, settings, monkeypatch):
     settings.DEBUG = True
     refuse_with(monkeypatch, wrapped(psycopg.errors.AdminShutdown("terminating connection")))
-    response = client.get("/api/defects", HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = client.get("/api/defects", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 503
     assert response["Retry-After"] == str(RETRY_AFTER_SECONDS)
     assert response.json() == {"detail": "The database is unavailable; retry later."}
@@ -148,7 +148,7 @@ def test_ready_logs_an_outage_once_however_often_it_is_probed(client, monkeypatc
 @pytest.mark.django_db
 def test_a_real_bug_stays_a_500(client, token, monkeypatch):
     refuse_with(monkeypatch, wrapped(psycopg.errors.DeadlockDetected("deadlock detected")))
-    response = client.get("/api/defects", HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = client.get("/api/defects", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 500
     assert "Retry-After" not in response
 
@@ -173,7 +173,7 @@ def test_an_outage_met_after_the_view_is_the_same_503_logged_once(token, monkeyp
     fail_after_the_view(monkeypatch, wrapped(psycopg.errors.AdminShutdown("terminating")))
     client = Client(raise_request_exception=False)
     for _ in range(2):
-        response = client.get("/api/defects", HTTP_AUTHORIZATION=f"Token {token.key}")
+        response = client.get("/api/defects", HTTP_AUTHORIZATION=f"Token {token}")
         assert response.status_code == 503
         assert response["Retry-After"] == str(RETRY_AFTER_SECONDS)
         assert response.json() == {"detail": "The database is unavailable; retry later."}
@@ -291,7 +291,7 @@ if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 def assert_recovers_from_killed_connections(server_on, token) -> None:
     """Kill the server's connections three times: each time the API answers 200 again."""
     server = server_on(database_url_of_tests())
-    auth = {"Authorization": f"Token {token.key}"}
+    auth = {"Authorization": f"Token {token}"}
     assert server.request("/api/defects", headers=auth)[0] == 200
 
     statuses = []

@@ -27,9 +27,9 @@ def bob_client(other_user):
 
 @pytest.fixture
 def token_client(token):
-    """`user` (alice) with her DRF token."""
+    """`user` (alice) with her API token."""
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 

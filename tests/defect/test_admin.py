@@ -33,11 +33,6 @@ def form_data(comment: str, **extra) -> dict:
 
 
 @pytest.fixture
-def superuser(db):
-    return get_user_model().objects.create_superuser("root", "root@example.com", "root-password")
-
-
-@pytest.fixture
 def staff_client(client, staff_user):
     client.force_login(staff_user)
     return client

@@ -66,6 +66,4 @@ def valid_yet_refused(case) -> bool:
 def test_api_conforms_to_its_schema(case, keep_db_connection, token, defects):
     reset_rate_limits()  # hundreds of calls in seconds, some with wrong credentials
     excluded = [positive_data_acceptance] if valid_yet_refused(case) else []
-    case.call_and_validate(
-        headers={"Authorization": f"Token {token.key}"}, excluded_checks=excluded
-    )
+    case.call_and_validate(headers={"Authorization": f"Token {token}"}, excluded_checks=excluded)

@@ -16,7 +16,11 @@ EXPECTED_STATUSES = {
     ("/api/defects/{id}", "put"): {"200", "400", "401", "404"},
     ("/api/defects/{id}", "patch"): {"200", "400", "401", "404"},
     ("/api/defects/{id}", "delete"): {"204", "401", "403", "404"},
+    ("/api/tokens", "get"): {"200", "401"},
+    ("/api/tokens", "post"): {"201", "400", "401", "403"},
+    ("/api/tokens/{id}", "delete"): {"204", "401", "404"},
 }
+ALL_SCHEMES = [{"basicAuth": []}, {"tokenAuth": []}, {"bearerAuth": []}, {"cookieAuth": []}]
 
 
 @pytest.fixture
@@ -41,18 +45,19 @@ def test_operations_and_their_status_codes(schema):
     assert operations == EXPECTED_STATUSES
 
 
-def test_the_three_authentication_schemes(schema):
+def test_the_four_authentication_schemes(schema):
     schemes = schema["components"]["securitySchemes"]
     assert schemes["basicAuth"] == {"type": "http", "scheme": "basic"}
     assert schemes["tokenAuth"]["in"] == "header"
+    assert schemes["bearerAuth"]["scheme"] == "bearer"
     assert schemes["cookieAuth"]["name"] == "sessionid"
-    for item in schema["paths"].values():
-        for operation in item.values():
-            assert operation["security"] == [
-                {"basicAuth": []},
-                {"tokenAuth": []},
-                {"cookieAuth": []},
-            ]
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if (path, method) == ("/api/tokens", "post"):
+                # A token cannot create tokens: the password or the session only.
+                assert operation["security"] == [{"basicAuth": []}, {"cookieAuth": []}]
+            else:
+                assert operation["security"] == ALL_SCHEMES, (path, method)
 
 
 def test_listing_documents_cursor_pagination_and_filters(schema):

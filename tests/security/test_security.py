@@ -101,7 +101,7 @@ def test_token_and_basic_writes_need_no_csrf(user, token):
     client = Client(enforce_csrf_checks=True)
     credentials = {
         "Basic": basic("alice", "alice-password"),
-        "Token": {"HTTP_AUTHORIZATION": f"Token {token.key}"},
+        "Token": {"HTTP_AUTHORIZATION": f"Token {token}"},
     }
     statuses = {
         scheme: client.post(
@@ -297,11 +297,11 @@ def test_failed_logins_never_echo_or_log_the_password(client, user, all_logs):
 
 
 def test_tokens_and_credentials_never_appear_in_logs(client, user, token, all_logs):
-    client.get("/api/defects", HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.get("/api/defects", HTTP_AUTHORIZATION=f"Token {token}")
     client.get("/api/defects", HTTP_AUTHORIZATION="Token not-a-real-token-123456")
     client.get("/api/defects", **basic("alice", "alice-password"))
     text = all_logs.text
-    assert token.key not in text
+    assert token not in text
     assert "not-a-real-token-123456" not in text
     assert "alice-password" not in text
 

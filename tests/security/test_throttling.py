@@ -69,7 +69,7 @@ def test_user_is_throttled_with_429_and_retry_after(client, user, other_user, lo
 def test_the_limit_follows_the_user_across_credentials(client, user, token, low_rate):
     for _ in range(RATE):
         assert client.get("/api/defects", **basic("alice", "alice-password")).status_code == 200
-    response = client.get("/api/defects", HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = client.get("/api/defects", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 429
 
 
