@@ -1,5 +1,7 @@
-"""The admin in a real browser: log in as admin/admin, add a defect, see it owned by admin."""
+"""The admin in a real browser: log in as admin/admin, add a defect, see it owned by admin;
+make an API token, see its text once and use it."""
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -31,3 +33,24 @@ def test_change_form_shows_the_user_read_only(page, admin_user):
     page.goto(f"/admin/defect/defect/{defect.pk}/change/")
     expect(page.locator(".field-user .readonly")).to_have_text("admin")
     assert page.locator("[name=user]").count() == 0
+
+
+def test_create_an_api_token_in_the_admin_and_use_it(page, admin_user, live_server):
+    log_in_to_admin(page)
+    page.goto("/admin/apitokens/apitoken/add/")
+    page.fill("#id_name", "depot tablet 3")
+    expect(page.locator("#id_expires_days")).to_have_value("90")
+    page.click("input[name=_save]")
+    text = page.locator("#api-token-text").inner_text()
+    assert text.startswith("rft_")
+
+    answer = httpx.get(
+        f"{live_server.url}/api/defects", headers={"Authorization": f"Bearer {text}"}
+    )
+    assert answer.status_code == 200
+    # Back on the list: the token by its name and prefix, never its text again.
+    page.click("text=Back to your API tokens")
+    row = page.locator("#result_list tbody tr", has_text="depot tablet 3")
+    expect(row).to_have_count(1)
+    expect(row.locator("td.field-prefix")).to_have_text(text[:8])
+    assert text not in page.content()

@@ -211,7 +211,15 @@ def test_staff_without_change_permission_cannot_edit(client, alice_defect):
 # Every route outside the admin; a new one fails this test until it is reviewed here.
 PUBLIC = {"home", "health", "ready", "api-schema", "api-docs", "login"}
 # metrics: Bearer METRICS_TOKEN, or debug mode only (a 404 here, debug off, no token).
-PROTECTED = {"defect-list", "defect-detail", "logout", "metrics", None}
+PROTECTED = {
+    "defect-list",
+    "defect-detail",
+    "token-list",
+    "token-detail",
+    "logout",
+    "metrics",
+    None,
+}
 
 
 def _routes(patterns, prefix=""):
