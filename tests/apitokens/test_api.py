@@ -90,9 +90,10 @@ def test_a_body_over_the_limit_is_a_413(alice):
     assert set(response.json()) == {"detail"}
 
 
-def test_a_token_cannot_create_tokens(token):
+@pytest.mark.parametrize("keyword", ["Token", "Bearer"])
+def test_a_token_cannot_create_tokens(token, keyword):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    client.credentials(HTTP_AUTHORIZATION=f"{keyword} {token}")
 
     response = create(client, {"name": "successor"})
 
