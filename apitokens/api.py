@@ -107,9 +107,9 @@ class TokenList(TokenAPIView, generics.ListAPIView):
         serializer = TokenCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         token, text = token_create(user=cast(User, request.user), **serializer.validated_data)
-        # The text's only copy: this answer (TokenCreatedSerializer in the schema).
+        # The text's only copy: this answer (TokenCreatedSerializer in the schema), never cached.
         body = {**TokenSerializer(token).data, "token": text}
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
 
 @extend_schema_view(

@@ -32,6 +32,7 @@ def test_create_answers_201_with_the_text_once(alice, user, clock, path):
     response = create(alice, {"name": "CI pipeline", "expires_days": 30}, path)
 
     assert response.status_code == 201
+    assert response["Cache-Control"] == "no-store"
     body = response.json()
     assert set(body) == LISTED | {"token"}
     assert body["name"] == "CI pipeline"
