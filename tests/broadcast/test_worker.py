@@ -418,7 +418,7 @@ def test_while_listening_only_retries_and_the_slow_poll_start_rounds(
     when it is due."""
     from broadcast.dispatch import pacing
 
-    monkeypatch.setattr(pacing, "SLOW_POLL", 60.0)
+    monkeypatch.setattr(pacing, "SAFETY_NET_POLL", 60.0)
     rounds = []
     exchange = store.exchange
     monkeypatch.setattr(store, "exchange", lambda **kw: rounds.append(1) or exchange(**kw))
@@ -433,7 +433,7 @@ def test_while_listening_only_retries_and_the_slow_poll_start_rounds(
         time.sleep(0.3)  # 30 poll intervals of 10 ms
         assert len(rounds) - quiet <= 1  # the round of the catch-up wake-up at most
         defect_create(user=user, comment="a")  # announced: a round; the answer is a 503
-        # The retry, due 0.2 s later, is polled for then, not at the next slow poll (60 s).
+        # The retry, due 0.2 s later, is polled for then, not at the next safety net (60 s).
         wait_for(lambda: len(scripted_server.received) == 2, timeout=10, message="the retry")
     finally:
         dispatcher.stop()
