@@ -6,8 +6,8 @@ rows a locked, ordered, limited SELECT picks, RETURNING them ready to send),
 and the rounds run them fifty times a second under a steady load, where
 compiling a queryset each time dominated a trickle's profile (BENCHMARKS.md).
 
-"Due" has two spellings, `EventQuerySet.due()` and the WHERE ... ORDER BY of
-the statements below; tests/broadcast/test_queries.py checks that each selects
+"Due" has two spellings, `EventQuerySet.due()` and `DUE` below, which every claim
+is built from; tests/broadcast/test_queries.py checks that each statement selects
 exactly what `due()` selects, and that the table is the model's.
 
 Placeholders are Django's (`%s`), every value a parameter; the events are
@@ -16,14 +16,17 @@ hex digits (SQLite), the payload as its JSON text and the creation time as
 Unix seconds, so that nothing is decoded per event to send it or to time it.
 """
 
-# The due events, oldest first; on SQLite the idle claim's first, read-only question
-# (LIMIT 1). Parameters: pending, now, limit.
+# The due events, oldest first: every claim's choice, and on SQLite the idle
+# claim's first, read-only question (LIMIT 1). Parameters: pending, now, limit.
 DUE = """
 SELECT id FROM broadcast_event
 WHERE status = %s AND available_at <= %s
 ORDER BY available_at, id
-LIMIT %s
-"""
+LIMIT %s"""
+
+# What a claim returns of each event (SQLite's is its own, below).
+_CLAIMED = """id, CAST(key AS text), CAST(payload AS text), attempts,
+          CAST(EXTRACT(EPOCH FROM created_at) AS double precision)"""
 
 # --- PostgreSQL --------------------------------------------------------------------
 
@@ -34,19 +37,18 @@ LIMIT %s
 # array): as a join, `IN (SELECT ...)` was planned as a scan of the whole table
 # once the LIMIT was a sizeable share of it (bench/ANALYSIS.md).
 # Parameters: pending, now, limit, the lease's end, the owner.
-POSTGRESQL_CLAIM = """
-WITH picked AS MATERIALIZED (
-    SELECT id FROM broadcast_event
-    WHERE status = %s AND available_at <= %s
-    ORDER BY available_at, id
-    LIMIT %s
-    FOR UPDATE SKIP LOCKED
-)
+POSTGRESQL_CLAIM = f"""
+WITH picked AS MATERIALIZED ({DUE} FOR UPDATE SKIP LOCKED)
 UPDATE broadcast_event SET available_at = %s, claimed_by = %s
 WHERE id = ANY(ARRAY(SELECT id FROM picked))
-RETURNING id, CAST(key AS text), CAST(payload AS text), attempts,
-          CAST(EXTRACT(EPOCH FROM created_at) AS double precision)
-"""
+RETURNING {_CLAIMED}
+"""  # noqa: S608 - literal SQL, no value interpolated
+
+# Parameters: delivered, now, the ids (an array), delivered.
+POSTGRESQL_DELIVERED = """
+UPDATE broadcast_event
+SET status = %s, delivered_at = %s, attempts = attempts + 1, claimed_by = '', last_error = ''
+WHERE id = ANY(%s::bigint[]) AND status <> %s"""
 
 # A round's record of its deliveries and its claim, in one statement (a round
 # under a steady load carries a few events: its cost is its statements'). The
@@ -55,31 +57,13 @@ RETURNING id, CAST(key AS text), CAST(payload AS text), attempts,
 # to completion even when nothing is due, so the deliveries are always recorded.
 # Parameters: delivered, now, the delivered ids (an array), delivered;
 # then the claim's: pending, now, limit, the lease's end, the owner.
-POSTGRESQL_DELIVER_AND_CLAIM = """
-WITH delivered AS (
-    UPDATE broadcast_event
-    SET status = %s, delivered_at = %s, attempts = attempts + 1, claimed_by = '', last_error = ''
-    WHERE id = ANY(%s::bigint[]) AND status <> %s
-    RETURNING id
-), picked AS MATERIALIZED (
-    SELECT id FROM broadcast_event
-    WHERE status = %s AND available_at <= %s
-    ORDER BY available_at, id
-    LIMIT %s
-    FOR UPDATE SKIP LOCKED
-)
+POSTGRESQL_DELIVER_AND_CLAIM = f"""
+WITH delivered AS ({POSTGRESQL_DELIVERED} RETURNING id),
+picked AS MATERIALIZED ({DUE} FOR UPDATE SKIP LOCKED)
 UPDATE broadcast_event SET available_at = %s, claimed_by = %s
 WHERE id = ANY(ARRAY(SELECT id FROM picked)) AND id NOT IN (SELECT id FROM delivered)
-RETURNING id, CAST(key AS text), CAST(payload AS text), attempts,
-          CAST(EXTRACT(EPOCH FROM created_at) AS double precision)
-"""
-
-# Parameters: delivered, now, the ids (an array), delivered.
-POSTGRESQL_DELIVERED = """
-UPDATE broadcast_event
-SET status = %s, delivered_at = %s, attempts = attempts + 1, claimed_by = '', last_error = ''
-WHERE id = ANY(%s::bigint[]) AND status <> %s
-"""
+RETURNING {_CLAIMED}
+"""  # noqa: S608 - literal SQL, no value interpolated
 
 # --- SQLite --------------------------------------------------------------------------
 
@@ -87,16 +71,11 @@ WHERE id = ANY(%s::bigint[]) AND status <> %s
 # lock is needed). julianday() rather than unixepoch(..., 'subsec'), which needs
 # SQLite 3.42; it keeps milliseconds, finer than the latency histogram's buckets.
 # Parameters: the lease's end, the owner, pending, now, limit.
-SQLITE_CLAIM = """
+SQLITE_CLAIM = f"""
 UPDATE broadcast_event SET available_at = %s, claimed_by = %s
-WHERE id IN (
-    SELECT id FROM broadcast_event
-    WHERE status = %s AND available_at <= %s
-    ORDER BY available_at, id
-    LIMIT %s
-)
+WHERE id IN ({DUE})
 RETURNING id, key, payload, attempts, (julianday(created_at) - 2440587.5) * 86400.0
-"""
+"""  # noqa: S608 - literal SQL, no value interpolated
 
 # Parameters: delivered, now, the ids (a JSON array), delivered.
 SQLITE_DELIVERED = """
