@@ -15,9 +15,10 @@ events into the local queue (broadcast/store.py `exchange`). One runs:
   up with (the low water mark), or after a claim that got all it asked for
   while the queue is below that mark;
 - at the *poll*: `poll_interval` after the last round while nothing announces
-  new events, the slow poll (SLOW_POLL) while something does (LISTEN, the
-  doorbell) or while paused; the loop may first ask the cheap question "is
-  anything due?" (SQLite's probe) and skip a round that would find nothing;
+  new events, the safety net (SAFETY_NET_POLL) while something does (LISTEN,
+  the doorbell), the slow poll (SLOW_POLL) while paused; the loop may first ask
+  the cheap question "is anything due?" (SQLite's probe) and skip a round that
+  would find nothing;
 - when a retry of ours falls due (nothing announces it);
 - a poll interval after the last round if answers wait to be recorded; but
   with the queue full (a slow destination's answers trickle in) only at the
@@ -36,9 +37,12 @@ queue empties) and while the breaker is open (`wants_wakeups`).
 import math
 from dataclasses import dataclass
 
-# The slow poll: while something announces new events, the poll only finds what
-# nothing announces (another dispatcher's expired lease, an event made due by
-# hand); also the pace of the rounds while paused, and of a full queue's.
+# The safety net: while something announces new events (LISTEN, the doorbell),
+# the poll only finds what nothing announces (another dispatcher's expired lease,
+# a lost announcement), as Procrastinate's worker polls every 5 s beside LISTEN.
+SAFETY_NET_POLL = 5.0
+# The slow poll: the pace of the rounds while paused (reading the switch), and of a
+# full queue's (recording a slow destination's answers).
 SLOW_POLL = 1.0
 # Rounds in a row that claimed BUSY_CLAIM events or more before polling replaces
 # listening (a steady load: every commit's wake-up would cost more than a poll).
@@ -227,8 +231,10 @@ class Pacer:
     # -- helpers ---------------------------------------------------------------------
 
     def _poll_interval(self, s: Snapshot) -> float:
-        if s.paused or (s.listening and s.claims_resume_at is None):
+        if s.paused:
             return max(self.pace.poll_interval, SLOW_POLL)
+        if s.listening and s.claims_resume_at is None:
+            return max(self.pace.poll_interval, SAFETY_NET_POLL)
         return self.pace.poll_interval
 
     def _looked(self, now: float) -> None:

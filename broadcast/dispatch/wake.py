@@ -35,9 +35,6 @@ logger = logging.getLogger("broadcast")
 # Under load every commit announces itself: after a wake-up, the next comes no
 # sooner than this, so that one round claims what many commits made.
 COALESCE_SECONDS = 0.02
-# How often the PostgreSQL listener looks up from its connection to see whether
-# to stop or to change its LISTEN (psycopg's notifies() has no other way out).
-CHECK_SECONDS = 0.5
 
 
 class Waker:
@@ -75,9 +72,10 @@ class Waker:
 class Announcer:
     """A thread that calls `wake()` when events are announced, while listening is wanted.
 
-    Subclasses say how to wait for the next announcement (`_run`) and how to
-    start and stop listening. Use as a context manager: the thread runs between
-    enter and exit.
+    The thread sleeps in select() on the source's descriptor and on a pipe that
+    a stop or a change of `set_listening` writes to: nothing runs while nothing
+    happens. Subclasses say what the descriptor is and what to do when it is
+    readable. Use as a context manager: the thread runs between enter and exit.
     """
 
     def __init__(self, wake, using: str = "default") -> None:
@@ -87,6 +85,7 @@ class Announcer:
         self.listening = threading.Event()
         self._wanted = True  # the pacer's choice (set_listening)
         self._thread: threading.Thread | None = None
+        self._changed_r, self._changed_w = os.pipe()
 
     def __enter__(self):
         self._thread = threading.Thread(target=self._run, name="broadcast-wake", daemon=True)
@@ -98,12 +97,25 @@ class Announcer:
         self._interrupt()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        os.close(self._changed_r)
+        os.close(self._changed_w)
 
     def set_listening(self, wanted: bool) -> None:
         """Listen (True) or not (False) from now on; from any thread."""
         if wanted != self._wanted:
             self._wanted = wanted
             self._interrupt()
+
+    def _interrupt(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._changed_w, b"\0")
+
+    def _wait(self, fd: int) -> bool:
+        """Sleep until `fd` is readable (True) or a stop or a change comes (False)."""
+        readable = select.select([fd, self._changed_r], [], [])[0]
+        if self._changed_r in readable:
+            os.read(self._changed_r, 4096)
+        return fd in readable
 
     def _announced(self) -> None:
         """Wake the loop for an announcement, then let the next ones gather a while."""
@@ -113,9 +125,6 @@ class Announcer:
 
     def _run(self) -> None:
         raise NotImplementedError
-
-    def _interrupt(self) -> None:
-        """End the thread's wait early (a stop or a change), where the source allows."""
 
 
 class PostgresListener(Announcer):
@@ -147,10 +156,12 @@ class PostgresListener(Announcer):
     def _listen(self, connection) -> None:
         while not self._stop.is_set():
             self._apply(connection)
-            # The first notification, or none within CHECK_SECONDS; then those already in.
-            if any(True for _ in connection.notifies(timeout=CHECK_SECONDS, stop_after=1)):
-                for _ in connection.notifies(timeout=0):
-                    pass
+            # notifies(timeout=0) reads what has come without waiting: its own wait
+            # would wake every 0.1 s to look for a Ctrl-C (psycopg's interval), all day.
+            # A lost connection raises here.
+            if self._wait(connection.fileno()) and any(
+                True for _ in connection.notifies(timeout=0)
+            ):
                 self._announced()
 
     def _apply(self, connection) -> None:
@@ -170,16 +181,6 @@ class DoorbellWatch(Announcer):
     def __init__(self, wake, using: str = "default") -> None:
         super().__init__(wake, using)
         self._path = doorbell_path(using)
-        self._changed_r, self._changed_w = os.pipe()
-
-    def __exit__(self, *exc_info) -> None:
-        super().__exit__(*exc_info)
-        os.close(self._changed_r)
-        os.close(self._changed_w)
-
-    def _interrupt(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._changed_w, b"\0")
 
     def _run(self) -> None:
         from inotify_simple import INotify, flags
@@ -190,10 +191,7 @@ class DoorbellWatch(Announcer):
             watch.add_watch(self._path, flags.ATTRIB | flags.CLOSE_WRITE | flags.MODIFY)
             while not self._stop.is_set():
                 self._apply()
-                readable = select.select([watch.fileno(), self._changed_r], [], [])[0]
-                if self._changed_r in readable:
-                    os.read(self._changed_r, 4096)
-                if watch.fileno() in readable:
+                if self._wait(watch.fileno()):
                     watch.read(timeout=0)
                     self._announced()
 

@@ -4,7 +4,15 @@ import math
 
 import pytest
 
-from broadcast.dispatch.pacing import BUSY_CLAIM, BUSY_ROUNDS, SLOW_POLL, Pace, Pacer, Snapshot
+from broadcast.dispatch.pacing import (
+    BUSY_CLAIM,
+    BUSY_ROUNDS,
+    SAFETY_NET_POLL,
+    SLOW_POLL,
+    Pace,
+    Pacer,
+    Snapshot,
+)
 
 # concurrency 8, batch 50: a full round is 8 requests, the low water mark 25 events.
 PACE = Pace(concurrency=8, batch_size=50, poll_interval=0.02, request_timeout=10.0, lease=60.0)
@@ -43,8 +51,8 @@ def test_a_claim_that_got_all_it_asked_for_claims_again_while_the_queue_is_low()
     [
         # Nothing announces events: the poll interval.
         ({}, Snapshot(now=10.0), 10.02),
-        # Something does (LISTEN, the doorbell): the slow poll.
-        ({"listening": True}, Snapshot(now=10.0, listening=True), 10.0 + SLOW_POLL),
+        # Something does (LISTEN, the doorbell): the safety net.
+        ({"listening": True}, Snapshot(now=10.0, listening=True), 10.0 + SAFETY_NET_POLL),
         # Paused: the slow poll, to read the switch.
         ({"paused": True}, Snapshot(now=10.0, paused=True), 10.0 + SLOW_POLL),
         # Answers to record: a poll interval after the last round at the latest...
@@ -75,7 +83,7 @@ def test_a_retry_of_ours_is_polled_for_when_due_and_only_once():
     listening = Snapshot(now=10.0, listening=True)
     assert pacer.next_round_at(listening) == pytest.approx(10.3)
     pacer.round_started(Snapshot(now=10.3, listening=True))
-    assert pacer.next_round_at(listening) == pytest.approx(10.3 + SLOW_POLL)
+    assert pacer.next_round_at(listening) == pytest.approx(10.3 + SAFETY_NET_POLL)
 
 
 def test_a_probe_that_finds_nothing_puts_the_poll_off_like_an_empty_round():
@@ -133,7 +141,7 @@ def test_how_long_the_loop_waits(snapshot, timeout):
 def test_a_steady_load_swaps_listening_for_polling_until_a_round_claims_nothing():
     pacer = pacer_after_a_round_at(9.0, listening=True)
     listening = Snapshot(now=9.0, listening=True)
-    assert pacer.next_round_at(listening) == pytest.approx(9.0 + SLOW_POLL)
+    assert pacer.next_round_at(listening) == pytest.approx(9.0 + SAFETY_NET_POLL)
     for claimed in [3, 1, 2, 2, 2]:  # a round of one neither counts nor resets
         pacer.round_ended(claimed=claimed, asked=50, started=9.0)
     assert pacer.wants_wakeups(listening)
