@@ -112,7 +112,8 @@ class Pacer:
             s.woken
             or s.answers >= low_water
             or (self.claim_again and s.queued < low_water)
-            or (bool(s.answers) and self._idle(s) and not s.in_flight)
+            # --once: the answers are all that is left; record them now, not at the poll.
+            or (s.once and bool(s.answers) and not s.queued and not s.in_flight)
         )
 
     def poll_due(self, s: Snapshot) -> bool:

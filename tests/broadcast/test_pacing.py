@@ -166,6 +166,15 @@ def test_a_backlog_stops_listening_until_the_queue_empties():
     assert not pacer.wants_wakeups(Snapshot(now=0.0, claims_resume_at=5.0))  # breaker open
 
 
+def test_once_records_the_last_answers_at_once_whatever_the_last_claim_found():
+    """A last claim that got fewer than it asked for: running on, its answers would wait
+    for the poll (a trickle's); with --once, they are all that is left."""
+    pacer = pacer_after_a_round_at(10.0, claimed=1, asked=4)
+    assert not pacer.round_wanted(Snapshot(now=10.1, answers=3))
+    assert pacer.round_wanted(Snapshot(now=10.1, answers=3, once=True))
+    assert not pacer.round_wanted(Snapshot(now=10.1, answers=3, in_flight=1, once=True))
+
+
 def test_once_finishes_when_nothing_was_found_and_nothing_is_left():
     pacer = pacer_after_a_round_at(10.0, claimed=0)
     assert pacer.finished(Snapshot(now=10.0))
