@@ -141,7 +141,8 @@ def test_side_by_side_compares_each_target_both_runs_measured(tmp_path, monkeypa
     def run(create: float, drain: float) -> dict:
         return {"scenarios": {
             "api_create_on": [{"rps": create}] * 3, "floor_create_on": [{"rps": 100.0}] * 3,
-            "drain_1": [{"events_per_s": drain, "peak_rss_mb": [60.0]}] * 3, "counter_capacity": [{"rps": 1000.0}] * 3,
+            "drain_1": [{"events_per_s": drain, "peak_rss_mb": [60.0]}] * 3,
+            "counter_capacity": [{"rps": 1000.0}] * 3,
         }}  # fmt: skip
 
     (tmp_path / "sqlite.json").write_text(json.dumps(run(80.0, 700.0) | {"commit": "abc1234"}))
