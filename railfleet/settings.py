@@ -235,6 +235,14 @@ BROADCAST = {
 }
 
 # --- Logging ----------------------------------------------------------------
+# Every line goes through the root logger's one handler, in one format. Django's
+# own defaults (django.utils.log.DEFAULT_LOGGING) give the "django" logger a
+# console handler of its own in debug mode, so each request warning came out
+# twice, and "django.server" (runserver's request lines) a format of its own:
+# naming both loggers here removes their handlers, and they propagate to root.
+# "django.request" keeps only errors (5xx, with their traceback): its warnings
+# ("Bad Request: /api/defects" for every 4xx) repeat what the request line of
+# runserver or of gunicorn's access log already says, with the status.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -242,6 +250,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
+        "django": {"handlers": [], "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
+        "django.request": {"level": "ERROR"},
         "django.db.backends": {"level": "WARNING"},
         "axes.apps": {"level": "WARNING"},  # its start-up banner, in every command
     },
