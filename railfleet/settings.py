@@ -74,13 +74,15 @@ ROOT_URLCONF = "railfleet.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "railfleet" / "templates"],  # the landing page (railfleet/home.py)
+        # The landing page (railfleet/home.py) and the browsable API's under our name.
+        "DIRS": [BASE_DIR / "railfleet" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "railfleet.home.service",
             ],
         },
     },
