@@ -35,7 +35,7 @@ ALLOWED_HOSTS = env_list(
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "railfleet.apps.RailfleetAdminConfig",  # django.contrib.admin, the service's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -45,7 +45,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
-    "axes",
+    "railfleet.apps.LoginLockoutConfig",  # django-axes (railfleet/security.py)
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "defect",
@@ -108,7 +108,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# The admin shows times in this zone, named with each (railfleet/formats/);
+# the API always answers in UTC.
 TIME_ZONE = "UTC"
+FORMAT_MODULE_PATH = ["railfleet.formats"]
 USE_I18N = True
 USE_TZ = True
 
