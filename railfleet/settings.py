@@ -2,7 +2,7 @@
 
 Development needs no environment at all (`python manage.py runserver` works as
 the brief's setup does); production sets DJANGO_DEBUG=0 and a real
-DJANGO_SECRET_KEY. README.md lists every variable.
+DJANGO_SECRET_KEY. README.md lists the variables, docs/production.md the rest.
 """
 
 import os
@@ -164,7 +164,7 @@ AXES_LOCKOUT_CALLABLE = "railfleet.security.lockout_response"
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 
 # Per-process memory cache: it holds the API throttle counters. With several
-# web processes each counts on its own (see README, Deploying).
+# web processes each counts on its own (see docs/production.md, Deploying).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- REST API ---------------------------------------------------------------
