@@ -29,6 +29,7 @@ DEEP_PAGES = int(_number("BENCH_DEEP_PAGES", 1000))
 PROFILE = os.environ.get("BENCH_PROFILE", "1") == "1"
 LATENCY_SECONDS = _number("BENCH_LATENCY_SECONDS", 10)  # one steady run (bench-latency)
 LATENCY_RATE = _number("BENCH_LATENCY_RATE", 20)  # creations a second
+IDLE_SECONDS = _number("BENCH_IDLE_SECONDS", 30)  # an idle dispatcher's measured run
 COMMITS = int(_number("BENCH_COMMITS", 1000))  # per SQLite synchronous mode and repetition
 SHORT_SECONDS = min(SECONDS, 2)  # list, page, one-client and counter-capacity runs
 CLIENT_SECONDS = 1.0  # per HTTP client run (bench/clients.py)
@@ -55,6 +56,7 @@ def settings() -> dict:
         "profile_events": PROFILE_EVENTS,
         "latency_seconds": LATENCY_SECONDS,
         "latency_rate": LATENCY_RATE,
+        "idle_seconds": IDLE_SECONDS,
         "commits": COMMITS,
         "counter_keys": COUNTER_KEYS,
         "concurrency": CONCURRENCY,

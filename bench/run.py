@@ -41,6 +41,7 @@ SCENARIOS = [
     "drain",
     "profile_dispatcher",
     "steady_latency",
+    "idle",
 ]
 PROFILES = {"profile_web", "profile_dispatcher"}
 DATABASES = ("sqlite", "postgresql")

@@ -133,4 +133,6 @@ def targets(runs: dict) -> list[Target]:
             1.3,
             higher=False,
         )
+        idle = per_rep(run, "idle", "cpu_ms_per_s")
+        add(10, "idle dispatcher and its backends: CPU per second, no event", idle, 1.0, **cpu)
     return out

@@ -12,40 +12,19 @@ and collected by `wait()`, which the dispatcher calls from its one loop thread.
 
 import select
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import pycurl
 
+from broadcast.dispatch.policy import Answer
 from broadcast.retry import parse_retry_after
 
-# 408 Request Timeout and 429 Too Many Requests say "later", as do 5xx.
-RETRYABLE_STATUSES = frozenset({408, 429})
-# 410 Gone: the receiver asks to stop sending; the dispatcher pauses the broadcast.
-GONE = 410
-# Overloaded: a Retry-After with one of these holds the whole dispatcher back.
-HOLD_STATUSES = frozenset({429, 502, 503, 504})
 CONTENT_TYPE = "Content-Type: application/json"
 # libcurl's transport errors that mean "could not reach the server".
 CONNECT_ERRORS = frozenset({pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST})
 
-
-class Result(StrEnum):
-    DELIVERED = "delivered"
-    RETRY = "retry"
-    FAILED = "failed"  # permanent: retrying the same request cannot succeed
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    result: Result
-    error: str = ""
-    retry_after: float | None = None
-    status: int = 0  # the HTTP status when there was an answer
-
-
-DELIVERED = Outcome(Result.DELIVERED)
-TIMED_OUT = Outcome(Result.RETRY, "timed out")
+OK = Answer(200)
+TIMED_OUT = Answer(0, "timed out")
 
 
 @dataclass(slots=True)
@@ -60,24 +39,19 @@ class _Answer:
         self.body.clear()
 
 
-def classify(status: int, retry_after: str | None, body: str) -> Outcome:
-    """Turn the counter server's answer into delivered / retry / permanent failure."""
+def http_answer(status: int, retry_after: str | None, body: str) -> Answer:
+    """An HTTP answer as the delivery policy reads it (broadcast/dispatch/policy.py)."""
     if 200 <= status < 300:
-        return DELIVERED
-    error = f"HTTP {status}: {body[:200]}".strip()
-    if status == GONE:  # the receiver is gone for now: pause, the event stays pending
-        return Outcome(Result.RETRY, error, None, status)
-    if status in RETRYABLE_STATUSES or status >= 500:
-        return Outcome(Result.RETRY, error, parse_retry_after(retry_after), status)
-    return Outcome(Result.FAILED, error, None, status)
+        return OK if status == 200 else Answer(status)
+    return Answer(status, f"HTTP {status}: {body[:200]}".strip(), parse_retry_after(retry_after))
 
 
-def transport_error(errno: int, message: str) -> Outcome:
-    """A request that got no answer (refused, reset, timed out): always worth a retry."""
+def transport_error(errno: int, message: str) -> Answer:
+    """A request that got no answer (refused, reset, timed out): status 0."""
     if errno == pycurl.E_OPERATION_TIMEDOUT:
         return TIMED_OUT
     kind = "ConnectError" if errno in CONNECT_ERRORS else f"curl error {errno}"
-    return Outcome(Result.RETRY, f"{kind}: {message}")
+    return Answer(0, f"{kind}: {message}")
 
 
 class CounterClient:
@@ -86,7 +60,7 @@ class CounterClient:
     `send(key, body, token)` starts a request on a free handle (`free` says how
     many there are); `wait(timeout, wakeup_fd)` waits for network activity, the
     timeout or `wakeup_fd` to become readable, and returns the finished requests
-    as (token, Outcome) pairs. Use as a context manager: it closes the handles.
+    as (token, Answer) pairs. Use as a context manager: it closes the handles.
     """
 
     def __init__(self, url: str, *, timeout: float, max_connections: int) -> None:
@@ -153,7 +127,7 @@ class CounterClient:
 
     def wait(
         self, timeout: float, wakeup_fd: int, *, answers: bool = True
-    ) -> tuple[list[tuple[Any, Outcome]], bool]:
+    ) -> tuple[list[tuple[Any, Answer]], bool]:
         """Wait at most `timeout` s; return the requests finished and whether `wakeup_fd` woke us.
 
         Requests sent since the last wait are written first, without waiting.
@@ -192,7 +166,7 @@ class CounterClient:
             if status != pycurl.E_CALL_MULTI_PERFORM:
                 return running
 
-    def _finished(self) -> list[tuple[Any, Outcome]]:
+    def _finished(self) -> list[tuple[Any, Answer]]:
         finished = []
         while True:
             queued, succeeded, failed = self._multi.info_read()
@@ -208,14 +182,14 @@ class CounterClient:
         self._idle.append(handle)
         return self._busy.pop(handle)
 
-    def _answer(self, handle: pycurl.Curl) -> Outcome:
+    def _answer(self, handle: pycurl.Curl) -> Answer:
         status = handle.getinfo(pycurl.RESPONSE_CODE)
         if 200 <= status < 300:
-            return DELIVERED
+            return OK if status == 200 else Answer(status)
         answer = self._answers[handle]
         retry_after = None
         for line in answer.headers:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"retry-after":
                 retry_after = value.decode("latin-1").strip()
-        return classify(status, retry_after, b"".join(answer.body).decode(errors="replace"))
+        return http_answer(status, retry_after, b"".join(answer.body).decode(errors="replace"))

@@ -34,6 +34,7 @@ SETTINGS_KEYS = {
     "request_timeout": "REQUEST_TIMEOUT",
     "retry_base": "RETRY_BASE_SECONDS",
     "retry_max": "RETRY_MAX_SECONDS",
+    "probe_interval": "BREAKER_PROBE_SECONDS",
     "summary_interval": "SUMMARY_INTERVAL",
     "max_rate": "MAX_RATE",
 }
@@ -49,6 +50,8 @@ class Config:
     request_timeout: float = 10.0
     retry_base: float = 1.0
     retry_max: float = 300.0
+    # While a destination looks down, one event is sent to it per this many seconds.
+    probe_interval: float = 1.0
     summary_interval: float = 60.0
     # The time stamped in the database (claims, leases, retry schedules) and the
     # source of the retries' jitter: injected by tests to assert schedules exactly.

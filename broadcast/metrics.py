@@ -8,7 +8,7 @@ answers from them.
 
 The API costs one call per dispatcher round
 (`record_round(delivered=..., retried=..., failed=..., latencies=[...])`),
-not one per event, the latency histogram's included (`RoundHistogram`). The
+not one per event, but for the latency histogram's observations. The
 metrics are built on first use, so a process that merely imports this module
 (a web worker) exports nothing.
 
@@ -19,19 +19,13 @@ metrics are built on first use, so a process that merely imports this module
     broadcast_rate_limited_seconds_total  counter, time held back by the rate limit
 """
 
-import bisect
 import functools
-import math
 import os
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from http.server import HTTPServer
 
 from django.core.exceptions import ImproperlyConfigured
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
-from prometheus_client.metrics_core import HistogramMetricFamily
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from broadcast.conf import broadcast_setting
 
@@ -42,60 +36,6 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 
 RESULTS = ("delivered", "retry", "failed")
-
-
-class RoundHistogram(Collector):
-    """A Prometheus histogram that takes a round's observations at once (`observe_all`).
-
-    prometheus-client's `Histogram` has only a per-value `observe`, which scans
-    the buckets and takes two locks for each, a per-event cost in a drain's
-    profile (bench/ANALYSIS.md). Here a round's values are sorted once and each
-    bucket's count found by bisection; they are exported through the
-    library's public collector API, as `Histogram` exports them (the same
-    counts, the sum to rounding; no `_created`). A value below zero (the wall
-    clock stepped back) or not a number counts as zero, as `observe(max(0, v))`.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        buckets: Iterable[float],
-        registry: CollectorRegistry,
-    ) -> None:
-        self._name, self._documentation = name, documentation
-        self._bounds = [float(bound) for bound in buckets]
-        if self._bounds != sorted(self._bounds):
-            raise ValueError("Buckets not in sorted order")
-        if not self._bounds or self._bounds[-1] != math.inf:
-            self._bounds.append(math.inf)
-        self._cumulative = [0] * len(self._bounds)  # observations <= each bound
-        self._sum = 0.0
-        self._lock = threading.Lock()  # folds on the loop thread, reads on the server's
-        registry.register(self)
-
-    def observe_all(self, values: Iterable[float]) -> None:
-        """Add every value of `values` (seconds) to the histogram."""
-        ordered = sorted(value if value > 0.0 else 0.0 for value in values)  # NaN too
-        if not ordered:
-            return
-        with self._lock:
-            for i, bound in enumerate(self._bounds):
-                self._cumulative[i] += bisect.bisect_right(ordered, bound)
-            self._sum += math.fsum(ordered)
-
-    def describe(self) -> Iterator[HistogramMetricFamily]:
-        """The metric's name and type, for the registry's duplicate check."""
-        yield HistogramMetricFamily(self._name, self._documentation)
-
-    def collect(self) -> Iterator[HistogramMetricFamily]:
-        """The buckets (cumulative, as Prometheus reads them), count and sum now."""
-        with self._lock:
-            counts, total = list(self._cumulative), self._sum
-        family = HistogramMetricFamily(self._name, self._documentation)
-        buckets = [(floatToGoString(b), c) for b, c in zip(self._bounds, counts, strict=True)]
-        family.add_metric([], buckets, total)
-        yield family
 
 
 class DispatcherMetrics:
@@ -111,7 +51,7 @@ class DispatcherMetrics:
         )
         for result in RESULTS:  # every series exists from the start, at 0
             self.deliveries.labels(result=result)
-        self.latency = RoundHistogram(
+        self.latency = Histogram(
             "broadcast_delivery_latency_seconds",
             "Seconds from the event's commit to the counter server's 2xx answer, as read.",
             buckets=LATENCY_BUCKETS,
@@ -145,7 +85,9 @@ class DispatcherMetrics:
         for result, count in (("delivered", delivered), ("retry", retried), ("failed", failed)):
             if count:
                 self.deliveries.labels(result=result).inc(count)
-        self.latency.observe_all(latencies)
+        observe = self.latency.observe
+        for seconds in latencies:
+            observe(max(0.0, seconds))  # a wall clock stepped back is no negative latency
 
     def set_in_flight(self, count: int) -> None:
         """The number of requests awaiting an answer now."""

@@ -33,7 +33,7 @@ from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from broadcast import sessions
-from broadcast.client import Outcome, Result
+from broadcast.dispatch.policy import Decision, Verdict
 from broadcast.models import Event, Status
 from broadcast.services import wake_dispatchers
 
@@ -54,8 +54,8 @@ class Claimed(NamedTuple):
         return json.loads(self.body)
 
 
-# A sent event's outcome, with its retry delay in seconds (None: no retry).
-Answered = tuple[Claimed, Outcome, float | None]
+# A sent event, and the delivery policy's decision about it (broadcast/dispatch/policy.py).
+Answered = tuple[Claimed, Decision]
 Outcomes = Iterable[Answered]
 
 
@@ -214,7 +214,7 @@ def _lease_end(now: datetime.datetime, lease: float):
 
 
 def record(*, owner: str, outcomes: Outcomes, now: datetime.datetime | None = None) -> None:
-    """Store what happened to sent events: delivered, to retry (after a delay), or failed.
+    """Store the decisions about sent events: delivered, to retry (after a delay), or failed.
 
     Retries and failures only touch rows still claimed by `owner`, so a
     dispatcher whose lease ran out cannot undo another's delivery.
@@ -243,7 +243,7 @@ def _split(outcomes: Outcomes) -> tuple[list[int], list[Answered]]:
     """The ids of the delivered events, and the other outcomes (retries, failures)."""
     delivered, unfinished = [], []
     for item in outcomes:
-        if item[1].result == Result.DELIVERED:
+        if item[1].verdict == Verdict.DELIVERED:
             delivered.append(item[0].id)
         else:
             unfinished.append(item)
@@ -265,24 +265,25 @@ def _record_delivered(cursor: CursorWrapper, ids: list[int], now: datetime.datet
 
 
 def _record_unfinished(owner: str, unfinished: list, now: datetime.datetime) -> None:
-    """Retries (due again after their delay) and permanent failures, in one UPDATE."""
+    """Retries (due again after their delay) and permanent failures, in one UPDATE:
+    each row gets the status and the delay its decision says."""
     still_mine = set(
         Event.objects.pending()
-        .filter(claimed_by=owner, id__in=[claimed.id for claimed, _, _ in unfinished])
+        .filter(claimed_by=owner, id__in=[claimed.id for claimed, _ in unfinished])
         .select_for_update()
         .values_list("id", flat=True)
     )
     rows = [
         Event(
             id=claimed.id,
-            status=Status.PENDING if outcome.result == Result.RETRY else Status.FAILED,
-            available_at=now + datetime.timedelta(seconds=delay or 0),
+            status=decision.status,
+            available_at=now + datetime.timedelta(seconds=decision.delay),
             # Still ours, so nobody changed it since the claim read it.
             attempts=claimed.attempts + 1,
             claimed_by="",
-            last_error=outcome.error,
+            last_error=decision.error,
         )
-        for claimed, outcome, delay in unfinished
+        for claimed, decision in unfinished
         if claimed.id in still_mine
     ]
     Event.objects.bulk_update(

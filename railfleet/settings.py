@@ -227,6 +227,7 @@ BROADCAST = {
     "LEASE_SECONDS": env_float("BROADCAST_LEASE_SECONDS", 60.0),
     "RETRY_BASE_SECONDS": env_float("BROADCAST_RETRY_BASE_SECONDS", 1.0),
     "RETRY_MAX_SECONDS": env_float("BROADCAST_RETRY_MAX_SECONDS", 300.0),
+    "BREAKER_PROBE_SECONDS": env_float("BROADCAST_BREAKER_PROBE_SECONDS", 1.0),
     "SUMMARY_INTERVAL": env_float("BROADCAST_SUMMARY_INTERVAL", 60.0),
     # The dispatcher's own /metrics (broadcast/metrics.py): unset port, none.
     "METRICS_PORT": env_int("BROADCAST_METRICS_PORT", None),

@@ -15,7 +15,7 @@ from aiohttp import web
 from django.utils import timezone
 
 from broadcast.conf import Config
-from broadcast.worker import Dispatcher
+from broadcast.dispatch.loop import Dispatcher
 
 
 @dataclass

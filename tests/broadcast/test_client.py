@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from broadcast.client import DELIVERED, CounterClient, Result
+from broadcast.client import OK, CounterClient
 from tests.broadcast.conftest import Answer
 from tests.helpers import free_port
 
@@ -35,7 +35,7 @@ def collect(client: CounterClient, wakeup_fd: int, count: int, *, send_more=None
 
 
 def send_one(url: str, key: str = "k", token=None) -> tuple:
-    """POST one event; its (token, Outcome)."""
+    """POST one event; its (token, Answer)."""
     pipe = Pipe()
     try:
         with CounterClient(url, timeout=5, max_connections=1) as client:
@@ -47,7 +47,7 @@ def send_one(url: str, key: str = "k", token=None) -> tuple:
 
 
 def test_posts_exactly_the_body_with_its_two_headers(scripted_server):
-    assert send_one(scripted_server.url, "a1b2", token="first") == ("first", DELIVERED)
+    assert send_one(scripted_server.url, "a1b2", token="first") == ("first", OK)
     (received,) = scripted_server.received
     assert received.body == BODY
     assert received.headers["Content-Type"] == "application/json"
@@ -71,7 +71,7 @@ def test_never_more_requests_in_flight_than_connections_and_each_is_kept_alive(s
         answers = collect(client, pipe.reader, 12, send_more=send_more)
     pipe.close()
     assert sorted(token for token, _ in answers) == list(range(12))
-    assert all(outcome == DELIVERED for _, outcome in answers)
+    assert all(outcome == OK for _, outcome in answers)
     assert scripted_server.most_in_flight <= 4
     # Twelve requests over at most four connections: they were reused.
     assert len({r.peer for r in scripted_server.received}) <= 4
@@ -80,20 +80,20 @@ def test_never_more_requests_in_flight_than_connections_and_each_is_kept_alive(s
 def test_a_redirect_is_an_answer_not_followed(scripted_server):
     scripted_server.script = [Answer(302, {"Location": "/elsewhere"})]
     _, outcome = send_one(scripted_server.url)
-    assert outcome.result == Result.FAILED and "HTTP 302" in outcome.error
+    assert outcome.status == 302 and "HTTP 302" in outcome.error
     assert len(scripted_server.received) == 1
 
 
 def test_retry_after_and_the_answer_explain_a_retry(scripted_server):
     scripted_server.script = [Answer(503, {"Retry-After": "7"})]
     _, outcome = send_one(scripted_server.url)
-    assert (outcome.result, outcome.retry_after) == (Result.RETRY, 7.0)
+    assert (outcome.status, outcome.retry_after) == (503, 7.0)
     assert outcome.error == 'HTTP 503: {"status": 503}'
 
 
-def test_a_refused_connection_is_a_retry():
+def test_a_refused_connection_is_no_answer():
     _, outcome = send_one(f"http://127.0.0.1:{free_port()}/")
-    assert outcome.result == Result.RETRY and outcome.error.startswith("ConnectError: ")
+    assert outcome.status == 0 and outcome.error.startswith("ConnectError: ")
 
 
 def test_an_answer_left_for_later_ends_no_wait_and_is_collected_by_the_next(scripted_server):
@@ -110,7 +110,7 @@ def test_an_answer_left_for_later_ends_no_wait_and_is_collected_by_the_next(scri
             if finished:
                 break
     pipe.close()
-    assert (finished, woken) == ([("t", DELIVERED)], False)
+    assert (finished, woken) == ([("t", OK)], False)
     # The answer came 0.1 s after the request was written, yet the wait that read it
     # ran to its timeout.
     assert time.monotonic() - started >= 0.5
@@ -129,7 +129,7 @@ def test_on_a_kept_alive_connection_one_wait_writes_the_request_and_reads_its_an
         client.send("k2", BODY, token="second")
         finished, woken = client.wait(5, pipe.reader)
     pipe.close()
-    assert (finished, woken) == ([("second", DELIVERED)], False)
+    assert (finished, woken) == ([("second", OK)], False)
 
 
 def test_an_answer_read_before_the_wait_is_returned_at_once(scripted_server):
@@ -143,7 +143,7 @@ def test_an_answer_read_before_the_wait_is_returned_at_once(scripted_server):
         time.sleep(0.5)  # answered 0.1 s after, and not read yet
         client.send("k2", BODY, token="second")
         finished, _ = client.wait(5, pipe.reader)
-        assert finished == [("first", DELIVERED)]
+        assert finished == [("first", OK)]
         assert client.in_flight == 1
     pipe.close()
 

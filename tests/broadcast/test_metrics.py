@@ -1,6 +1,5 @@
 """broadcast/metrics.py: the dispatcher's metrics, read back from their registry and over HTTP."""
 
-import math
 import os
 import subprocess
 import sys
@@ -8,10 +7,10 @@ import urllib.request
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+from prometheus_client import REGISTRY
 
 from broadcast import metrics
-from broadcast.metrics import LATENCY_BUCKETS, DispatcherMetrics, RoundHistogram
+from broadcast.metrics import DispatcherMetrics
 from tests.helpers import ROOT
 
 NAMES = (
@@ -62,57 +61,6 @@ def test_a_clock_step_back_is_not_a_negative_latency(dispatcher_metrics):
     dispatcher_metrics.record_round(delivered=1, latencies=[-0.5])
     assert value(dispatcher_metrics, "broadcast_delivery_latency_seconds_sum") == 0
     assert value(dispatcher_metrics, "broadcast_delivery_latency_seconds_bucket", le="0.005") == 1
-
-
-def test_a_round_histogram_counts_as_prometheus_clients_histogram():
-    """Rounds folded at once give the samples that observing each value gives: bounds
-    included in their bucket, negatives and NaN as zero; the sum to rounding."""
-    rounds = [
-        [0.005, 0.0051, -0.2, 3600.0, 3600.5, 0.0, math.inf, -math.inf],
-        [],
-        [0.01 * i for i in range(300)] + [float(b) for b in LATENCY_BUCKETS] + [math.nan],
-    ]
-    folded, observed = CollectorRegistry(), CollectorRegistry()
-    histogram = RoundHistogram("h", "h", LATENCY_BUCKETS, folded)
-    reference = Histogram("h", "h", buckets=LATENCY_BUCKETS, registry=observed)
-    for values in rounds:
-        histogram.observe_all(values)
-        for seconds in values:
-            reference.observe(max(0.0, seconds))
-        expected, got = _samples(observed), _samples(folded)
-        sums = [name for name in expected if name[0] == "h_sum"]
-        assert [got.pop(name) for name in sums] == pytest.approx([expected.pop(n) for n in sums])
-        assert got == expected
-    assert folded.get_sample_value("h_count") == 8 + 300 + len(LATENCY_BUCKETS) + 1
-
-
-def test_a_round_histogram_takes_its_buckets_as_prometheus_clients_histogram_does():
-    registry = CollectorRegistry()
-    with_inf = RoundHistogram("a", "a", [0.5, math.inf], registry)
-    with_inf.observe_all([0.2, 9.0])
-    assert registry.get_sample_value("a_bucket", {"le": "0.5"}) == 1
-    assert registry.get_sample_value("a_bucket", {"le": "+Inf"}) == 2
-    assert sum(1 for s in next(iter(registry.collect())).samples if s.name == "a_bucket") == 2
-    with pytest.raises(ValueError, match="sorted"):
-        RoundHistogram("b", "b", [1.0, 0.5], registry)
-
-
-def test_a_round_histogram_is_named_in_its_registry():
-    """Registered under its name: a second metric of that name is refused."""
-    registry = CollectorRegistry()
-    RoundHistogram("h", "h", LATENCY_BUCKETS, registry)
-    with pytest.raises(ValueError, match="Duplicated"):
-        Histogram("h", "h", registry=registry)
-
-
-def _samples(registry: CollectorRegistry) -> dict:
-    """Every sample but `_created` (a `RoundHistogram` has none), by name and labels."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in registry.collect()
-        for sample in family.samples
-        if not sample.name.endswith("_created")
-    }
 
 
 def test_gauges_follow_the_latest_value(dispatcher_metrics):

@@ -6,8 +6,9 @@ import pytest
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
-from broadcast import sessions, store, worker
-from broadcast.client import DELIVERED
+from broadcast import sessions, store
+from broadcast.dispatch import rounds
+from broadcast.dispatch.policy import DELIVERED
 from broadcast.models import Event
 from broadcast.services import events_enqueue
 from defect.services import defect_create
@@ -74,7 +75,7 @@ def test_retention_runs_on_a_dispatchers_connection_with_the_default_plans(
     plans for its values, and the round after it generically again."""
     settings = SESSION_SETTINGS[connection.vendor]
     during_retention, during_rounds = [], []
-    prune, exchange = worker.prune_delivered, store.exchange
+    prune, exchange = rounds.prune_delivered, store.exchange
 
     def watched_prune(**kwargs):
         during_retention.append(_session_settings())
@@ -84,7 +85,7 @@ def test_retention_runs_on_a_dispatchers_connection_with_the_default_plans(
         during_rounds.append(_session_settings())
         return exchange(**kwargs)
 
-    monkeypatch.setattr(worker, "prune_delivered", watched_prune)
+    monkeypatch.setattr(rounds, "prune_delivered", watched_prune)
     monkeypatch.setattr(store, "exchange", watched_exchange)
     events_enqueue(payloads=[{"user": 1, "action": "create"}] * 3)
     thread = threading.Thread(
@@ -177,7 +178,7 @@ def test_a_round_runs_on_the_kept_cursor_on_postgresql_and_on_its_own_on_sqlite(
     for _ in range(3):
         events_enqueue(payloads=[{"user": 1, "action": "create"}] * 2)
         per_round.append(set())
-        answered = [(event, DELIVERED, None) for event in claimed]
+        answered = [(event, DELIVERED) for event in claimed]
         with connection.execute_wrapper(watch):
             claimed = store.exchange(owner="o", outcomes=answered, limit=10, lease=60)
     assert Event.objects.delivered().count() == 4

@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from broadcast import store
-from broadcast.client import DELIVERED, Outcome, Result
+from broadcast.dispatch.policy import DELIVERED, Decision, Verdict
 from broadcast.models import Event, Status
 from broadcast.services import events_enqueue
 from defect.services import defect_create
@@ -112,8 +112,8 @@ def test_a_stale_owner_cannot_undo_a_delivery(user):
     defect_create(user=user, comment="a")
     (claimed,) = store.claim(owner="A", limit=10, lease=0)
     (again,) = store.claim(owner="B", limit=10, lease=60)
-    store.record(owner="B", outcomes=[(again, DELIVERED, None)])
-    store.record(owner="A", outcomes=[(claimed, Outcome(Result.RETRY, "late"), 5.0)])
+    store.record(owner="B", outcomes=[(again, DELIVERED)])
+    store.record(owner="A", outcomes=[(claimed, Decision(Verdict.RETRY, delay=5.0, error="late"))])
     assert Event.objects.get().status == Status.DELIVERED
 
 
@@ -128,7 +128,7 @@ def test_exchange_records_outcomes_and_claims_the_next_events(user):
     defect_create(user=user, comment="a")
     (first,) = store.claim(owner="A", limit=1, lease=60)
     defect_create(user=user, comment="b")
-    claimed = store.exchange(owner="A", outcomes=[(first, DELIVERED, None)], limit=10, lease=60)
+    claimed = store.exchange(owner="A", outcomes=[(first, DELIVERED)], limit=10, lease=60)
     assert Event.objects.get(pk=first.id).status == Status.DELIVERED
     assert [c.id for c in claimed] == list(Event.objects.pending().values_list("id", flat=True))
 
@@ -140,7 +140,7 @@ def test_exchange_never_claims_back_an_event_it_records_as_delivered(user):
     defect_create(user=user, comment="a")
     (claimed,) = store.claim(owner="A", limit=10, lease=0)  # due again at once
     defect_create(user=user, comment="b")
-    again = store.exchange(owner="A", outcomes=[(claimed, DELIVERED, None)], limit=10, lease=60)
+    again = store.exchange(owner="A", outcomes=[(claimed, DELIVERED)], limit=10, lease=60)
     event = Event.objects.get(pk=claimed.id)
     assert (event.status, event.attempts, event.claimed_by) == (Status.DELIVERED, 1, "")
     assert [c.id for c in again] == list(Event.objects.pending().values_list("id", flat=True))
@@ -151,7 +151,7 @@ def test_exchange_records_its_deliveries_when_nothing_is_due(user):
     with nothing due, they are recorded all the same."""
     defect_create(user=user, comment="a")
     (claimed,) = store.claim(owner="A", limit=10, lease=60)
-    again = store.exchange(owner="A", outcomes=[(claimed, DELIVERED, None)], limit=10, lease=60)
+    again = store.exchange(owner="A", outcomes=[(claimed, DELIVERED)], limit=10, lease=60)
     assert again == []
     event = Event.objects.get(pk=claimed.id)
     assert (event.status, event.attempts, event.claimed_by) == (Status.DELIVERED, 1, "")
@@ -163,9 +163,9 @@ def test_exchange_records_retries_and_deliveries_and_claims_in_one_round(user):
     first, second = store.claim(owner="A", limit=10, lease=60)
     defect_create(user=user, comment="c")
     now = timezone.now()
-    retry = Outcome(Result.RETRY, "HTTP 503")
+    retry = Decision(Verdict.RETRY, delay=30.0, error="HTTP 503")
     claimed = store.exchange(
-        owner="A", outcomes=[(first, DELIVERED, None), (second, retry, 30.0)],
+        owner="A", outcomes=[(first, DELIVERED), (second, retry)],
         limit=10, lease=60, now=now,
     )  # fmt: skip
     assert Event.objects.get(pk=first.id).status == Status.DELIVERED
@@ -182,9 +182,9 @@ def test_an_exchange_that_claims_nothing_still_records_every_outcome(user):
     defect_create(user=user, comment="b")
     first, second = store.claim(owner="A", limit=10, lease=60)
     defect_create(user=user, comment="c")
-    retry = Outcome(Result.RETRY, "ConnectError: refused")
+    retry = Decision(Verdict.RETRY, delay=30.0, error="ConnectError: refused")
     claimed = store.exchange(
-        owner="A", outcomes=[(first, DELIVERED, None), (second, retry, 30.0)], limit=0, lease=60
+        owner="A", outcomes=[(first, DELIVERED), (second, retry)], limit=0, lease=60
     )
     assert claimed == []
     assert Event.objects.get(pk=first.id).status == Status.DELIVERED

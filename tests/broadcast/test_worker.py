@@ -11,8 +11,9 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from broadcast import store
+from broadcast.dispatch.loop import Dispatcher
+from broadcast.dispatch.pacing import Pacer
 from broadcast.models import Event, Status
-from broadcast.worker import Dispatcher
 from defect.services import defect_create, defect_delete
 from tests.broadcast.conftest import Answer, FakeClock, deliver_once, make_config, no_jitter
 from tests.helpers import free_port, wait_for
@@ -227,9 +228,9 @@ def test_a_down_counter_server_is_probed_not_hammered(user):
 
     url = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
     Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(300)])
-    # A probe interval (the retry base) far longer than the run: after the first
-    # batch, the breaker allows exactly one probe, then claims nothing more.
-    deliver_once(url, concurrency=8, batch_size=50, retry_base=60)
+    # A probe interval far longer than the run: after the first batch, the
+    # breaker allows exactly one probe, then claims nothing more.
+    deliver_once(url, concurrency=8, batch_size=50, probe_interval=60)
     attempted = Event.objects.filter(attempts__gt=0).count()
     assert 8 <= attempted <= 50 + 8  # the first batch, then a probe now and then
     assert attempted == 50 + 1
@@ -247,7 +248,7 @@ def listening_per_wait_after_two_requests(scripted_server, monkeypatch, config, 
 
     def counted_wait(client, *args, **kwargs):
         if len(scripted_server.received) == 2:
-            listening.append(dispatcher.listener.listening.is_set())
+            listening.append(dispatcher.announcer.listening.is_set())
         return wait(client, *args, **kwargs)
 
     monkeypatch.setattr(CounterClient, "wait", counted_wait)
@@ -256,8 +257,9 @@ def listening_per_wait_after_two_requests(scripted_server, monkeypatch, config, 
     thread.start()
     try:
         wait_for(lambda: Event.objects.delivered().count() == events, timeout=10)
-        if connection.vendor == "postgresql":
-            wait_for(dispatcher.listener.listening.is_set, timeout=10, message="LISTEN again")
+        wait_for(
+            lambda: dispatcher.announcer.listening.is_set(), timeout=10, message="listening again"
+        )
     finally:
         dispatcher.stop()
         thread.join(15)
@@ -281,8 +283,7 @@ def test_an_open_breaker_leaves_the_loop_asleep_until_its_next_probe(
     assert len(scripted_server.received) == 4  # the two, the probe (a retry), the other
     # Polling every 0.01 s for the second until the probe would be about 100 waits.
     assert 1 <= len(between_probes) <= 6
-    if connection.vendor == "postgresql":
-        assert not all(between_probes)  # UNLISTEN while the breaker was open
+    assert not all(between_probes)  # not listening while the breaker was open
 
 
 def test_a_full_queue_leaves_the_loop_asleep_until_answers_free_a_handle(
@@ -300,8 +301,7 @@ def test_a_full_queue_leaves_the_loop_asleep_until_answers_free_a_handle(
     )
     # Polling every 0.01 s for the second the answers take would be about 100 waits.
     assert 1 <= len(while_full) <= 6
-    if connection.vendor == "postgresql":
-        assert not all(while_full)  # UNLISTEN while the queue was full
+    assert not all(while_full)  # not listening while the queue was full
 
 
 def test_with_the_queue_full_answers_wait_to_be_recorded_until_a_claim_is_wanted(
@@ -315,13 +315,13 @@ def test_with_the_queue_full_answers_wait_to_be_recorded_until_a_claim_is_wanted
     for i in range(8):
         defect_create(user=user, comment=str(i))
     rounds = []  # (events queued, answers to record) as each round starts
-    start_round = Dispatcher._start_round
+    round_started = Pacer.round_started
 
-    def noted(dispatcher, client, now):
-        rounds.append((len(dispatcher._queue), len(dispatcher._done)))
-        start_round(dispatcher, client, now)
+    def noted(pacer, snapshot):
+        rounds.append((snapshot.queued, snapshot.answers))
+        round_started(pacer, snapshot)
 
-    monkeypatch.setattr(Dispatcher, "_start_round", noted)
+    monkeypatch.setattr(Pacer, "round_started", noted)
     # The first claim takes 8, sends 2 and queues 6; the low water mark is 4, max(2, 8 // 2).
     deliver_once(scripted_server.url, concurrency=2, batch_size=8, poll_interval=0.01)
 
@@ -373,7 +373,7 @@ def test_a_dispatcher_survives_losing_its_database_connection(scripted_server, u
 def test_every_wake_up_ends_the_next_wait_even_right_after_a_clear():
     import select
 
-    from broadcast.wakeup import Waker
+    from broadcast.dispatch.wake import Waker
 
     waker = Waker()
     try:
@@ -389,26 +389,21 @@ def test_every_wake_up_ends_the_next_wait_even_right_after_a_clear():
         waker.close()
 
 
-def test_a_notify_wakes_the_dispatcher_long_before_its_poll(scripted_server, user):
-    """On PostgreSQL a commit's NOTIFY starts a round at once; SQLite has only the poll."""
-    from broadcast.wakeup import NoListener, PostgresListener
+def test_a_commit_wakes_the_dispatcher_long_before_its_poll(scripted_server, user):
+    """A commit's announcement (NOTIFY on PostgreSQL, the doorbell on SQLite) starts a
+    round at once."""
+    from broadcast.dispatch.wake import DoorbellWatch, PostgresListener
 
-    listening = connection.vendor == "postgresql"
-    dispatcher = Dispatcher(
-        make_config(scripted_server.url, poll_interval=60 if listening else 0.05)
-    )
+    dispatcher = Dispatcher(make_config(scripted_server.url, poll_interval=60))
     thread = threading.Thread(target=dispatcher.run)
     thread.start()
     try:
-        wait_for(lambda: dispatcher.listener is not None, timeout=10, message="the start")
-        if listening:
-            assert isinstance(dispatcher.listener, PostgresListener)
-            wait_for(dispatcher.listener.listening.is_set, timeout=10, message="LISTEN")
-        else:
-            assert isinstance(dispatcher.listener, NoListener)
-        time.sleep(0.2)  # past the start's rounds: only a NOTIFY (or the poll) is left
+        wait_for(lambda: dispatcher.announcer.listening.is_set(), timeout=10, message="listening")
+        expected = PostgresListener if connection.vendor == "postgresql" else DoorbellWatch
+        assert isinstance(dispatcher.announcer, expected)
+        time.sleep(0.2)  # past the start's rounds: only an announcement (or the poll) is left
         defect_create(user=user, comment="a")
-        # Within 10 s, where the next poll is 60 s away on PostgreSQL.
+        # Within 10 s, where the next poll is 60 s away.
         wait_for(lambda: len(scripted_server.received) == 1, timeout=10, message="the event")
     finally:
         dispatcher.stop()
@@ -416,14 +411,14 @@ def test_a_notify_wakes_the_dispatcher_long_before_its_poll(scripted_server, use
     assert Event.objects.get().status == Status.DELIVERED  # recorded on the way out
 
 
-@pytest.mark.postgres
 def test_while_listening_only_retries_and_the_slow_poll_start_rounds(
     scripted_server, user, monkeypatch
 ):
-    """With LISTEN up, no round every poll interval; a retry still goes out when it is due."""
-    from broadcast import worker
+    """While commits are announced, no round every poll interval; a retry still goes out
+    when it is due."""
+    from broadcast.dispatch import pacing
 
-    monkeypatch.setattr(worker, "LISTENING_POLL_INTERVAL", 60.0)
+    monkeypatch.setattr(pacing, "SAFETY_NET_POLL", 60.0)
     rounds = []
     exchange = store.exchange
     monkeypatch.setattr(store, "exchange", lambda **kw: rounds.append(1) or exchange(**kw))
@@ -432,14 +427,13 @@ def test_while_listening_only_retries_and_the_slow_poll_start_rounds(
     thread = threading.Thread(target=dispatcher.run)
     thread.start()
     try:
-        wait_for(lambda: dispatcher.listener is not None, timeout=10, message="the start")
-        wait_for(dispatcher.listener.listening.is_set, timeout=10, message="LISTEN")
+        wait_for(lambda: dispatcher.announcer.listening.is_set(), timeout=10, message="listening")
         time.sleep(0.1)  # past the start's rounds
         quiet = len(rounds)
         time.sleep(0.3)  # 30 poll intervals of 10 ms
-        assert len(rounds) - quiet <= 1  # the rounds of the LISTEN's catch-up wake at most
-        defect_create(user=user, comment="a")  # its NOTIFY starts a round; the answer is a 503
-        # The retry, due 0.2 s later, is polled for then, not at the next slow poll (60 s).
+        assert len(rounds) - quiet <= 1  # the round of the catch-up wake-up at most
+        defect_create(user=user, comment="a")  # announced: a round; the answer is a 503
+        # The retry, due 0.2 s later, is polled for then, not at the next safety net (60 s).
         wait_for(lambda: len(scripted_server.received) == 2, timeout=10, message="the retry")
     finally:
         dispatcher.stop()
@@ -452,7 +446,7 @@ def test_an_idle_dispatcher_on_sqlite_probes_and_starts_no_round(
     scripted_server, user, monkeypatch
 ):
     """Nothing due: after the start's, no round (no hand-off, no write lock), however many
-    polls; then an event is."""
+    poll intervals pass; then an event is."""
     rounds = []
     exchange = store.exchange
     monkeypatch.setattr(store, "exchange", lambda **kw: rounds.append(1) or exchange(**kw))
@@ -460,9 +454,12 @@ def test_an_idle_dispatcher_on_sqlite_probes_and_starts_no_round(
     thread = threading.Thread(target=dispatcher.run)
     thread.start()
     try:
-        wait_for(lambda: rounds == [1], timeout=10, message="the round at start")
+        wait_for(lambda: dispatcher.announcer.listening.is_set(), timeout=10, message="listening")
+        time.sleep(0.1)  # past the start's rounds (its own, the doorbell's catch-up)
+        quiet = len(rounds)
+        assert quiet <= 2
         time.sleep(0.3)  # 30 poll intervals
-        assert rounds == [1]
+        assert len(rounds) == quiet
         defect_create(user=user, comment="a")
         wait_for(lambda: len(scripted_server.received) == 1, timeout=10, message="the event")
     finally:
@@ -521,36 +518,3 @@ def test_a_round_with_nothing_to_send_meanwhile_runs_on_the_loop_the_others_on_t
     loop = threading.current_thread()
     assert threads[0] is loop
     assert any(thread is not loop for thread in threads)
-
-
-class _Listener:
-    """A listener that is listening, and records what the dispatcher asks of it."""
-
-    def __init__(self) -> None:
-        self.listening = threading.Event()
-        self.listening.set()
-        self.asked: list[bool] = []
-
-    def set_listening(self, wanted: bool) -> None:
-        self.asked.append(wanted)
-
-
-def test_a_steady_load_swaps_listening_for_polling_until_a_round_claims_nothing():
-    from broadcast import worker
-
-    dispatcher = Dispatcher(make_config("http://127.0.0.1:1/", poll_interval=0.02))
-    dispatcher.listener = listener = _Listener()
-    dispatcher._next_round = 11.0  # as LISTEN's slow poll set it
-    assert dispatcher._poll_interval() == worker.LISTENING_POLL_INTERVAL
-    for claimed in [3, 1, 2, 2, 2]:  # a round of one neither counts nor resets
-        dispatcher._pace(claimed, started=9.0)
-    assert listener.asked == []
-    dispatcher._pace(worker.BUSY_CLAIM, started=10.0)  # the fifth busy round in a row
-    assert listener.asked == [False]
-    assert dispatcher._poll_interval() == 0.02
-    assert dispatcher._next_round == 10.02
-    dispatcher._pace(1, started=10.02)
-    assert listener.asked == [False]
-    dispatcher._pace(0, started=10.04)
-    assert listener.asked == [False, True]
-    assert dispatcher._poll_interval() == worker.LISTENING_POLL_INTERVAL

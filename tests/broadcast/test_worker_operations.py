@@ -221,7 +221,7 @@ def test_pause_and_resume_hold_and_release_two_dispatchers(tmp_path, user):
 
 
 def test_retention_never_runs_while_due_events_wait(scripted_server, user, monkeypatch):
-    from broadcast import worker
+    from broadcast.dispatch import rounds
 
     Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(120)])
     due_at_prune = []
@@ -230,7 +230,7 @@ def test_retention_never_runs_while_due_events_wait(scripted_server, user, monke
         due_at_prune.append(Event.objects.due().count())
         return 0
 
-    monkeypatch.setattr(worker, "prune_delivered", prune)
+    monkeypatch.setattr(rounds, "prune_delivered", prune)
     deliver_once(scripted_server.url, batch_size=20, retention_days=7)
     assert Event.objects.delivered().count() == 120
     assert due_at_prune == [0]  # once, after the backlog: not at the start's first claim
@@ -264,7 +264,7 @@ def test_the_dispatcher_serves_its_metrics(tmp_path, user):
 def test_a_running_dispatcher_paused_by_a_410_resumes_when_told(scripted_server, user):
     import threading
 
-    from broadcast.worker import Dispatcher
+    from broadcast.dispatch.loop import Dispatcher
     from tests.broadcast.conftest import make_config
 
     scripted_server.script = [Answer(410)]

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 
 from broadcast import checks, metrics
 from broadcast.conf import Config
-from broadcast.worker import Dispatcher
+from broadcast.dispatch.loop import Dispatcher
 
 
 class Command(BaseCommand):

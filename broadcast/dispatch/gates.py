@@ -1,0 +1,228 @@
+"""The gates in front of a destination: what may be claimed for it and sent to it, and when.
+
+Each gate answers the same small questions (`Gate`): how many of the events
+wanted may be claimed now, how many of the requests ready may start now, and
+from when a held claim or send may go again; and it observes each decision of
+the policy (broadcast/dispatch/policy.py). A destination has one `Gates`, the
+set of them; a gate keeps no state but its own, takes the time as an argument
+(the loop's monotonic clock) and does no I/O but a log line or a metric.
+
+    Pause     nothing claimed or sent while paused (the Control row, or a 410)
+    Breaker   one claim per probe interval while the destination looks down
+    Hold      nothing sent until an overloaded answer's Retry-After has passed
+    RateLimit at most `max_rate` requests started per second (broadcast/ratelimit.py)
+"""
+
+import logging
+import math
+
+from broadcast import metrics
+from broadcast.dispatch.policy import Decision, Verdict
+from broadcast.ratelimit import TokenBucket
+
+logger = logging.getLogger("broadcast")
+
+NEVER = math.inf
+
+
+class Gate:
+    """Lets everything through; each gate overrides what it limits."""
+
+    def observe(self, decision: Decision, now: float) -> None:
+        """Take in the decision made for one answer."""
+
+    def claimable(self, wanted: int, now: float) -> int:
+        """How many of `wanted` events may be claimed now (what is granted is spent)."""
+        return wanted
+
+    def sendable(self, wanted: int, now: float) -> int:
+        """How many of `wanted` requests may start now (what is granted is spent)."""
+        return wanted
+
+    def claims_resume_at(self, now: float) -> float | None:
+        """While this gate holds claims back: when the next may be granted. None: not held."""
+        return None
+
+    def sends_resume_at(self, now: float) -> float:
+        """When a request may start, if none may now (`now` if one may)."""
+        return now
+
+
+class Pause(Gate):
+    """The pause switch as the last round read it, or a 410's, not yet stored.
+
+    A 410 pauses at once; its reason waits in `unstored` until a round stores it
+    (`take_unstored`), and until that round has ended, a round that read the
+    switch before it does not resume (`seen`).
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label  # how the logs and the reason name the destination
+        self.paused = False
+        self.unstored = ""  # a 410's reason that no round has taken yet
+        self._awaiting_store = False  # taken by a round that has not ended yet, or not taken
+
+    def observe(self, decision: Decision, now: float) -> None:
+        if not decision.stop or self.paused:
+            return
+        logger.error("%s %s: pausing the broadcast (resume with `manage.py broadcast_resume`)",
+                     self.label, decision.stop)  # fmt: skip
+        self.unstored = f"{self.label} {decision.stop}"
+        self.paused = self._awaiting_store = True
+
+    def take_unstored(self) -> str:
+        """The reason for a round to store (then forgotten here); "" for none."""
+        reason, self.unstored = self.unstored, ""
+        return reason
+
+    def give_back(self, reason: str) -> None:
+        """A round that was to store `reason` failed: the next one stores it."""
+        self.unstored = self.unstored or reason
+
+    def seen(self, paused: bool, *, stored: bool) -> None:
+        """A round ended, having read the switch as `paused`, and stored a 410 (`stored`) or not."""
+        if stored:
+            self._awaiting_store = False
+        elif self._awaiting_store:
+            paused = True  # the round read the switch before our 410's pause was stored
+        if paused != self.paused:
+            logger.warning("Broadcast paused: claiming and sending nothing until resumed"
+                           if paused else "Broadcast resumed")  # fmt: skip
+        self.paused = paused
+
+    def claimable(self, wanted: int, now: float) -> int:
+        return 0 if self.paused else wanted
+
+    def sendable(self, wanted: int, now: float) -> int:
+        return 0 if self.paused else wanted
+
+    def sends_resume_at(self, now: float) -> float:
+        return NEVER if self.paused else now
+
+
+class Breaker(Gate):
+    """Stops claiming while the destination looks down; probes it with one event at a time.
+
+    After `threshold` retries in a row (and no success), claims are limited to
+    one event per `probe_interval`: the events wait in the outbox instead of
+    each burning an attempt, a request and a log line against a destination
+    that refuses them. The first answer that is not a retry closes it.
+    """
+
+    def __init__(self, label: str, *, threshold: int, probe_interval: float) -> None:
+        self.label = label
+        self.threshold = threshold
+        self.probe_interval = probe_interval
+        self.failures = 0
+        self.next_probe = 0.0
+
+    @property
+    def open(self) -> bool:
+        return self.failures >= self.threshold
+
+    def observe(self, decision: Decision, now: float) -> None:
+        if decision.verdict == Verdict.RETRY:
+            self.failures += 1
+            if self.failures == self.threshold:
+                logger.warning("%s looks down: probing it with one event at a time", self.label)
+            return
+        if self.open:
+            logger.info("%s answers again: delivering at full speed", self.label)
+        self.failures = 0
+
+    def claimable(self, wanted: int, now: float) -> int:
+        if not self.open or wanted <= 0:
+            return wanted
+        if now < self.next_probe:
+            return 0
+        self.next_probe = now + self.probe_interval
+        return 1
+
+    def claims_resume_at(self, now: float) -> float | None:
+        return self.next_probe if self.open else None
+
+
+class Hold(Gate):
+    """Nothing is sent until an overloaded answer's Retry-After (the policy's `hold`) has passed."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.until = 0.0
+
+    def observe(self, decision: Decision, now: float) -> None:
+        until = now + decision.hold
+        if decision.hold > 0 and until > self.until:
+            logger.warning("%s overloaded (%s): sending nothing for %.1fs",
+                           self.label, decision.error[:60], decision.hold)  # fmt: skip
+            metrics.add_rate_limited(decision.hold)
+            self.until = until
+
+    def sendable(self, wanted: int, now: float) -> int:
+        return 0 if now < self.until else wanted
+
+    def sends_resume_at(self, now: float) -> float:
+        return max(now, self.until)
+
+
+class RateLimit(Gate):
+    """At most the bucket's rate of requests started per second (0: unlimited)."""
+
+    def __init__(self, bucket: TokenBucket) -> None:
+        self.bucket = bucket
+
+    def sendable(self, wanted: int, now: float) -> int:
+        if not self.bucket.limited:
+            return wanted
+        granted = self.bucket.grant(wanted)
+        if wanted and not granted:
+            metrics.add_rate_limited(self.bucket.wait())
+        return granted
+
+    def sends_resume_at(self, now: float) -> float:
+        return now + self.bucket.wait() if self.bucket.limited else now
+
+
+class Gates:
+    """One destination's gates, asked together: the most restrictive answer wins."""
+
+    def __init__(self, *, pause: Pause, breaker: Breaker, hold: Hold, rate: RateLimit) -> None:
+        self.pause, self.breaker, self.hold, self.rate = pause, breaker, hold, rate
+        self.all: tuple[Gate, ...] = (pause, breaker, hold, rate)
+
+    @classmethod
+    def build(
+        cls, label: str, *, threshold: int, probe_interval: float, max_rate: float
+    ) -> "Gates":
+        return cls(
+            pause=Pause(label),
+            breaker=Breaker(label, threshold=threshold, probe_interval=probe_interval),
+            hold=Hold(label),
+            rate=RateLimit(TokenBucket(max_rate)),
+        )
+
+    def observe(self, decision: Decision, now: float) -> None:
+        for gate in self.all:
+            gate.observe(decision, now)
+
+    def claimable(self, wanted: int, now: float) -> int:
+        for gate in self.all:
+            wanted = gate.claimable(wanted, now)
+        return wanted
+
+    def sendable(self, wanted: int, now: float) -> int:
+        for gate in self.all:
+            if wanted <= 0:
+                return 0
+            wanted = gate.sendable(wanted, now)
+        return wanted
+
+    def claims_resume_at(self, now: float) -> float | None:
+        held = [at for gate in self.all if (at := gate.claims_resume_at(now)) is not None]
+        return max(held) if held else None
+
+    def sends_resume_at(self, now: float) -> float:
+        return max(gate.sends_resume_at(now) for gate in self.all)
+
+    @property
+    def paused(self) -> bool:
+        return self.pause.paused

@@ -1,0 +1,108 @@
+"""The gates in front of a destination (broadcast/dispatch/gates.py), on an explicit time."""
+
+import math
+
+import pytest
+
+from broadcast.dispatch.gates import Breaker, Gates, Hold, Pause
+from broadcast.dispatch.policy import DELIVERED, Decision, Verdict
+from broadcast.ratelimit import TokenBucket
+
+RETRY = Decision(Verdict.RETRY, delay=1.0, error="refused")
+FAILED = Decision(Verdict.FAILED, error="HTTP 400")
+GONE = Decision(Verdict.RETRY, stop="answered HTTP 410: gone", error="HTTP 410: gone")
+
+
+def test_the_breaker_opens_after_a_run_of_retries_and_closes_on_any_other_answer():
+    breaker = Breaker("Counter server", threshold=3, probe_interval=60)
+    for _ in range(2):
+        breaker.observe(RETRY, 0.0)
+    assert breaker.claimable(500, 0.0) == 500
+    assert breaker.claims_resume_at(0.0) is None
+    breaker.observe(RETRY, 0.0)
+    assert breaker.claimable(500, 0.0) == 1  # one probe...
+    assert breaker.claimable(500, 0.0) == 0  # ...per interval
+    assert breaker.claims_resume_at(0.0) == 60.0
+    breaker.observe(FAILED, 1.0)  # an answer that is not a retry: the server is up
+    assert breaker.claimable(500, 1.0) == 500
+
+
+def test_the_breaker_probes_once_per_interval():
+    breaker = Breaker("Counter server", threshold=1, probe_interval=5)
+    breaker.observe(RETRY, 100.0)
+    assert breaker.claimable(500, 100.0) == 1
+    assert breaker.claimable(500, 104.999) == 0
+    assert breaker.claimable(500, 105.0) == 1
+    assert breaker.claimable(0, 105.0) == 0  # nothing wanted: no probe spent
+    assert breaker.claimable(0, 110.0) == 0
+    assert breaker.claimable(3, 110.0) == 1
+    breaker.observe(DELIVERED, 111.0)
+    assert breaker.claimable(3, 111.0) == 3
+
+
+def test_a_hold_stops_sends_until_it_has_passed_and_never_shortens():
+    hold = Hold("Counter server")
+    hold.observe(Decision(Verdict.RETRY, delay=30, hold=30), 10.0)
+    assert hold.sendable(5, 39.9) == 0
+    assert hold.sends_resume_at(20.0) == 40.0
+    hold.observe(Decision(Verdict.RETRY, delay=5, hold=5), 20.0)  # ends sooner: ignored
+    assert hold.sends_resume_at(20.0) == 40.0
+    assert hold.sendable(5, 40.0) == 5
+    assert hold.claimable(5, 20.0) == 5  # claims go on: the queue fills meanwhile
+
+
+def test_a_410_pauses_at_once_and_hands_its_reason_to_one_round():
+    pause = Pause("Counter server")
+    pause.observe(GONE, 0.0)
+    assert pause.paused and pause.sendable(3, 0.0) == 0 and pause.claimable(3, 0.0) == 0
+    assert pause.sends_resume_at(0.0) == math.inf
+    reason = pause.take_unstored()
+    assert reason == "Counter server answered HTTP 410: gone"
+    assert pause.take_unstored() == ""
+    pause.seen(False, stored=False)  # a round that read the switch before the pause was stored
+    assert pause.paused
+    pause.seen(True, stored=True)
+    pause.seen(False, stored=False)  # resumed by an operator
+    assert not pause.paused
+
+
+def test_a_failed_round_gives_the_410s_reason_back_for_the_next():
+    pause = Pause("Counter server")
+    pause.observe(GONE, 0.0)
+    reason = pause.take_unstored()
+    pause.give_back(reason)
+    assert pause.take_unstored() == reason
+
+
+def test_a_410_while_paused_by_an_operator_leaves_the_resume_to_them():
+    pause = Pause("Counter server")
+    pause.seen(True, stored=False)
+    pause.observe(GONE, 0.0)
+    assert pause.take_unstored() == ""
+    pause.seen(False, stored=False)
+    assert not pause.paused
+
+
+@pytest.mark.parametrize(
+    ("decisions", "claimable", "sendable"),
+    [
+        ([], 10, 4),  # the rate limit's bucket holds 4 at 80/s
+        ([RETRY, RETRY], 1, 4),  # the breaker open (threshold 2): one probe
+        ([Decision(Verdict.RETRY, delay=9, hold=9)], 10, 0),  # held
+        ([GONE], 0, 0),  # paused
+    ],
+)
+def test_the_most_restrictive_gate_decides(decisions, claimable, sendable):
+    gates = Gates.build("Counter server", threshold=2, probe_interval=1.0, max_rate=80)
+    for decision in decisions:
+        gates.observe(decision, 0.0)
+    assert gates.claimable(10, 0.0) == claimable
+    assert gates.sendable(10, 0.0) == sendable
+
+
+def test_the_rate_limits_next_send_is_when_its_bucket_holds_a_token():
+    clock = [0.0]
+    gates = Gates.build("Counter server", threshold=2, probe_interval=1.0, max_rate=0)
+    gates.rate.bucket = TokenBucket(10, clock=lambda: clock[0])
+    assert gates.sendable(5, 0.0) == 1
+    assert gates.sends_resume_at(0.0) == pytest.approx(0.1)

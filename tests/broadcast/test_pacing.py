@@ -1,0 +1,174 @@
+"""The pacing (broadcast/dispatch/pacing.py): snapshots in, timing out. No threads, no clock."""
+
+import math
+
+import pytest
+
+from broadcast.dispatch.pacing import (
+    BUSY_CLAIM,
+    BUSY_ROUNDS,
+    SAFETY_NET_POLL,
+    SLOW_POLL,
+    Pace,
+    Pacer,
+    Snapshot,
+)
+
+# concurrency 8, batch 50: a full round is 8 requests, the low water mark 25 events.
+PACE = Pace(concurrency=8, batch_size=50, poll_interval=0.02, request_timeout=10.0, lease=60.0)
+
+
+def pacer_after_a_round_at(t: float, *, claimed: int = 0, asked: int = 50, **seen) -> Pacer:
+    pacer = Pacer(PACE)
+    pacer.round_started(Snapshot(now=t, **seen))
+    pacer.round_ended(claimed=claimed, asked=asked, started=t)
+    return pacer
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "wanted"),
+    [
+        (Snapshot(now=10.0, woken=True), True),
+        (Snapshot(now=10.0, answers=25), True),  # a claim's worth of answers
+        (Snapshot(now=10.0, answers=24), False),
+        (Snapshot(now=10.0), False),
+    ],
+)
+def test_what_wants_a_round_at_once(snapshot, wanted):
+    assert pacer_after_a_round_at(10.0).round_wanted(snapshot) is wanted
+
+
+def test_a_claim_that_got_all_it_asked_for_claims_again_while_the_queue_is_low():
+    pacer = pacer_after_a_round_at(10.0, claimed=50, asked=50)
+    assert pacer.round_wanted(Snapshot(now=10.0, queued=24))
+    assert not pacer.round_wanted(Snapshot(now=10.0, queued=25))
+    fewer = pacer_after_a_round_at(10.0, claimed=3, asked=50)
+    assert not fewer.round_wanted(Snapshot(now=10.0, queued=0))
+
+
+@pytest.mark.parametrize(
+    ("seen", "snapshot", "next_round"),
+    [
+        # Nothing announces events: the poll interval.
+        ({}, Snapshot(now=10.0), 10.02),
+        # Something does (LISTEN, the doorbell): the safety net.
+        ({"listening": True}, Snapshot(now=10.0, listening=True), 10.0 + SAFETY_NET_POLL),
+        # Paused: the slow poll, to read the switch.
+        ({"paused": True}, Snapshot(now=10.0, paused=True), 10.0 + SLOW_POLL),
+        # Answers to record: a poll interval after the last round at the latest...
+        ({"listening": True}, Snapshot(now=10.0, answers=3, listening=True), 10.02),
+        # ...but beside a full queue (a slow server's trickle), the slow poll.
+        ({}, Snapshot(now=10.0, answers=3, queued=25), 10.0 + SLOW_POLL),
+        # The queue full and nothing to record: the slow poll.
+        ({}, Snapshot(now=10.0, queued=25), 10.0 + SLOW_POLL),
+        # The breaker open: its next probe.
+        ({"claims_resume_at": 14.0}, Snapshot(now=10.0, claims_resume_at=14.0), 14.0),
+    ],
+)
+def test_when_the_next_round_runs(seen, snapshot, next_round):
+    pacer = pacer_after_a_round_at(10.0, **seen)
+    assert pacer.next_round_at(snapshot) == pytest.approx(next_round)
+    assert not pacer.poll_due(snapshot)
+    later = Snapshot(**{**_fields(snapshot), "now": next_round + 1e-9})
+    assert pacer.poll_due(later)
+
+
+def _fields(snapshot: Snapshot) -> dict:
+    return {name: getattr(snapshot, name) for name in Snapshot.__slots__}
+
+
+def test_a_retry_of_ours_is_polled_for_when_due_and_only_once():
+    pacer = pacer_after_a_round_at(10.0, listening=True)
+    pacer.retry_due(10.3)
+    listening = Snapshot(now=10.0, listening=True)
+    assert pacer.next_round_at(listening) == pytest.approx(10.3)
+    pacer.round_started(Snapshot(now=10.3, listening=True))
+    assert pacer.next_round_at(listening) == pytest.approx(10.3 + SAFETY_NET_POLL)
+
+
+def test_a_probe_that_finds_nothing_puts_the_poll_off_like_an_empty_round():
+    pacer = pacer_after_a_round_at(10.0, claimed=5, asked=5)
+    pacer.nothing_to_do(Snapshot(now=10.02))
+    assert pacer.next_round_at(Snapshot(now=10.02)) == pytest.approx(10.04)
+    assert not pacer.round_wanted(Snapshot(now=10.02))  # no claim-again after it
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "claim"),
+    [
+        (Snapshot(now=0.0, queued=0), 50),  # the queue's room
+        (Snapshot(now=0.0, queued=24), 26),
+        (Snapshot(now=0.0, queued=25), 0),  # at the low water mark: nothing...
+        (Snapshot(now=0.0, queued=25, answers=1), 25),  # ...unless recording anyway
+        (Snapshot(now=0.0, queued=43, answers=9), 0),  # and a full round fits
+    ],
+)
+def test_how_much_a_round_claims(snapshot, claim):
+    assert Pacer(PACE).claim_size(snapshot) == claim
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "collect"),
+    [
+        (Snapshot(now=10.001, in_flight=2), False),  # a trickle: at the next wake-up
+        (Snapshot(now=10.001, in_flight=2, queued=1), True),  # events wait for the handles
+        (Snapshot(now=10.001, in_flight=6, answers=2), True),  # a full round's worth
+        (Snapshot(now=10.02, in_flight=2), True),  # due to be recorded
+        (Snapshot(now=10.001, in_flight=2, once=True), True),  # --once with nothing due
+    ],
+)
+def test_when_answers_end_the_wait(snapshot, collect):
+    assert pacer_after_a_round_at(10.0).collect_now(snapshot) is collect
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "timeout"),
+    [
+        (Snapshot(now=10.0), 0.02),  # the poll
+        (Snapshot(now=10.0, round_running=True), 60.0),  # the round's end wakes it
+        (Snapshot(now=10.0, in_flight=2, listening=True), 0.02),  # collect by then
+        # Requests ready, connections free, the rate limit says when.
+        (Snapshot(now=10.0, queued=3, free=8, sends_resume_at=10.005, listening=True), 0.005),
+        (Snapshot(now=10.0, queued=3, free=8, sends_resume_at=math.inf, paused=True), SLOW_POLL),
+        (Snapshot(now=12.0), 0.0),  # overdue: no wait
+    ],
+)
+def test_how_long_the_loop_waits(snapshot, timeout):
+    seen = {"listening": snapshot.listening, "paused": snapshot.paused}
+    assert pacer_after_a_round_at(10.0, **seen).timeout(snapshot) == pytest.approx(timeout)
+
+
+def test_a_steady_load_swaps_listening_for_polling_until_a_round_claims_nothing():
+    pacer = pacer_after_a_round_at(9.0, listening=True)
+    listening = Snapshot(now=9.0, listening=True)
+    assert pacer.next_round_at(listening) == pytest.approx(9.0 + SAFETY_NET_POLL)
+    for claimed in [3, 1, 2, 2, 2]:  # a round of one neither counts nor resets
+        pacer.round_ended(claimed=claimed, asked=50, started=9.0)
+    assert pacer.wants_wakeups(listening)
+    pacer.round_ended(claimed=BUSY_CLAIM, asked=50, started=9.0)  # the fifth busy round
+    assert BUSY_ROUNDS == 5
+    assert not pacer.wants_wakeups(listening)
+    assert pacer.next_round_at(listening) == pytest.approx(9.02)  # the poll's pace at once
+    pacer.round_ended(claimed=1, asked=50, started=9.02)
+    assert not pacer.wants_wakeups(listening)
+    pacer.round_ended(claimed=0, asked=50, started=9.04)
+    assert pacer.wants_wakeups(listening)
+
+
+def test_a_backlog_stops_listening_until_the_queue_empties():
+    pacer = Pacer(PACE)
+    pacer.queue_seen(25)
+    assert not pacer.wants_wakeups(Snapshot(now=0.0))
+    pacer.queue_seen(3)  # hovering: still a backlog
+    assert not pacer.wants_wakeups(Snapshot(now=0.0))
+    pacer.queue_seen(0)
+    assert pacer.wants_wakeups(Snapshot(now=0.0))
+    assert not pacer.wants_wakeups(Snapshot(now=0.0, claims_resume_at=5.0))  # breaker open
+
+
+def test_once_finishes_when_nothing_was_found_and_nothing_is_left():
+    pacer = pacer_after_a_round_at(10.0, claimed=0)
+    assert pacer.finished(Snapshot(now=10.0))
+    assert not pacer.finished(Snapshot(now=10.0, in_flight=1))
+    assert not pacer.finished(Snapshot(now=10.0, round_running=True))
+    assert not pacer_after_a_round_at(10.0, claimed=2, asked=50).finished(Snapshot(now=10.0))
