@@ -15,8 +15,8 @@ import sqlite3
 
 from django.db import connections
 
+from broadcast import queries
 from broadcast.models import Status
-from broadcast.store import due_sql
 
 
 class DueProbe:
@@ -26,8 +26,7 @@ class DueProbe:
         connection = connections[using]
         self._path = connection.settings_dict["NAME"]
         self._adapt = connection.ops.adapt_datetimefield_value
-        # Django's SQLite backend turns %s into ? itself; this connection is not Django's.
-        self._sql = due_sql("sqlite").replace("%s", "?") + " LIMIT 1"
+        self._sql = queries.SQLITE_PROBE
         self._db: sqlite3.Connection | None = None
 
     def due(self, now: datetime.datetime) -> bool:

@@ -11,28 +11,22 @@ in a transaction of their own first).
 Every timestamp is the caller's `now` (the dispatcher's injected clock), so a
 schedule can be asserted exactly.
 
-SQL written by hand, and why (everything else is the ORM): the claim, which the
-ORM cannot say (on PostgreSQL one UPDATE ... RETURNING over a MATERIALIZED CTE
-with SKIP LOCKED; on SQLite the due rows as one row of JSON, then an UPDATE of
-their ids), built around `EventQuerySet.due()` compiled once, so "due" has one
-definition; and the record of delivered events, which the ORM can say but whose
-compilation at every round dominated a trickle's py-spy profile (BENCHMARKS.md has
-the dispatcher's profiles).
+The SQL written by hand (the claim, the record of deliveries) is literal SQL in
+broadcast/queries.py, which says why; everything else is the ORM.
 """
 
 import contextlib
 import datetime
-import functools
 import json
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
-from broadcast import sessions
+from broadcast import queries
 from broadcast.dispatch.policy import Decision, Verdict
 from broadcast.models import Event, Status
 from broadcast.services import wake_dispatchers
@@ -83,124 +77,26 @@ def claim(
 def _claim_with(
     cursor: CursorWrapper, *, owner: str, limit: int, lease: float, now: datetime.datetime
 ) -> list[Claimed]:
-    """The claim's statement (two on SQLite), run on `cursor`."""
-    leased_until = _lease_end(now, lease)
+    """The claim's statement, run on `cursor`."""
+    leased_until, at = _lease_end(now, lease), _db_time(now)
     if connection.vendor == "sqlite":
-        return _claim_on_sqlite(cursor, owner, limit, leased_until, now)
-    cursor.execute(
-        _postgresql_claim_sql(), [Status.PENDING, _db_time(now), limit, leased_until, owner]
-    )
+        cursor.execute(queries.SQLITE_CLAIM, [leased_until, owner, Status.PENDING, at, limit])
+        return _claimed([(id_, str(uuid.UUID(key)), *rest) for id_, key, *rest in cursor])
+    cursor.execute(queries.POSTGRESQL_CLAIM, [Status.PENDING, at, limit, leased_until, owner])
     return _claimed(cursor.fetchall())
 
 
-def _claim_on_sqlite(
-    cursor: CursorWrapper, owner: str, limit: int, leased_until, now: datetime.datetime
-) -> list[Claimed]:
-    """SQLite: read the due events as one row of JSON, then lease them by id.
-
-    The sqlite3 module lets go of the GIL for every row a statement returns;
-    with the loop thread sending meanwhile, each is a hand-off between the two
-    threads, a futex wait and a wake-up (bench/ANALYSIS.md). One row instead of
-    one per event. Both statements run in the round's write transaction, so no
-    other writer comes between them.
-    """
-    pick, lease = _sqlite_claim_sql()
-    cursor.execute(pick, [Status.PENDING, _db_time(now), limit])
-    ids, rows = cursor.fetchone()
-    if ids == "[]":
-        return []
-    cursor.execute(lease, [leased_until, owner, ids])
-    rows = json.loads(rows)
-    rows.sort()  # json_group_array() keeps no order
-    # The key's 32 hex digits hyphenated here: substr() and || in the SELECT
-    # cost more per event (bench/ANALYSIS.md).
-    return [
-        Claimed(id_, f"{key[:8]}-{key[8:12]}-{key[12:16]}-{key[16:20]}-{key[20:]}", *rest)
-        for id_, key, *rest in rows
-    ]
-
-
 def _claimed(rows: list) -> list[Claimed]:
-    """The rows of PostgreSQL's RETURNING, oldest event first (RETURNING has no order)."""
+    """The rows an UPDATE ... RETURNING gave, oldest event first (RETURNING has no order)."""
     rows.sort()
     return list(map(Claimed._make, rows))
 
 
-def _table() -> str:
-    """The outbox table's quoted name, for the statements written by hand."""
-    return connection.ops.quote_name(Event._meta.db_table)
-
-
 def _due_exists(now: datetime.datetime) -> bool:
-    """`Event.objects.due(now).exists()`, from due()'s SQL compiled once: it runs at every poll."""
+    """`Event.objects.due(now).exists()`, from the literal SQL: it runs at every idle claim."""
     with connection.cursor() as cursor:
-        cursor.execute(f"{due_sql(connection.vendor)} LIMIT 1", [Status.PENDING, _db_time(now)])
+        cursor.execute(queries.DUE, [Status.PENDING, _db_time(now), 1])
         return cursor.fetchone() is not None
-
-
-@functools.cache
-def due_sql(vendor: str) -> str:
-    """`Event.objects.due(now)`'s SELECT of ids, compiled once; its parameters: status, now.
-
-    Also the question of the dispatcher's SQLite probe (broadcast/probe.py).
-    """
-    sentinel = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
-    sql, params = Event.objects.due(sentinel).values("id").query.sql_with_params()
-    if list(params) != [Status.PENDING, _db_time(sentinel)]:
-        raise ImproperlyConfigured(f"EventQuerySet.due() changed its parameters: {params!r}")
-    return sql
-
-
-@functools.cache
-def _postgresql_claim_sql() -> str:
-    """PostgreSQL's claim: one statement that picks the due events in order and leases them.
-
-    The events are picked in a MATERIALIZED common table expression, which
-    runs once: PostgreSQL may run a subquery under `IN (...)` again for each
-    row it updates, and each run would lock more rows than the LIMIT (a known
-    trap of SKIP LOCKED queues). The UPDATE finds them by primary key (`= ANY` of
-    their array): as a join, `IN (SELECT ...)` was planned as a scan of the whole
-    table once the claim's LIMIT was a sizeable share of it (bench/ANALYSIS.md).
-    It returns the key as text in the UUID's hyphenated form, the payload as
-    its JSON text and the creation time as Unix seconds (a float), so that
-    nothing is decoded per event to send it or to time its delivery. Only the
-    model's own table and column names are interpolated; every value is a parameter.
-    """
-    # EXTRACT alone gives a numeric (a Decimal in Python): a float is cheaper.
-    created = "CAST(EXTRACT(EPOCH FROM created_at) AS double precision)"
-    return (
-        f"WITH picked AS MATERIALIZED ({due_sql('postgresql')} LIMIT %s FOR UPDATE SKIP LOCKED) "  # noqa: S608
-        f"UPDATE {_table()} SET available_at = %s, claimed_by = %s "
-        "WHERE id = ANY(ARRAY(SELECT id FROM picked)) "
-        f"RETURNING id, CAST(key AS text), CAST(payload AS text), attempts, {created}"
-    )
-
-
-@functools.cache
-def _sqlite_claim_sql() -> tuple[str, str]:
-    """SQLite's claim: a SELECT of the due events' ids and rows as two JSON arrays
-    (parameters: status, now, limit), then the UPDATE that leases those ids
-    (parameters: the lease's end, the owner, the ids' JSON).
-
-    The rows are `_postgresql_claim_sql`'s RETURNING columns but for the key, which
-    SQLite stores as its 32 hex digits (`_claim_on_sqlite` hyphenates it); JSON is
-    stored as text (a JSON string here) and a datetime as UTC text.
-    """
-    table = _table()
-    # julianday() rather than unixepoch(..., 'subsec'), which needs SQLite 3.42; it
-    # keeps milliseconds, finer than the latency histogram's smallest bucket.
-    created = "(julianday(created_at) - 2440587.5) * 86400.0"
-    pick = (
-        f"WITH picked AS MATERIALIZED ({due_sql('sqlite')} LIMIT %s) "  # noqa: S608
-        "SELECT json_group_array(id), "
-        f"json_group_array(json_array(id, key, payload, attempts, {created})) "
-        f"FROM {table} WHERE id IN (SELECT id FROM picked)"
-    )
-    lease = (
-        f"UPDATE {table} SET available_at = %s, claimed_by = %s "  # noqa: S608
-        "WHERE id IN (SELECT value FROM json_each(%s))"
-    )
-    return pick, lease
 
 
 def _db_time(value: datetime.datetime):
@@ -251,17 +147,13 @@ def _split(outcomes: Outcomes) -> tuple[list[int], list[Answered]]:
 
 
 def _record_delivered(cursor: CursorWrapper, ids: list[int], now: datetime.datetime) -> None:
-    """Mark events delivered, on `cursor`: by hand, as the claim, since it also runs at
-    every round."""
-    table = _table()
-    for start in range(0, len(ids), 500):  # within every database's parameter limit
-        batch = ids[start : start + 500]
-        cursor.execute(
-            f"UPDATE {table} SET status = %s, delivered_at = %s, "  # noqa: S608
-            "attempts = attempts + 1, claimed_by = '', last_error = '' "
-            f"WHERE id IN ({', '.join(['%s'] * len(batch))}) AND status <> %s",
-            [Status.DELIVERED, _db_time(now), *batch, Status.DELIVERED],
-        )
+    """Mark events delivered, on `cursor` (one statement: it runs at every round)."""
+    if connection.vendor == "sqlite":  # the ids as one JSON array: one literal statement
+        sql, batch = queries.SQLITE_DELIVERED, json.dumps(ids)
+        cursor.execute(sql, [Status.DELIVERED, _db_time(now), batch, Status.DELIVERED])
+    else:
+        sql = queries.POSTGRESQL_DELIVERED
+        cursor.execute(sql, [Status.DELIVERED, _db_time(now), ids, Status.DELIVERED])
 
 
 def _record_unfinished(owner: str, unfinished: list, now: datetime.datetime) -> None:
@@ -330,40 +222,16 @@ def _deliver_and_claim(
     """PostgreSQL: mark `delivered` and claim the next events in one statement.
 
     Under a steady load a round carries a few events, so its cost is its
-    statements' (round trip, parse, plan, commit): one instead of two. The two
-    parts never touch the same row (a statement must not update a row twice):
-    the claim leaves out the delivered ids, which are still leased to us anyway.
+    statements' (round trip, parse, plan, commit): one instead of two.
     """
-    cursor = sessions.kept_cursor()  # it runs at every round
     at = _db_time(now)
-    cursor.execute(
-        _deliver_and_claim_sql(),
-        [Status.DELIVERED, at, delivered, Status.DELIVERED,
-         Status.PENDING, at, limit, _lease_end(now, lease), owner],
-    )  # fmt: skip
-    return _claimed(cursor.fetchall())
-
-
-@functools.cache
-def _deliver_and_claim_sql() -> str:
-    """_postgresql_claim_sql() with the record of deliveries as a data-modifying CTE.
-
-    The claim leaves out the ids that CTE returns, through a subquery that
-    PostgreSQL hashes once (a round's few hundred ids fit in `work_mem`);
-    `id <> ALL(<the ids>)` compared each row claimed with every id in turn
-    (bench/ANALYSIS.md). A data-modifying CTE runs to completion whether or
-    not the query reads it, so the deliveries are recorded even when nothing
-    is due.
-    """
-    table = _table()
-    claim = _postgresql_claim_sql().removeprefix("WITH ")
-    returning = claim.index(" RETURNING ")
-    return (
-        f"WITH delivered AS (UPDATE {table} SET status = %s, delivered_at = %s, "  # noqa: S608
-        "attempts = attempts + 1, claimed_by = '', last_error = '' "
-        "WHERE id = ANY(%s::bigint[]) AND status <> %s RETURNING id), "
-        f"{claim[:returning]} AND id NOT IN (SELECT id FROM delivered){claim[returning:]}"
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            queries.POSTGRESQL_DELIVER_AND_CLAIM,
+            [Status.DELIVERED, at, delivered, Status.DELIVERED,
+             Status.PENDING, at, limit, _lease_end(now, lease), owner],
+        )  # fmt: skip
+        return _claimed(cursor.fetchall())
 
 
 def _writing():
@@ -392,8 +260,3 @@ def release(
         if released:  # due again now: the other dispatchers hear of it at commit
             wake_dispatchers()
     return released
-
-
-def close() -> None:
-    """Close this thread's database connection (the dispatcher's DB thread, at exit)."""
-    connection.close()

@@ -191,12 +191,9 @@ class Dispatcher:
         )  # fmt: skip
         self._done, self._unsent = [], []
         self._note_retries(job.outcomes)
-        call = {"job": job, "owner": self.owner, "lease": self.config.lease, "switch": self._switch}
-        if self._queue:  # the loop has events to send meanwhile (broadcast/dbcalls.py)
-            future = self._db.submit(run_round, **call)
-            future.add_done_callback(lambda _: self._waker.wake())
-        else:
-            future = self._db.here(run_round, **call)
+        future = self._db.submit(run_round, job=job, owner=self.owner, lease=self.config.lease,
+                                 switch=self._switch)  # fmt: skip
+        future.add_done_callback(lambda _: self._waker.wake())
         self._round = Round(job, future)
 
     def _worth_polling(self, view: Snapshot) -> bool:
