@@ -3,6 +3,7 @@
 
 VENV    := .venv
 PY      := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.installed-run
 STAMP   := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 DENO    := node_modules/.bin/deno
@@ -21,7 +22,13 @@ $(PY):
 	$(VENV)/bin/pip install --quiet --upgrade "pip>=25.1"
 
 # Re-installs only when pyproject.toml changes, so repeated runs are fast.
-$(STAMP): pyproject.toml | $(PY)
+# Running needs the dependencies and the `run` group (honcho) only; the tests
+# and tools (the `dev` group: Playwright, mypy, schemathesis...) come with `make test`.
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(VENV)/bin/pip install --quiet --editable . --group run
+	touch $@
+
+$(STAMP): $(RUN_STAMP)
 	$(VENV)/bin/pip install --quiet --editable . --group dev
 	touch $@
 
@@ -35,16 +42,16 @@ $(DENO): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP) $(DENO)  ## Install Python and Deno dependencies
+install: $(STAMP) $(DENO)  ## Install everything: Python (with the dev group) and Deno
 
 # railfleet/devrun.py: honcho, which closing the terminal (SIGHUP) stops as Ctrl-C does.
-run: install  ## Serve the app (debug) with the dispatcher and the counter server
+run: $(RUN_STAMP) $(DENO)  ## Serve the app (debug) with the dispatcher and the counter server
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py ensure_dev_admin
 	PORT=$(PORT) COUNTER_PORT=$(COUNTER_PORT) COUNTER_SERVER_URL=http://127.0.0.1:$(COUNTER_PORT)/ \
 		$(PY) -m railfleet.devrun --procfile Procfile.dev start
 
-# Production shape (README, "Serving in production"): debug off, gunicorn workers
+# Production shape (docs/production.md): debug off, gunicorn workers
 # and the broadcast dispatcher (Procfile, run by honcho), static files collected
 # for WhiteNoise. DJANGO_SECRET_KEY comes from the environment, else from
 # .secret_key, generated once (untracked, readable by its owner only).
@@ -52,7 +59,7 @@ SERVE_ENV = DJANGO_DEBUG=0 \
 	DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat .secret_key)}" \
 	DJANGO_ALLOWED_HOSTS="$${DJANGO_ALLOWED_HOSTS:-localhost,127.0.0.1}"
 
-serve: $(STAMP)  ## Serve the production shape: gunicorn, dispatcher, debug off
+serve: $(RUN_STAMP)  ## Serve the production shape: gunicorn, dispatcher, debug off
 	@test -n "$$DJANGO_SECRET_KEY" || test -s .secret_key || \
 		(umask 077 && $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > .secret_key)
 	$(SERVE_ENV) $(PY) manage.py collectstatic --no-input --verbosity 0

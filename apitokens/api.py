@@ -20,6 +20,7 @@ from apitokens.models import NAME_MAX_LENGTH, ApiToken
 from apitokens.selectors import token_list
 from apitokens.services import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS, token_create, token_revoke
 from defect.api.serializers import ErrorSerializer
+from defect.api.views import RETRY_AFTER, WITH_A_BODY, answers
 from railfleet.api_errors import BodySizeLimitMixin
 
 
@@ -69,7 +70,6 @@ class CreateWithPasswordOrSession(BasePermission):
         )
 
 
-UNAUTHORIZED = OpenApiResponse(ErrorSerializer, description="No or wrong credentials.")
 # The security requirements of POST (the schema would otherwise list the token schemes too).
 PASSWORD_OR_SESSION: list[dict[str, list[str]]] = [{"basicAuth": []}, {"cookieAuth": []}]
 
@@ -88,18 +88,26 @@ class TokenAPIView(BodySizeLimitMixin, generics.GenericAPIView):
 @extend_schema_view(
     get=extend_schema(
         summary="List your API tokens",
-        responses={200: TokenSerializer(many=True), 401: UNAUTHORIZED},
+        parameters=[RETRY_AFTER],
+        responses=answers({200: TokenSerializer(many=True)}),
     ),
     post=extend_schema(
         summary="Create an API token (its text is in this answer only)",
         request=TokenCreateSerializer,
         auth=PASSWORD_OR_SESSION,  # type: ignore[arg-type]  # hinted as names, used as given
-        responses={
-            201: TokenCreatedSerializer,
-            400: OpenApiResponse(TokenCreateErrorSerializer, description="Invalid input."),
-            401: UNAUTHORIZED,
-            403: OpenApiResponse(ErrorSerializer, description="Authenticated by a token."),
-        },
+        parameters=[RETRY_AFTER],
+        responses=answers(
+            {201: TokenCreatedSerializer},
+            WITH_A_BODY,
+            {
+                400: OpenApiResponse(TokenCreateErrorSerializer, description="Invalid input."),
+                403: OpenApiResponse(
+                    ErrorSerializer,
+                    description="Authenticated by a token, or session authentication "
+                    "without its CSRF token.",
+                ),
+            },
+        ),
     ),
 )
 class TokenList(TokenAPIView, generics.ListAPIView):
@@ -115,11 +123,13 @@ class TokenList(TokenAPIView, generics.ListAPIView):
 @extend_schema_view(
     delete=extend_schema(
         summary="Revoke one of your API tokens",
-        responses={
-            204: None,
-            401: UNAUTHORIZED,
-            404: OpenApiResponse(ErrorSerializer, description="None of yours has this id."),
-        },
+        parameters=[RETRY_AFTER],
+        responses=answers(
+            {
+                204: None,
+                404: OpenApiResponse(ErrorSerializer, description="None of yours has this id."),
+            }
+        ),
     ),
 )
 class TokenDetail(TokenAPIView, generics.DestroyAPIView):

@@ -531,6 +531,44 @@ def profiles(machine: dict, runs: dict) -> list[str]:
     return md
 
 
+SIDE_BY_SIDE = RESULTS / "side-by-side"
+
+
+def side_by_side(runs: dict) -> list[str]:
+    """Every target that both runs measured: this run's against another commit's, measured in
+    the same session (bench/results/side-by-side/<db>.json: `bench.run --only ...` in a git
+    worktree of that commit, its `commit` key added)."""
+    rows, commits = [], set()
+    for db, after in runs.items():
+        path = SIDE_BY_SIDE / f"{db}.json"
+        if not path.exists():
+            continue
+        before = json.loads(path.read_text())
+        commits.add(before.get("commit", "?"))
+        measured = {(t.number, t.what): t for t in targets({db: before}) if t.values}
+        for target in targets({db: after}):
+            other = measured.get((target.number, target.what))
+            if other is None or not target.values:
+                continue
+            was, now = statistics.median(other.values), statistics.median(target.values)
+            better = now / was if target.higher else was / now if now else float("inf")
+            d, unit = target.digits, "" if target.unit == "x" else target.unit
+            verdict = "**within 10%**" if better >= 0.9 else "**worse by more than 10%**"
+            rows.append([target.number, LABELS[db], target.what, f"{was:,.{d}f}{unit}",
+                         f"{now:,.{d}f}{unit}", f"{better:.2f}", verdict])  # fmt: skip
+    if not rows:
+        return []
+    md = [f"## Side by side with {', '.join(f'`{c}`' for c in sorted(commits))}", ""]
+    md += [
+        "The same scenarios run at that commit in a git worktree, in the same session as this "
+        'run, medians of 3 repetitions each; "as good" is this run\'s figure over the '
+        "other's, turned so that above 1 is better.",
+        "",
+    ]
+    md += table(["#", "database", "figure", "before", "now", "as good", "verdict"], rows)
+    return md
+
+
 def write(machine: dict, runs: dict) -> None:
     """BENCHMARKS.md and its plots."""
     # matplotlib is the bench group's (`make bench`), not the tests': the tables are
@@ -540,6 +578,7 @@ def write(machine: dict, runs: dict) -> None:
     plots = plot.all_plots(runs, SCENARIOS)
     md = [
         *header(machine, targets(runs)),
+        *side_by_side(runs),
         *machine_section(machine, runs),
         *run_time(machine, runs),
         *throughput(runs, plots),

@@ -6,6 +6,7 @@ pushing `available_at` forward by a lease: a dispatcher that dies simply lets
 the lease expire and the row becomes due again for any other dispatcher.
 """
 
+import json
 import uuid
 from dataclasses import dataclass
 
@@ -81,7 +82,22 @@ class Event(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.payload} ({self.status})"
+        """What happened and how its delivery stands: "create by alice, delivered".
+
+        The counter server's payload, {"user": <id>, "action": ...}, names the
+        user by id; a queryset annotated with `username` (the admin's) gives the
+        name. Any other payload is shown as compact JSON.
+        """
+        return f"{self.summary}, {self.get_status_display().lower()}"
+
+    @property
+    def summary(self) -> str:
+        """The payload in a few words: "create by alice" ("by user 3" without a name)."""
+        payload = self.payload
+        if not (isinstance(payload, dict) and payload.keys() == {"user", "action"}):
+            return json.dumps(payload, separators=(",", ":"))
+        username = getattr(self, "username", None)
+        return f"{payload['action']} by {username or 'user ' + str(payload['user'])}"
 
 
 class Control(models.Model):

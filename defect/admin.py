@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from defect.models import Defect
 from defect.services import can_delete, defect_create, defect_delete, defect_update
@@ -30,6 +31,13 @@ class DefectAdmin(admin.ModelAdmin):
     @admin.display(description="comment", ordering="comment")
     def short_comment(self, obj: Defect) -> str:
         return str(obj)
+
+    def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):
+        """The timestamp's inputs say their time zone, which the list shows with each time."""
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "timestamp" and field is not None:
+            field.help_text = f"Time zone: {timezone.get_current_timezone_name()}."
+        return field
 
     def get_fields(self, request: HttpRequest, obj: Defect | None = None):
         # The add form has no user field at all; the change form shows it read-only.

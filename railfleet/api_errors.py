@@ -6,16 +6,25 @@ DRF's own handler covers its exceptions (validation, authentication, 404, 405,
 DATA_UPLOAD_MAX_MEMORY_SIZE a 413, other suspicious requests a 400, and
 anything unexpected a logged JSON 500 (also in debug mode, where Django would
 otherwise answer with its HTML technical page).
+
+An anonymous browser is the exception: a GET that DRF's content negotiation
+answers with the browsable API (the client asked for HTML) is sent to the
+API's login page and back, rather than to the 401 whose `WWW-Authenticate:
+Basic` makes a browser pop its own password box. Scripts asking for JSON (or
+anything) keep the 401.
 """
 
 import logging
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
+from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.settings import api_settings
@@ -67,6 +76,9 @@ def exception_handler(exc, context):
         exc = validation_error_from_django(exc)
     elif isinstance(exc, SuspiciousOperation):
         exc = exceptions.ParseError(str(exc) or "Bad request.")
+    request = context.get("request")
+    if isinstance(exc, exceptions.NotAuthenticated) and wants_browsable_api(request):
+        return redirect_to_login(request.get_full_path(), reverse("rest_framework:login"))
     response = drf_exception_handler(exc, context)
     if response is None:
         view = context.get("view")
@@ -75,6 +87,12 @@ def exception_handler(exc, context):
             {"detail": "Internal server error."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR
         )
     return response
+
+
+def wants_browsable_api(request) -> bool:
+    """A GET (or HEAD) that DRF's content negotiation gave the browsable API: a browser."""
+    renderer = getattr(request, "accepted_renderer", None)
+    return request.method in ("GET", "HEAD") and isinstance(renderer, BrowsableAPIRenderer)
 
 
 # A plain view: no CSRF check, so that a POST to an unknown path is a 404, not an HTML 403.

@@ -12,7 +12,7 @@ Commits are durable by default: `synchronous=FULL` syncs the WAL to disk at
 every commit, so a 201 survives a power cut, as PostgreSQL's default
 `synchronous_commit=on` does. `SQLITE_SYNCHRONOUS=NORMAL` chooses the faster
 mode, where a power cut (never a process crash) may undo the last commits
-(README, "Durability").
+(docs/reliability.md, "Durability").
 
 On PostgreSQL, parameters are bound by the server and repeated statements
 prepared (POSTGRESQL_OPTIONS).

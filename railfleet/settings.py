@@ -2,7 +2,7 @@
 
 Development needs no environment at all (`python manage.py runserver` works as
 the brief's setup does); production sets DJANGO_DEBUG=0 and a real
-DJANGO_SECRET_KEY. README.md lists every variable.
+DJANGO_SECRET_KEY. README.md lists the variables, docs/production.md the rest.
 """
 
 import os
@@ -35,7 +35,7 @@ ALLOWED_HOSTS = env_list(
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "railfleet.apps.RailfleetAdminConfig",  # django.contrib.admin, the service's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -44,7 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_filters",
-    "axes",
+    "railfleet.apps.LoginLockoutConfig",  # django-axes (railfleet/security.py)
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "defect",
@@ -76,13 +76,15 @@ ROOT_URLCONF = "railfleet.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "railfleet" / "templates"],  # the landing page (railfleet/home.py)
+        # The landing page (railfleet/home.py) and the browsable API's under our name.
+        "DIRS": [BASE_DIR / "railfleet" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "railfleet.home.service",
             ],
         },
     },
@@ -108,7 +110,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# The admin shows times in this zone, named with each (railfleet/formats/);
+# the API always answers in UTC.
 TIME_ZONE = "UTC"
+FORMAT_MODULE_PATH = ["railfleet.formats"]
 USE_I18N = True
 USE_TZ = True
 
@@ -161,7 +166,7 @@ AXES_LOCKOUT_CALLABLE = "railfleet.security.lockout_response"
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 
 # Per-process memory cache: it holds the API throttle counters. With several
-# web processes each counts on its own (see README, Deploying).
+# web processes each counts on its own (see docs/production.md, Deploying).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- REST API ---------------------------------------------------------------
@@ -239,6 +244,14 @@ BROADCAST = {
 }
 
 # --- Logging ----------------------------------------------------------------
+# Every line goes through the root logger's one handler, in one format. Django's
+# own defaults (django.utils.log.DEFAULT_LOGGING) give the "django" logger a
+# console handler of its own in debug mode, so each request warning came out
+# twice, and "django.server" (runserver's request lines) a format of its own:
+# naming both loggers here removes their handlers, and they propagate to root.
+# "django.request" keeps only errors (5xx, with their traceback): its warnings
+# ("Bad Request: /api/defects" for every 4xx) repeat what the request line of
+# runserver or of gunicorn's access log already says, with the status.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -246,6 +259,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
+        "django": {"handlers": [], "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
+        "django.request": {"level": "ERROR"},
         "django.db.backends": {"level": "WARNING"},
         "axes.apps": {"level": "WARNING"},  # its start-up banner, in every command
     },

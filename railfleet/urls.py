@@ -5,12 +5,8 @@ from django.urls import include, path, re_path
 
 from railfleet import health
 from railfleet.api_errors import api_not_found
-from railfleet.home import SERVICE_NAME, home
+from railfleet.home import home
 from railfleet.metrics import metrics_view
-
-admin.site.site_header = SERVICE_NAME
-admin.site.site_title = SERVICE_NAME
-admin.site.index_title = "Defects, broadcast events and accounts"
 
 # A database outage raised after the view is a 503 too (railfleet/outage.py).
 handler500 = "railfleet.outage.server_error"

@@ -79,8 +79,8 @@ def test_a_transaction_holds_the_lock_until_commit(database):
     db = wrapper(database)
     with write_transaction(db) as cursor:
         cursor.execute("INSERT INTO t VALUES (1)")
-        assert db._write_lock.held
-    assert not db._write_lock.held
+        assert db.connection.write_lock.held
+    assert not db.connection.write_lock.held
     assert db.cursor().execute("SELECT count(*) FROM t").fetchone() == (1,)
 
 
@@ -89,7 +89,7 @@ def test_a_rollback_releases_the_lock(database):
     with pytest.raises(ZeroDivisionError), write_transaction(db) as cursor:
         cursor.execute("INSERT INTO t VALUES (1)")
         1 / 0  # noqa: B018
-    assert not db._write_lock.held
+    assert not db.connection.write_lock.held
     assert db.cursor().execute("SELECT count(*) FROM t").fetchone() == (0,)
 
 
@@ -157,7 +157,7 @@ def test_a_lock_held_by_another_process_times_out_as_database_is_locked(database
         with pytest.raises(OperationalError, match="database is locked"), write_transaction(db):
             pass
         assert 0.3 <= time.monotonic() - started < 3
-        assert not db._write_lock.held
+        assert not db.connection.write_lock.held
     finally:
         holder.communicate("", timeout=5)
     with write_transaction(db) as cursor:  # free again once the other process let go
@@ -193,7 +193,7 @@ def test_an_in_memory_database_takes_no_lock(tmp_path):
     db.cursor().execute("CREATE TABLE t (n INTEGER)")
     with write_transaction(db) as cursor:
         cursor.execute("INSERT INTO t VALUES (1)")
-    assert db._write_lock is None
+    assert db.connection.write_lock is None
 
 
 def test_a_forked_child_does_not_inherit_a_held_thread_lock(tmp_path):
@@ -229,5 +229,5 @@ def test_an_existing_read_only_lock_file_is_enough(database):
     db = wrapper(database)
     with write_transaction(db) as cursor:
         cursor.execute("INSERT INTO t VALUES (1)")
-        assert db._write_lock.held
+        assert db.connection.write_lock.held
     assert db.cursor().execute("SELECT count(*) FROM t").fetchone() == (1,)

@@ -59,6 +59,15 @@ class UserFilter(django_filters.Filter):
     field_class = IdField
 
 
+SEARCH_HELP = "Only defects whose comment contains this text (case-insensitive); no NUL character."
+
+
+# Django's form field refuses a NUL character (a 400): the schema says so.
+@extend_schema_field({"type": "string", "pattern": "^[^\\u0000]*$", "description": SEARCH_HELP})
+class SearchFilter(django_filters.CharFilter):
+    pass
+
+
 class DefectFilter(django_filters.FilterSet):
     user = UserFilter(field_name="user_id", min_value=0, max_value=MAX_ID, label=USER_HELP)
     since = UTCDateTimeFilter(
@@ -71,11 +80,7 @@ class DefectFilter(django_filters.FilterSet):
         lookup_expr="lt",
         label="Only defects with a timestamp before this time (ISO 8601).",
     )
-    search = django_filters.CharFilter(
-        field_name="comment",
-        lookup_expr="icontains",
-        label="Only defects whose comment contains this text (case-insensitive).",
-    )
+    search = SearchFilter(field_name="comment", lookup_expr="icontains", label=SEARCH_HELP)
 
     class Meta:
         model = Defect

@@ -236,8 +236,10 @@ class KeysetPagination(BasePagination):
                 "name": self.cursor_query_param,
                 "required": False,
                 "in": "query",
-                "description": "Opaque position in the listing, taken from `next` or `previous`.",
-                "schema": {"type": "string"},
+                "description": "Opaque position in the listing: pass the one in the `next` or "
+                "`previous` link as given (they carry it); any other is a 400.",
+                # `format` names it for tools (tests/defect/test_api_fuzz.py makes real ones).
+                "schema": {"type": "string", "format": "cursor", "pattern": "^[A-Za-z0-9_-]*$"},
             },
             {
                 "name": self.page_size_query_param,

@@ -22,6 +22,23 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class CommentText(RegexValidator):
+    """Not only whitespace (Python's idea of it, as the model's), and no NUL character.
+
+    The pattern says both, so that the schema (drf-spectacular shows it) tells
+    clients the whole rule. A NUL is reported by DRF's own validator, which
+    every CharField has, in its words: this one does not say "blank" for it too.
+    """
+
+    regex = r"^[^\x00]*[^\s\x00][^\x00]*$"
+    message = "This field may not be blank."
+    code = "blank"
+
+    def __call__(self, value) -> None:
+        if "\x00" not in str(value):
+            super().__call__(value)
+
+
 @functools.lru_cache(maxsize=64)
 def _defect_list_path(urlconf: str | None, script_prefix: str) -> str:
     """reverse("defect-list") for this URLconf and script prefix (both its inputs).
@@ -64,8 +81,7 @@ class DefectSerializer(serializers.Serializer):
     comment = StrictCharField(
         max_length=COMMENT_MAX_LENGTH,
         trim_whitespace=False,
-        # Not only whitespace (Python's idea of it, as the model's); the schema shows the pattern.
-        validators=[RegexValidator(r"\S", "This field may not be blank.", code="blank")],
+        validators=[CommentText()],
         help_text="What is wrong: at most 10,000 characters, not only whitespace, "
         "no NUL character.",
     )
@@ -138,7 +154,7 @@ class DefectSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    """The body of every error that is not about specific fields (401, 403, 404, 405, 413, 415)."""
+    """The body of every error not about given fields (401, 403, 404, 405, 413, 415, 429, 503)."""
 
     detail = serializers.CharField()
 

@@ -2,7 +2,12 @@
 serializer's create/update, or defect_delete) and serialize; the creator is
 passed in explicitly from request.user, never read from a thread-local."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import generics
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import JSONParser
@@ -17,9 +22,46 @@ from defect.services import defect_delete
 from railfleet.api_errors import BodySizeLimitMixin
 
 BAD_REQUEST = OpenApiResponse(ValidationErrorSerializer, description="Invalid input.")
-UNAUTHORIZED = OpenApiResponse(ErrorSerializer, description="No or wrong credentials.")
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No defect with this id.")
-FORBIDDEN = OpenApiResponse(ErrorSerializer, description="Only the creator may delete a defect.")
+
+# What every operation may answer, whatever its input (railfleet/api_errors.py,
+# railfleet/security.py, railfleet/outage.py), beside its own answers.
+ANY_OPERATION = {
+    401: OpenApiResponse(
+        ErrorSerializer,
+        description="No or wrong credentials (with `WWW-Authenticate: Basic`). A browser "
+        "asking for HTML without credentials is redirected to the login page instead.",
+    ),
+    429: OpenApiResponse(
+        ErrorSerializer,
+        description="Too many requests (`API_THROTTLE_RATE`), or a username locked after "
+        "failed logins (then `code` is `locked_out`): retry after `Retry-After` seconds.",
+    ),
+    503: OpenApiResponse(
+        ErrorSerializer, description="The database is unavailable: retry after `Retry-After`."
+    ),
+}
+# What every operation with a request body may answer.
+WITH_A_BODY = {
+    400: BAD_REQUEST,
+    403: OpenApiResponse(
+        ErrorSerializer, description="Session authentication without its CSRF token."
+    ),
+    413: OpenApiResponse(ErrorSerializer, description="Request body over 1 MiB."),
+    415: OpenApiResponse(ErrorSerializer, description="Request body not `application/json`."),
+}
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    type=int,
+    location=OpenApiParameter.HEADER,
+    response=[429, 503],
+    description="Seconds to wait before retrying.",
+)
+
+
+def answers(ok: dict, *others: dict) -> dict:
+    """An operation's documented responses: its success, its own errors, and ANY_OPERATION's."""
+    return {**ok, **{k: v for other in others for k, v in other.items()}, **ANY_OPERATION}
 
 
 class DefectAPIView(BodySizeLimitMixin, generics.GenericAPIView):
@@ -38,11 +80,13 @@ class DefectAPIView(BodySizeLimitMixin, generics.GenericAPIView):
 @extend_schema_view(
     get=extend_schema(
         summary="List defects, newest first",
-        responses={200: DefectSerializer(many=True), 400: BAD_REQUEST, 401: UNAUTHORIZED},
+        parameters=[RETRY_AFTER],
+        responses=answers({200: DefectSerializer(many=True), 400: BAD_REQUEST}),
     ),
     post=extend_schema(
         summary="Create a defect (its creator is the authenticated user)",
-        responses={201: DefectSerializer, 400: BAD_REQUEST, 401: UNAUTHORIZED},
+        parameters=[RETRY_AFTER],
+        responses=answers({201: DefectSerializer}, WITH_A_BODY),
     ),
 )
 class DefectList(DefectAPIView, generics.ListCreateAPIView):
@@ -66,19 +110,32 @@ class DefectList(DefectAPIView, generics.ListCreateAPIView):
 @extend_schema_view(
     get=extend_schema(
         summary="Retrieve a defect",
-        responses={200: DefectSerializer, 401: UNAUTHORIZED, 404: NOT_FOUND},
+        parameters=[RETRY_AFTER],
+        responses=answers({200: DefectSerializer, 404: NOT_FOUND}),
     ),
     put=extend_schema(
         summary="Replace a defect's comment and timestamp (timestamp kept if omitted)",
-        responses={200: DefectSerializer, 400: BAD_REQUEST, 401: UNAUTHORIZED, 404: NOT_FOUND},
+        parameters=[RETRY_AFTER],
+        responses=answers({200: DefectSerializer, 404: NOT_FOUND}, WITH_A_BODY),
     ),
     patch=extend_schema(
         summary="Change some of a defect's fields",
-        responses={200: DefectSerializer, 400: BAD_REQUEST, 401: UNAUTHORIZED, 404: NOT_FOUND},
+        parameters=[RETRY_AFTER],
+        responses=answers({200: DefectSerializer, 404: NOT_FOUND}, WITH_A_BODY),
     ),
     delete=extend_schema(
         summary="Delete a defect (its creator only)",
-        responses={204: None, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND},
+        parameters=[RETRY_AFTER],
+        responses=answers(
+            {204: None, 404: NOT_FOUND},
+            {
+                403: OpenApiResponse(
+                    ErrorSerializer,
+                    description="Not the defect's creator (only the creator may delete it), "
+                    "or session authentication without its CSRF token.",
+                )
+            },
+        ),
     ),
 )
 class DefectDetail(DefectAPIView, generics.RetrieveUpdateDestroyAPIView):

@@ -18,7 +18,10 @@ statements run in autocommit, outside `atomic()` (Django's `update_last_login`,
 say). Those still wait in SQLite's busy handler, and under a saturating write
 load they may wait long; this project's own writes run in `atomic()`. Reads
 outside a transaction take neither lock (WAL mode). Django has no hook for
-SQLite's busy handler itself, hence this subclass.
+SQLite's busy handler itself, nor for a transaction's start; this backend uses
+only public seams: sqlite3.connect()'s `factory` (a connection whose COMMIT and
+ROLLBACK release the lock) and Django's `create_cursor()` (a cursor whose BEGIN
+takes it). What it is worth: BENCHMARKS.md ("The SQLite write lock").
 
 The lock file gets the database file's permission bits, as SQLite's `-wal`
 and `-shm` files do, so that every user who may write the database may take
@@ -28,6 +31,7 @@ connection); locks made after a fork start free.
 
 import fcntl
 import os
+import sqlite3
 import threading
 import time
 from typing import ClassVar
@@ -131,55 +135,76 @@ def _forget_locks_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_locks_after_fork)
 
 
-class DatabaseWrapper(base.DatabaseWrapper):
-    """SQLite whose transactions queue on a WriteLock before BEGIN (file databases only).
+class QueuedWritersConnection(sqlite3.Connection):
+    """sqlite3's connection, whose write transactions take a WriteLock first.
 
-    It overrides Django's private transaction methods, which django-stubs does not
-    declare: hence their `type: ignore[misc]`.
+    Built by sqlite3.connect(factory=...) (`DatabaseWrapper.get_connection_params`);
+    `BEGIN` takes the lock (`QueuedCursor`), COMMIT and ROLLBACK release it. Only
+    sqlite3's and Django's public API: no private method of Django's is overridden.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._write_lock: WriteLock | None = None
+    write_lock: WriteLock | None = None
+    lock_timeout: float = 5.0
+
+    def take_write_lock(self) -> None:
+        if self.write_lock is not None:
+            self.write_lock.acquire(timeout=self.lock_timeout)
+
+    def release_write_lock(self) -> None:
+        if self.write_lock is not None:
+            self.write_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.release_write_lock()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.release_write_lock()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.write_lock is not None:
+                self.write_lock.close()
+                self.write_lock = None
+
+
+class QueuedCursor(base.SQLiteCursorWrapper):
+    """Django's SQLite cursor, whose BEGIN (Django's `atomic()`, IMMEDIATE in this
+    project's settings) waits for the connection's write lock."""
+
+    connection: QueuedWritersConnection
+
+    def execute(self, query, params=None):
+        if not query.startswith("BEGIN"):
+            return super().execute(query, params)
+        self.connection.take_write_lock()
+        try:
+            return super().execute(query, params)
+        except BaseException:
+            self.connection.release_write_lock()
+            raise
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    """SQLite whose transactions queue on a WriteLock before BEGIN (file databases only)."""
+
+    def get_connection_params(self) -> dict:
+        return {**super().get_connection_params(), "factory": QueuedWritersConnection}
 
     def get_new_connection(self, conn_params):
         connection = super().get_new_connection(conn_params)
-        if self._write_lock is None and not self.is_in_memory_db():
+        if not self.is_in_memory_db():
             name = str(self.settings_dict["NAME"])
-            self._write_lock = WriteLock(f"{name}-writelock", _file_mode(name))
+            connection.write_lock = WriteLock(f"{name}-writelock", _file_mode(name))
+            connection.lock_timeout = self.settings_dict["OPTIONS"].get("timeout", 5)
         return connection
 
-    def _start_transaction_under_autocommit(self):
-        lock = self._write_lock
-        if lock is None:
-            return super()._start_transaction_under_autocommit()  # type: ignore[misc]
-        lock.acquire(timeout=self.settings_dict["OPTIONS"].get("timeout", 5))
-        try:
-            super()._start_transaction_under_autocommit()  # type: ignore[misc]
-        except BaseException:
-            lock.release()
-            raise
-
-    def _commit(self):
-        try:
-            return super()._commit()  # type: ignore[misc]
-        finally:
-            self._release_write_lock()
-
-    def _rollback(self):
-        try:
-            return super()._rollback()  # type: ignore[misc]
-        finally:
-            self._release_write_lock()
-
-    def _close(self):
-        try:
-            return super()._close()  # type: ignore[misc]
-        finally:
-            if self._write_lock is not None:
-                self._write_lock.close()
-                self._write_lock = None
-
-    def _release_write_lock(self) -> None:
-        if self._write_lock is not None:
-            self._write_lock.release()
+    def create_cursor(self, name=None):
+        return self.connection.cursor(factory=QueuedCursor)

@@ -1,6 +1,7 @@
 """The bench's own measuring code: /proc CPU times, the counter server's log, the targets."""
 
 import datetime
+import json
 import os
 import sys
 import time
@@ -122,3 +123,35 @@ def test_add_defects_numbers_them_on_from_start(user):
     add_defects(3, user_id=user.id, start=5)  # small numbers: PostgreSQL binds them as smallint
     comments = sorted(Defect.objects.filter(user=user).values_list("comment", flat=True))
     assert [c.split(":")[0] for c in comments] == [f"Bench defect {i}" for i in (5, 6, 7)]
+
+
+def test_run_seconds_reads_a_processs_cpu_finer_than_ticks():
+    from bench.cpu import run_seconds
+
+    start, burnt = run_seconds(os.getpid()), time.process_time()
+    while time.process_time() - burnt < 0.005:  # half a tick of 10 ms
+        pass
+    assert 0.005 <= run_seconds(os.getpid()) - start < 0.5
+    assert run_seconds(2**22 + 1) is None
+
+
+def test_side_by_side_compares_each_target_both_runs_measured(tmp_path, monkeypatch):
+    from bench import report
+
+    def run(create: float, drain: float) -> dict:
+        return {"scenarios": {
+            "api_create_on": [{"rps": create}] * 3, "floor_create_on": [{"rps": 100.0}] * 3,
+            "drain_1": [{"events_per_s": drain, "peak_rss_mb": [60.0]}] * 3,
+            "counter_capacity": [{"rps": 1000.0}] * 3,
+        }}  # fmt: skip
+
+    (tmp_path / "sqlite.json").write_text(json.dumps(run(80.0, 700.0) | {"commit": "abc1234"}))
+    monkeypatch.setattr(report, "SIDE_BY_SIDE", tmp_path)
+    md = report.side_by_side({"sqlite": run(76.0, 560.0)})
+    assert md[0] == "## Side by side with `abc1234`"
+    create = "API create (on) / floor create (on)"
+    drain = "drain, one dispatcher / counter capacity (wrk, same connections)"
+    assert f"| 1 | SQLite (WAL) | {create} | 0.80 | 0.76 | 0.95 | **within 10%** |" in md
+    worse = "**worse by more than 10%**"
+    assert f"| 6 | SQLite (WAL) | {drain} | 0.70 | 0.56 | 0.80 | {worse} |" in md
+    assert report.side_by_side({"postgresql": run(1.0, 1.0)}) == []  # no other run: nothing

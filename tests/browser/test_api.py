@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from defect.models import Defect
+from railfleet.home import SERVICE_NAME
 from tests.browser.conftest import log_in_to_admin
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -50,3 +51,18 @@ def test_requests_beyond_localhost_are_caught(page, external_requests):
     assert outcome == "blocked"
     assert external_requests == ["http://example.com/probe"]
     external_requests.clear()  # expected here: do not fail the test on teardown
+
+
+def test_an_anonymous_browser_logs_in_and_comes_back_to_the_api(page, admin_user):
+    """From the landing page's API link: the login page (no native password box), then
+    the browsable API, under the service's name."""
+    page.goto("/")
+    page.click("text=API")
+    page.wait_for_url("**/api/auth/login/?next=/api/defects")
+    expect(page).to_have_title(f"Log in | {SERVICE_NAME}")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "admin")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/api/defects")
+    expect(page.locator(".response-info")).to_contain_text("200 OK")
+    expect(page.locator(".navbar-brand")).to_have_text(SERVICE_NAME)

@@ -278,9 +278,11 @@ def _anonymous_status(route: str, name: str | None) -> int:
     return {"logout": 405, None: 404, "metrics": 404}.get(name, 401)
 
 
-def test_anonymous_api_list_is_401_with_no_body_data(client, alice_defect, user):
-    response = client.get("/api/defects", HTTP_ACCEPT="text/html")
-    assert response.status_code == 401
+@pytest.mark.parametrize("accept", ["application/json", "*/*", "text/html"])
+def test_anonymous_api_list_reveals_nothing(client, alice_defect, user, accept):
+    """JSON and any-type clients get the 401; a browser is sent to the login page."""
+    response = client.get("/api/defects", HTTP_ACCEPT=accept)
+    assert response.status_code == (302 if accept == "text/html" else 401)
     _assert_reveals_nothing(response, user)
 
 
