@@ -162,7 +162,11 @@ class Pacer:
         )
 
     def timeout(self, s: Snapshot) -> float:
-        """How long the loop may wait for answers or a wake-up."""
+        """How long the loop may wait for answers or a wake-up: not at all if a round is wanted
+        now (a round that ended in this turn may leave one wanted: the wake-up that asked
+        for it, or the answers it did not carry, came while it ran)."""
+        if not s.round_running and self.round_wanted(s):
+            return 0.0
         timeout = self.pace.lease if s.round_running else self.next_round_at(s) - s.now
         if s.in_flight and not self.collect_now(s):
             timeout = min(timeout, self._collect_by() - s.now)

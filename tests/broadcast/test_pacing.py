@@ -41,6 +41,8 @@ def test_what_wants_a_round_at_once(snapshot, wanted):
 def test_a_claim_that_got_all_it_asked_for_claims_again_while_the_queue_is_low():
     pacer = pacer_after_a_round_at(10.0, claimed=50, asked=50)
     assert pacer.round_wanted(Snapshot(now=10.0, queued=24))
+    # Answers left over by the round that just ended: the next starts without a wait.
+    assert pacer.timeout(Snapshot(now=10.0, answers=3, in_flight=5)) == 0.0
     assert not pacer.round_wanted(Snapshot(now=10.0, queued=25))
     fewer = pacer_after_a_round_at(10.0, claimed=3, asked=50)
     assert not fewer.round_wanted(Snapshot(now=10.0, queued=0))
@@ -131,6 +133,8 @@ def test_when_answers_end_the_wait(snapshot, collect):
         (Snapshot(now=10.0, queued=3, free=8, sends_resume_at=10.005, listening=True), 0.005),
         (Snapshot(now=10.0, queued=3, free=8, sends_resume_at=math.inf, paused=True), SLOW_POLL),
         (Snapshot(now=12.0), 0.0),  # overdue: no wait
+        (Snapshot(now=10.0, woken=True, in_flight=4), 0.0),  # a round is wanted: no wait
+        (Snapshot(now=10.0, woken=True, round_running=True), 60.0),  # one at a time
     ],
 )
 def test_how_long_the_loop_waits(snapshot, timeout):
