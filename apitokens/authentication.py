@@ -23,11 +23,12 @@ class TokenAuthentication(authentication.TokenAuthentication):
 
     def authenticate_credentials(self, key: str) -> tuple:
         now = clock.now()
-        token = token_for_text(key, now=now)
-        if token is None:
+        match = token_for_text(key, now=now)
+        if match is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        token_record_use(token=token, now=now)
-        return token.user, token
+        if match.stale:
+            token_record_use(token=match.token, now=now)
+        return match.token.user, match.token
 
 
 class BearerTokenAuthentication(TokenAuthentication):

@@ -56,12 +56,11 @@ def token_revoke(*, token: ApiToken) -> None:
 def token_record_use(*, token: ApiToken, now: datetime) -> None:
     """Set `last_used` to `now` unless it was set less than LAST_USED_RESOLUTION ago.
 
-    The condition is in the UPDATE too, so requests racing in other processes
-    write the time once between them.
+    Called only for a token whose lookup found its last use stale
+    (apitokens/selectors.py); the condition is in the UPDATE too, so requests
+    racing in other processes write the time once between them.
     """
     since = now - LAST_USED_RESOLUTION
-    if token.last_used is not None and token.last_used > since:
-        return
     ApiToken.objects.filter(
         Q(last_used__isnull=True) | Q(last_used__lte=since), pk=token.pk
     ).update(last_used=now)

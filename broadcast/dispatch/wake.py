@@ -111,8 +111,15 @@ class Announcer:
             os.write(self._changed_w, b"\0")
 
     def _wait(self, fd: int) -> bool:
-        """Sleep until `fd` is readable (True) or a stop or a change comes (False)."""
-        readable = select.select([fd, self._changed_r], [], [])[0]
+        """Sleep until `fd` is readable (True) or a stop or a change comes (False).
+
+        `fd` is watched only while listening: under a steady load, when the pacer
+        polls instead, every commit would otherwise still wake this thread (on
+        SQLite; UNLISTEN keeps PostgreSQL's from coming at all). What came meanwhile
+        waits in `fd` and the catch-up wake-up of listening again covers it.
+        """
+        watched = [fd, self._changed_r] if self.listening.is_set() else [self._changed_r]
+        readable = select.select(watched, [], [])[0]
         if self._changed_r in readable:
             os.read(self._changed_r, 4096)
         return fd in readable
