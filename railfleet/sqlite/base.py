@@ -21,7 +21,7 @@ outside a transaction take neither lock (WAL mode). Django has no hook for
 SQLite's busy handler itself, nor for a transaction's start; this backend uses
 only public seams: sqlite3.connect()'s `factory` (a connection whose COMMIT and
 ROLLBACK release the lock) and Django's `create_cursor()` (a cursor whose BEGIN
-takes it). What it is worth: BENCHMARKS.md ("The SQLite write lock").
+takes it). What it is worth: docs/database.md ("The SQLite write lock").
 
 The lock file gets the database file's permission bits, as SQLite's `-wal`
 and `-shm` files do, so that every user who may write the database may take
