@@ -30,7 +30,7 @@ from broadcast.conf import Config
 from broadcast.dbcalls import DatabaseCalls
 from broadcast.dispatch.gates import Gates
 from broadcast.dispatch.pacing import Pace, Pacer, Snapshot
-from broadcast.dispatch.policy import Answer, RetryPolicy, Verdict, decide
+from broadcast.dispatch.policy import Answer, Decision, RetryPolicy, Verdict, decide
 from broadcast.dispatch.rounds import RoundJob, RoundResult, run_round
 from broadcast.dispatch.wake import NoAnnouncer, Waker, announcer_for
 from broadcast.probe import DueProbe, probe_for
@@ -266,7 +266,7 @@ class Dispatcher:
             self._done.append((event, decision))
             self._count(event, decision, answered)
 
-    def _count(self, event: store.Claimed, decision, answered: float) -> None:
+    def _count(self, event: store.Claimed, decision: Decision, answered: float) -> None:
         if decision.verdict == Verdict.DELIVERED:
             self._counted.delivered += 1
             self._latencies.append(answered - event.created)

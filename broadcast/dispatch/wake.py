@@ -192,7 +192,7 @@ class DoorbellWatch(Announcer):
     def _run(self) -> None:
         from inotify_simple import INotify, flags
 
-        assert self._path is not None  # wake_source_for() checked
+        assert self._path is not None  # announcer_for() checked
         ring(self._path)  # it exists from now on (a ring then only touches it)
         with INotify() as watch:
             watch.add_watch(self._path, flags.ATTRIB | flags.CLOSE_WRITE | flags.MODIFY)
