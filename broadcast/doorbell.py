@@ -3,10 +3,10 @@
 SQLite has no NOTIFY, and a dispatcher that polled its database every few
 milliseconds to find new events would cost CPU all day on a service that may
 record a few defects an hour. Instead, a transaction that adds (or makes due)
-events touches `<database>-doorbell` once it has committed (`ring`, through
-`transaction.on_commit`, so never for a rolled-back one), and each dispatcher
-watches that file with inotify (broadcast/dispatch/wake.py `DoorbellWatch`),
-which costs nothing while nobody rings. A ring that is missed (a crash between
+events touches `<database>-doorbell` once it has committed (`ring_at_commit`,
+never for a rolled-back one), and each dispatcher watches that file with
+inotify (broadcast/dispatch/wake.py `DoorbellWatch`), which costs nothing while
+nobody rings. A ring that is missed (a crash between
 commit and touch, a write made by hand) is found by the dispatcher's slow poll.
 
 The file gets the database file's permission bits, as SQLite's `-wal` and
@@ -29,9 +29,21 @@ def doorbell_path(using: str = "default") -> str | None:
 
 
 def ring_at_commit(using: str = "default") -> None:
-    """Ring the doorbell when the caller's transaction commits (at once in autocommit)."""
+    """Ring the doorbell when the caller's transaction commits (at once in autocommit).
+
+    With the railfleet.sqlite backend, before the commit's write lock is released
+    (`before_unlock`): rung after it, the ring's system call lets another thread of
+    this process take the lock ahead of every other process's writer, the
+    dispatchers' included (docs/database.md, "Announcing a commit").
+    """
     path = doorbell_path(using)
-    if path is not None:
+    if path is None:
+        return
+    connection = connections[using]
+    before_unlock = getattr(connection.connection, "before_unlock", None)
+    if connection.in_atomic_block and before_unlock is not None:
+        before_unlock(lambda: ring(path))
+    else:
         transaction.on_commit(lambda: ring(path), using=using)
 
 

@@ -231,3 +231,50 @@ def test_an_existing_read_only_lock_file_is_enough(database):
         cursor.execute("INSERT INTO t VALUES (1)")
         assert db.connection.write_lock.held
     assert db.cursor().execute("SELECT count(*) FROM t").fetchone() == (1,)
+
+
+def test_before_unlock_runs_after_the_commit_while_the_lock_is_still_held(database):
+    db, other = wrapper(database), wrapper(database)
+    seen = []
+
+    def announce():
+        rows = other.cursor().execute("SELECT count(*) FROM t").fetchone()
+        seen.append((rows, db.connection.write_lock.held))
+
+    with write_transaction(db) as cursor:
+        cursor.execute("INSERT INTO t VALUES (1)")
+        db.connection.before_unlock(announce)
+        assert seen == []  # not before the commit
+    assert seen == [((1,), True)]  # committed (another connection sees it), still locked
+    assert not db.connection.write_lock.held
+    with write_transaction(db) as cursor:  # each callback runs once
+        cursor.execute("INSERT INTO t VALUES (2)")
+    assert len(seen) == 1
+
+
+def test_before_unlock_never_runs_for_a_rollback(database):
+    db = wrapper(database)
+    seen = []
+    with pytest.raises(ZeroDivisionError), write_transaction(db) as cursor:
+        cursor.execute("INSERT INTO t VALUES (1)")
+        db.connection.before_unlock(lambda: seen.append("rolled back"))
+        1 / 0  # noqa: B018
+    with write_transaction(db) as cursor:
+        cursor.execute("INSERT INTO t VALUES (2)")
+    assert seen == []
+
+
+def test_a_failing_before_unlock_callback_neither_fails_the_commit_nor_keeps_the_lock(
+    database, caplog
+):
+    db = wrapper(database)
+
+    def broken():
+        raise OSError("the doorbell's directory is gone")
+
+    with write_transaction(db) as cursor:
+        cursor.execute("INSERT INTO t VALUES (1)")
+        db.connection.before_unlock(broken)
+    assert not db.connection.write_lock.held
+    assert wrapper(database).cursor().execute("SELECT count(*) FROM t").fetchone() == (1,)
+    assert "the doorbell's directory is gone" in caplog.text

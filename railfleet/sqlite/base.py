@@ -30,14 +30,18 @@ connection); locks made after a fork start free.
 """
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 from django.db import OperationalError
 from django.db.backends.sqlite3 import base
+
+logger = logging.getLogger(__name__)
 
 
 class WriteLock:
@@ -146,6 +150,21 @@ class QueuedWritersConnection(sqlite3.Connection):
     write_lock: WriteLock | None = None
     lock_timeout: float = 5.0
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._before_unlock: list[Callable[[], None]] = []
+
+    def before_unlock(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the open transaction has committed, before its write lock
+        is released; never if it rolls back (a ROLLBACK TO SAVEPOINT keeps it).
+
+        For a commit's announcement (broadcast/doorbell.py): its system call, made
+        after the release, hands the lock to another thread of this process ahead
+        of the other processes' writers (docs/database.md, "Announcing a commit").
+        A callback's error is logged, never raised: the transaction has committed.
+        """
+        self._before_unlock.append(callback)
+
     def take_write_lock(self) -> None:
         if self.write_lock is not None:
             self.write_lock.acquire(timeout=self.lock_timeout)
@@ -155,12 +174,19 @@ class QueuedWritersConnection(sqlite3.Connection):
             self.write_lock.release()
 
     def commit(self) -> None:
+        callbacks, self._before_unlock = self._before_unlock, []
         try:
             super().commit()
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:
+                    logger.exception("Error calling %r after a commit", callback)
         finally:
             self.release_write_lock()
 
     def rollback(self) -> None:
+        self._before_unlock = []
         try:
             super().rollback()
         finally:

@@ -13,7 +13,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from broadcast.dispatch import wake
@@ -132,3 +132,15 @@ def test_the_doorbell_rings_after_commit_and_never_for_a_rollback(user):
         defect_create(user=user, comment="rolled back")
         raise RuntimeError
     assert not _rung(path)
+
+
+@pytest.mark.sqlite
+def test_the_doorbell_rings_before_the_commits_write_lock_is_released(user):
+    path = doorbell_path()
+    defect_create(user=user, comment="creates the doorbell")
+    _unring(path)
+    rung_before_unlock = []
+    with transaction.atomic():
+        defect_create(user=user, comment="a")
+        connection.connection.before_unlock(lambda: rung_before_unlock.append(_rung(path)))
+    assert rung_before_unlock == [True]
