@@ -1,7 +1,7 @@
 """How the dispatcher's database session is set up, unlike the web's.
 
-The dispatcher's database thread (broadcast/dbcalls.py) calls `set_up()`
-before each call it runs: once per new connection, it sets the session up for
+Each thread that runs the dispatcher's rounds (broadcast/dbcalls.py) calls
+`set_up()` before each: once per new connection, it sets the session up for
 the dispatcher's work, whatever the settings:
 
 - **It commits without waiting for a sync to disk**: `synchronous=NORMAL` on

@@ -3,8 +3,9 @@
 The loop below only does; every decision is made elsewhere, without I/O:
 when rounds run and how much they claim by the pacer (pacing.py), what an
 answer means by the policy (policy.py), what may be claimed and sent by the
-destination's gates (gates.py). Its turn: start a round if one is due (on the
-database thread, rounds.py), take in a round that ended, send what the gates
+destination's gates (gates.py). Its turn: start a round if one is due (rounds.py;
+on the database thread, or on the loop's own when it has nothing to send
+meanwhile: dbcalls.py), take in a round that ended, send what the gates
 allow from the local queue, then wait for answers or a wake-up (wake.py) and
 hand each answer to the policy.
 
@@ -191,9 +192,12 @@ class Dispatcher:
         )  # fmt: skip
         self._done, self._unsent = [], []
         self._note_retries(job.outcomes)
-        future = self._db.submit(run_round, job=job, owner=self.owner, lease=self.config.lease,
-                                 switch=self._switch)  # fmt: skip
-        future.add_done_callback(lambda _: self._waker.wake())
+        args = {"job": job, "owner": self.owner, "lease": self.config.lease, "switch": self._switch}
+        if self.pacer.round_here(view):
+            future = self._db.here(run_round, **args)  # ended already: taken in below
+        else:
+            future = self._db.submit(run_round, **args)
+            future.add_done_callback(lambda _: self._waker.wake())
         self._round = Round(job, future)
 
     def _worth_polling(self, view: Snapshot) -> bool:

@@ -4,7 +4,8 @@ A round stores a 410's pause if one came, reads the pause switch (at most
 once a second), releases the claims a pause left unsent, records the answers
 gathered since the last round and claims the next events (broadcast/store.py
 `exchange`), and, when a claim found nothing due, prunes old deliveries.
-It runs on the dispatcher's database thread (broadcast/dbcalls.py).
+It runs on the dispatcher's database thread, or on the loop's own when nothing
+is queued to send meanwhile (broadcast/dbcalls.py).
 """
 
 import datetime

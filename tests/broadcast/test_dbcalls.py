@@ -1,4 +1,5 @@
-"""broadcast/dbcalls.py: the dispatcher's calls run on its database thread, on one connection."""
+"""broadcast/dbcalls.py: the dispatcher's calls run on its database thread, or on the caller's,
+each on a connection of its own."""
 
 import threading
 
@@ -42,6 +43,27 @@ def test_every_call_runs_on_the_same_connection_until_close_closes_it():
     finally:
         calls.close()
     assert calls_closed(first)
+
+
+def test_a_call_here_runs_on_the_callers_thread_on_its_own_connection():
+    def fail() -> None:
+        raise ValueError("no")
+
+    calls = DatabaseCalls()
+    try:
+        future = calls.here(threading.current_thread)
+        assert future.done() and future.result() is threading.current_thread()
+        assert calls.here(_query).result() == 1
+        failed = calls.here(fail)
+        assert failed.done()
+        with pytest.raises(ValueError, match="no"):
+            failed.result()
+        here = calls.here(lambda: connection.connection).result()
+        there = calls.submit(lambda: (_query(), connection.connection)[1]).result()
+        assert here is not None and there is not None and here is not there
+    finally:
+        calls.close()
+    assert calls_closed(here) and calls_closed(there)
 
 
 def calls_closed(raw) -> bool:

@@ -110,6 +110,18 @@ def test_how_much_a_round_claims(snapshot, claim):
 
 
 @pytest.mark.parametrize(
+    ("snapshot", "here"),
+    [
+        (Snapshot(now=0.0), True),  # nothing to send until it ends
+        (Snapshot(now=0.0, in_flight=8, answers=3), True),  # answers can wait for it
+        (Snapshot(now=0.0, queued=1), False),  # the loop sends meanwhile
+    ],
+)
+def test_where_a_round_runs(snapshot, here):
+    assert Pacer(PACE).round_here(snapshot) is here
+
+
+@pytest.mark.parametrize(
     ("snapshot", "collect"),
     [
         (Snapshot(now=10.001, in_flight=2), False),  # a trickle: at the next wake-up

@@ -39,9 +39,9 @@ def test_the_dispatchers_connections_are_set_up_as_a_dispatchers_and_the_webs_ar
     scripted_server, user, monkeypatch
 ):
     """What a dispatcher writes is redone if a crash undoes it (broadcast/sessions.py):
-    its rounds, on its database thread's connection, run at SQLite's synchronous=NORMAL
-    or PostgreSQL's synchronous_commit = off, and on PostgreSQL with generic plans;
-    other connections keep the defaults."""
+    its rounds, on its database thread's connection and on its loop's, run at SQLite's
+    synchronous=NORMAL or PostgreSQL's synchronous_commit = off, and on PostgreSQL with
+    generic plans; other connections keep the defaults."""
     settings = SESSION_SETTINGS[connection.vendor]
     during_rounds = []
     exchange = store.exchange
@@ -55,12 +55,12 @@ def test_the_dispatchers_connections_are_set_up_as_a_dispatchers_and_the_webs_ar
         defect_create(user=user, comment=str(i))
     # In a thread of its own, as `manage.py broadcast`.
     thread = threading.Thread(
-        target=deliver_once, args=(scripted_server.url,), kwargs={"batch_size": 10}
+        target=deliver_once, args=(scripted_server.url,), kwargs={"batch_size": 10}, name="loop"
     )
     thread.start()
     thread.join(30)
     assert Event.objects.delivered().count() == 30
-    assert {name.split("_")[0] for name, _ in during_rounds} == {"broadcast-db"}
+    assert {name.split("_")[0] for name, _ in during_rounds} == {"broadcast-db", "loop"}
     assert {answers for _, answers in during_rounds} == {tuple(d for _, d, _ in settings)}
     assert _session_settings() == [web for _, _, web in settings]  # this test's, as the web's
 
