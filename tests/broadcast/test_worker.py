@@ -239,18 +239,18 @@ def test_a_down_counter_server_is_probed_not_hammered(user):
 
 def listening_per_wait_after_two_requests(scripted_server, monkeypatch, config, events):
     """Run a dispatcher until `events` are delivered (and, on PostgreSQL, LISTEN is back);
-    for each of its waits while the server had received two requests, whether LISTEN
-    was in place at the wait's end (the announcer's thread applies a change of the
-    loop's asynchronously: at the start of the wait that follows it may not have yet)."""
+    for each of its waits that ended with the server having received two requests,
+    whether LISTEN was in place then (read at the wait's end: the announcer's thread
+    applies a change of the loop's asynchronously, and the requests a turn sends are
+    written at the start of the wait that follows)."""
     from broadcast.client import CounterClient
 
     listening = []
     wait = CounterClient.wait
 
     def counted_wait(client, *args, **kwargs):
-        during = len(scripted_server.received) == 2
         result = wait(client, *args, **kwargs)
-        if during:
+        if len(scripted_server.received) == 2:
             listening.append(dispatcher.announcer.listening.is_set())
         return result
 
