@@ -10,7 +10,7 @@ learns nothing about which.
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
-from apitokens import clock
+from apitokens import clock, schema  # noqa: F401 - schema: registers the Bearer scheme
 from apitokens.models import ApiToken
 from apitokens.selectors import token_for_text
 from apitokens.services import token_record_use

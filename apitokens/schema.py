@@ -1,5 +1,10 @@
 """The OpenAPI schema's name for the Bearer form (drf-spectacular documents the Token form
-itself, as `tokenAuth`, from DRF's TokenAuthentication)."""
+itself, as `tokenAuth`, from DRF's TokenAuthentication).
+
+Imported by apitokens/authentication.py, which DRF imports wherever the API is
+served, rather than at Django's setup: drf-spectacular's plumbing (with requests
+and PyYAML) would then be loaded, and held in memory, by every process, the
+dispatcher's and every management command's, for nothing."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
