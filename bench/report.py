@@ -535,16 +535,20 @@ SIDE_BY_SIDE = RESULTS / "side-by-side"
 
 
 def side_by_side(runs: dict) -> list[str]:
-    """Every target that both runs measured: this run's against another commit's, measured in
-    the same session (bench/results/side-by-side/<db>.json: `bench.run --only ...` in a git
-    worktree of that commit, its `commit` key added)."""
-    rows, commits = [], set()
-    for db, after in runs.items():
+    """Every target that both runs measured: this commit's against another's, measured in the
+    same session: bench/results/side-by-side/<db>.json is the other's (its `commit` key
+    added); this commit's is <db>-now.json beside it when the two were alternated
+    (`python -m bench.sidebyside`), else this run's."""
+    rows, commits, alternated = [], set(), False
+    for db, run in runs.items():
         path = SIDE_BY_SIDE / f"{db}.json"
         if not path.exists():
             continue
         before = json.loads(path.read_text())
         commits.add(before.get("commit", "?"))
+        now_path = SIDE_BY_SIDE / f"{db}-now.json"
+        after = json.loads(now_path.read_text()) if now_path.exists() else run
+        alternated |= now_path.exists()
         measured = {(t.number, t.what): t for t in targets({db: before}) if t.values}
         for target in targets({db: after}):
             other = measured.get((target.number, target.what))
@@ -559,14 +563,19 @@ def side_by_side(runs: dict) -> list[str]:
     if not rows:
         return []
     md = [f"## Side by side with {', '.join(f'`{c}`' for c in sorted(commits))}", ""]
+    how = (
+        "alternated with this commit's repetition by repetition (`python -m bench.sidebyside`)"
+        if alternated
+        else "in the same session as this run"
+    )
     md += [
-        "The same scenarios run at that commit in a git worktree, in the same session as this "
-        'run, medians of 3 repetitions each; "as good" is this run\'s figure over the '
-        "other's, turned so that above 1 is better.",
+        f"The same scenarios run at that commit in a git worktree, {how}, medians of the "
+        "repetitions each; \"as good\" is this commit's figure over the other's, turned so "
+        "that above 1 is better.",
         "",
     ]
     md += table(["#", "database", "figure", "before", "now", "as good", "verdict"], rows)
-    return md
+    return [*md, ""]
 
 
 def write(machine: dict, runs: dict) -> None:

@@ -155,3 +155,33 @@ def test_side_by_side_compares_each_target_both_runs_measured(tmp_path, monkeypa
     worse = "**worse by more than 10%**"
     assert f"| 6 | SQLite (WAL) | {drain} | 0.70 | 0.56 | 0.80 | {worse} |" in md
     assert report.side_by_side({"postgresql": run(1.0, 1.0)}) == []  # no other run: nothing
+
+
+def test_side_by_side_takes_this_commits_alternated_repetitions_when_there_are(
+    tmp_path, monkeypatch
+):
+    from bench import report
+
+    def run(create: float) -> dict:
+        return {"scenarios": {
+            "api_create_on": [{"rps": create}] * 3, "floor_create_on": [{"rps": 100.0}] * 3,
+        }}  # fmt: skip
+
+    (tmp_path / "sqlite.json").write_text(json.dumps(run(80.0) | {"commit": "abc1234"}))
+    (tmp_path / "sqlite-now.json").write_text(json.dumps(run(84.0) | {"commit": "def5678"}))
+    monkeypatch.setattr(report, "SIDE_BY_SIDE", tmp_path)
+    md = report.side_by_side({"sqlite": run(60.0)})  # the full run's: not the one compared
+    create = "API create (on) / floor create (on)"
+    assert f"| 1 | SQLite (WAL) | {create} | 0.80 | 0.84 | 1.05 | **within 10%** |" in md
+    assert any("alternated with this commit's repetition by repetition" in line for line in md)
+
+
+def test_alternated_runs_are_gathered_repetition_after_repetition():
+    from bench.sidebyside import gather
+
+    first = {"database": "sqlite", "scenarios": {"drain_1": [{"n": 1}], "profile": {"x": 1}}}
+    second = {"database": "sqlite", "scenarios": {"drain_1": [{"n": 2}], "idle": [{"n": 3}]}}
+    assert gather([first, second]) == {
+        "database": "sqlite",
+        "scenarios": {"drain_1": [{"n": 1}, {"n": 2}], "idle": [{"n": 3}]},
+    }
