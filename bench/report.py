@@ -539,7 +539,7 @@ def side_by_side(runs: dict) -> list[str]:
     same session: bench/results/side-by-side/<db>.json is the other's (its `commit` key
     added); this commit's is <db>-now.json beside it when the two were alternated
     (`python -m bench.sidebyside`), else this run's."""
-    rows, commits, alternated = [], set(), False
+    rows, commits, alternated, now_commits = [], set(), False, set()
     for db, run in runs.items():
         path = SIDE_BY_SIDE / f"{db}.json"
         if not path.exists():
@@ -549,6 +549,8 @@ def side_by_side(runs: dict) -> list[str]:
         now_path = SIDE_BY_SIDE / f"{db}-now.json"
         after = json.loads(now_path.read_text()) if now_path.exists() else run
         alternated |= now_path.exists()
+        if now_path.exists():
+            now_commits.add(after.get("commit", "?"))
         measured = {(t.number, t.what): t for t in targets({db: before}) if t.values}
         for target in targets({db: after}):
             other = measured.get((target.number, target.what))
@@ -564,7 +566,8 @@ def side_by_side(runs: dict) -> list[str]:
         return []
     md = [f"## Side by side with {', '.join(f'`{c}`' for c in sorted(commits))}", ""]
     how = (
-        "alternated with this commit's repetition by repetition (`python -m bench.sidebyside`)"
+        f"alternated repetition by repetition with {', '.join(sorted(now_commits))}'s "
+        "(`python -m bench.sidebyside`)"
         if alternated
         else "in the same session as this run"
     )
