@@ -2,6 +2,7 @@
 
     python -m bench.sidebyside ../railfleet-before                # create and drain
     python -m bench.sidebyside ../railfleet-before --only create --pairs 5
+    python -m bench.sidebyside ../railfleet-before --append      # 3 pairs more
 
 The other commit is a git worktree with its own `make install` (and the bench
 group) done. Each pair runs one repetition of the scenarios there, then one
@@ -51,9 +52,22 @@ def one_rep(root: Path, db: str, only: str) -> dict:
     return json.loads((root / "bench" / "results" / "tmp" / f"{db}-partial.json").read_text())
 
 
-def alternate(other: Path, db: str, only: str, pairs: int) -> None:
-    """`pairs` repetitions of each commit on `db`, alternated, gathered into SIDE_BY_SIDE."""
-    before, now = [], []
+def earlier(name: str, commit: str | None = None) -> list[dict]:
+    """The alternated repetitions SIDE_BY_SIDE/<name>.json holds already (`--append`): of
+    `commit` only, if given (the other's; this tree's commits may differ only in the bench)."""
+    path = SIDE_BY_SIDE / f"{name}.json"
+    if not path.exists():
+        return []
+    held = json.loads(path.read_text())
+    wanted = held.get("alternated") and commit in (None, held.get("commit"))
+    return [held] if wanted else []
+
+
+def alternate(other: Path, db: str, only: str, pairs: int, append: bool) -> None:
+    """`pairs` repetitions of each commit on `db`, alternated, gathered into SIDE_BY_SIDE
+    (after those it holds already, with `append`)."""
+    before = earlier(db, commit_of(other)) if append else []
+    now = earlier(f"{db}-now") if append else []
     for pair in range(pairs):
         log(f"{db}: pair {pair + 1}/{pairs}")
         before.append(one_rep(other, db, only))
@@ -69,11 +83,12 @@ def main() -> None:
     parser.add_argument("worktree", type=Path, help="the other commit's git worktree")
     parser.add_argument("--only", default="create,drain", help="scenarios (bench/scenarios/)")
     parser.add_argument("--pairs", type=int, default=3, help="repetitions of each commit")
+    parser.add_argument("--append", action="store_true", help="add to those gathered already")
     args = parser.parse_args()
     SIDE_BY_SIDE.mkdir(parents=True, exist_ok=True)
     for db in DATABASES:
         if db == "sqlite" or database.postgres_url():
-            alternate(args.worktree.resolve(), db, args.only, args.pairs)
+            alternate(args.worktree.resolve(), db, args.only, args.pairs, args.append)
 
 
 if __name__ == "__main__":

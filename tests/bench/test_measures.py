@@ -185,3 +185,18 @@ def test_alternated_runs_are_gathered_repetition_after_repetition():
         "database": "sqlite",
         "scenarios": {"drain_1": [{"n": 1}, {"n": 2}], "idle": [{"n": 3}]},
     }
+
+
+def test_append_keeps_the_alternated_repetitions_of_the_same_other_commit(tmp_path, monkeypatch):
+    from bench import sidebyside
+
+    monkeypatch.setattr(sidebyside, "SIDE_BY_SIDE", tmp_path)
+    held = {"scenarios": {"drain_1": [{"n": 1}]}, "commit": "abc1234", "alternated": True}
+    (tmp_path / "sqlite.json").write_text(json.dumps(held))
+    (tmp_path / "sqlite-now.json").write_text(json.dumps(held | {"commit": "def5678"}))
+    (tmp_path / "postgresql.json").write_text(json.dumps(held | {"alternated": False}))
+    assert sidebyside.earlier("sqlite", "abc1234") == [held]
+    assert sidebyside.earlier("sqlite", "0000000") == []  # another commit's: not added to
+    assert sidebyside.earlier("sqlite-now") == [held | {"commit": "def5678"}]
+    assert sidebyside.earlier("postgresql", "abc1234") == []  # not alternated
+    assert sidebyside.earlier("missing") == []
