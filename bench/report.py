@@ -539,7 +539,7 @@ def side_by_side(runs: dict) -> list[str]:
     same session: bench/results/side-by-side/<db>.json is the other's (its `commit` key
     added); this commit's is <db>-now.json beside it when the two were alternated
     (`python -m bench.sidebyside`), else this run's."""
-    rows, commits, alternated, now_commits = [], set(), False, set()
+    rows, commits, now_commits = [], set(), set()
     for db, run in runs.items():
         path = SIDE_BY_SIDE / f"{db}.json"
         if not path.exists():
@@ -547,9 +547,9 @@ def side_by_side(runs: dict) -> list[str]:
         before = json.loads(path.read_text())
         commits.add(before.get("commit", "?"))
         now_path = SIDE_BY_SIDE / f"{db}-now.json"
-        after = json.loads(now_path.read_text()) if now_path.exists() else run
-        alternated |= now_path.exists()
+        after = run
         if now_path.exists():
+            after = json.loads(now_path.read_text())
             now_commits.add(after.get("commit", "?"))
         measured = {(t.number, t.what): t for t in targets({db: before}) if t.values}
         for target in targets({db: after}):
@@ -568,7 +568,7 @@ def side_by_side(runs: dict) -> list[str]:
     how = (
         f"alternated repetition by repetition with {', '.join(sorted(now_commits))}'s "
         "(`python -m bench.sidebyside`)"
-        if alternated
+        if now_commits
         else "in the same session as this run"
     )
     md += [
