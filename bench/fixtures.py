@@ -87,7 +87,7 @@ def add_pending_events(count: int) -> None:
 
 
 def clear_events() -> None:
-    """Empty the outbox (each run starts with none).
+    """Empty the outbox and its deliveries (each run starts with none).
 
     On PostgreSQL by TRUNCATE: a DELETE leaves every row's dead versions in the
     indexes until autovacuum, and a dispatcher's claim walks the dead entries of
@@ -97,12 +97,14 @@ def clear_events() -> None:
     """
     from django.db import connection
 
-    from broadcast.models import Event
+    from broadcast.models import Delivery, Event
 
     if connection.vendor == "postgresql":
+        tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in (Delivery, Event))
         with connection.cursor() as cursor:
-            cursor.execute(f"TRUNCATE {connection.ops.quote_name(Event._meta.db_table)}")
+            cursor.execute(f"TRUNCATE {tables}")
     else:
+        Delivery.objects.all()._raw_delete(Delivery.objects.db)
         Event.objects.all()._raw_delete(Event.objects.db)
 
 

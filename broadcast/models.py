@@ -1,17 +1,27 @@
-"""The transactional outbox: one row per event to deliver to the counter server.
+"""The transactional outbox: one row per event, and one delivery per destination subscribed to it.
 
 A row is written in the same transaction as the change it describes, so an
 event exists exactly when its change committed. Dispatchers claim due rows by
 pushing `available_at` forward by a lease: a dispatcher that dies simply lets
 the lease expire and the row becomes due again for any other dispatcher.
+
+Destinations (docs/broadcast.md, "Destinations"): each event also gets, in the
+same transaction, one `Delivery` per enabled destination subscribed to its
+action. The dispatcher still delivers from the event's own state columns to
+COUNTER_SERVER_URL; moving it onto the deliveries is the next step.
 """
 
 import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 
@@ -59,7 +69,15 @@ class EventQuerySet(models.QuerySet):
 class Event(models.Model):
     # Sent as the Idempotency-Key header, the same on every retry.
     key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # The body of the `counter` format: {"user": <id>, "action": "create"|"delete"}.
     payload = models.JSONField()
+    # The body of the `event` format, a Standard Webhooks envelope {"type", "timestamp",
+    # "data"}, built by the caller; null for events written before destinations.
+    envelope = models.JSONField(null=True, blank=True)
+    # The id of what changed (a defect's), so that an operator can trace an event to it.
+    subject = models.BigIntegerField(
+        null=True, blank=True, help_text="The id of what changed (for a defect's event, its id)."
+    )
     status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
     created_at = models.DateTimeField(default=timezone.now)
     # Next attempt; while a dispatcher holds the event, the end of its lease.
@@ -79,6 +97,7 @@ class Event(models.Model):
             # bound parameter, as Django passes it.
             models.Index(fields=["status", "available_at", "id"], name="broadcast_event_due_idx"),
             models.Index(fields=["status", "delivered_at"], name="broadcast_event_status_idx"),
+            models.Index(fields=["subject"], name="broadcast_event_subject_idx"),
         ]
 
     def __str__(self) -> str:
@@ -118,3 +137,211 @@ class Control(models.Model):
 
     def __str__(self) -> str:
         return f"paused: {self.reason}" if self.paused else "running"
+
+
+# --- Destinations ----------------------------------------------------------------------
+
+
+class Action(models.TextChoices):
+    """What an event announces; a destination subscribes to one or both."""
+
+    CREATE = "create", "create"
+    DELETE = "delete", "delete"
+
+
+# The destination's boolean column that subscribes it to each action: the fan-out's
+# WHERE (broadcast/queries.py) is then plain SQL on both databases.
+ACTION_COLUMNS = {Action.CREATE: "on_create", Action.DELETE: "on_delete"}
+
+
+class Format(models.TextChoices):
+    """What a destination receives: the counter server's body, or the event's envelope."""
+
+    COUNTER = "counter", "counter"
+    EVENT = "event", "event"
+
+
+NAME_MAX_LENGTH = 100
+URL_MAX_LENGTH = 2000
+# The built-in destination's name, kept in step with COUNTER_SERVER_URL (broadcast/destinations.py).
+BUILTIN_NAME = "counter-server"
+
+
+def validate_http_url(value: str) -> None:
+    """An absolute http or https URL with a host, which may be one label (`http://counter:8888/`).
+
+    Django's URLValidator would refuse a service name without a dot, the usual
+    host of a consumer beside us in a container network.
+    """
+    message = "Enter an absolute http or https URL, such as https://example.com/hooks."
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError(message, code="invalid")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        raise ValidationError(message, code="invalid") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(message, code="invalid")
+
+
+class HttpURLField(models.URLField):
+    """A URLField whose only validation is `validate_http_url`, with a plain text box in forms.
+
+    forms.URLField would prefix a URL without a scheme with one (and warn about
+    which one until Django 6.0): a destination's URL is taken as written or refused.
+    """
+
+    default_validators = [validate_http_url]
+
+    def formfield(
+        self,
+        form_class: type[forms.Field] | None = None,
+        choices_form_class: type[forms.ChoiceField] | None = None,
+        **kwargs: Any,
+    ) -> forms.Field | None:
+        # CharField's form field, a forms.CharField, where URLField's is a forms.URLField.
+        return models.CharField.formfield(
+            self,
+            form_class=form_class,
+            choices_form_class=choices_form_class,
+            **{"widget": forms.URLInput, **kwargs},
+        )
+
+
+class DestinationQuerySet(models.QuerySet):
+    def subscribed(self, action: str) -> "DestinationQuerySet":
+        """The destinations an event of `action` fans out to: enabled and subscribed to it.
+
+        The fan-out's INSERT ... SELECT (broadcast/queries.py) says the same in SQL;
+        tests/broadcast/test_fanout.py checks that both select the same rows.
+        """
+        return self.filter(enabled=True, **{ACTION_COLUMNS[Action(action)]: True})
+
+    def with_pending(self) -> "DestinationQuerySet":
+        """Each destination with `pending`, its pending deliveries' count (one query)."""
+        return self.annotate(
+            pending=Count("deliveries", filter=Q(deliveries__status=Status.PENDING))
+        )
+
+
+class Destination(models.Model):
+    """Where events are delivered: a URL, the actions it subscribes to, the body it takes."""
+
+    name = models.CharField(max_length=NAME_MAX_LENGTH, unique=True)
+    url = HttpURLField(max_length=URL_MAX_LENGTH)
+    on_create = models.BooleanField("create", default=True)
+    on_delete = models.BooleanField("delete", default=True)
+    format = models.CharField(max_length=16, choices=Format, default=Format.COUNTER)
+    enabled = models.BooleanField(default=True)
+    # Deliveries per second to it from every dispatcher together; 0: unlimited.
+    max_rate = models.FloatField(default=0.0, validators=[MinValueValidator(0.0)])
+    paused = models.BooleanField(default=False)
+    paused_reason = models.TextField(blank=True, default="")
+    # Why it was disabled (by an operator, by a 410 Gone): empty while enabled.
+    disabled_reason = models.TextField(blank=True, default="")
+    # The built-in destination, kept in step with COUNTER_SERVER_URL: its name and
+    # URL come from the settings, its signing secrets are BROADCAST_SIGNING_SECRETS.
+    managed = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = DestinationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(on_create=True) | Q(on_delete=True),
+                name="broadcast_destination_subscribed",
+                violation_error_message="A destination subscribes to create, delete or both.",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_rate__gte=0), name="broadcast_destination_max_rate"
+            ),
+            models.UniqueConstraint(
+                fields=["managed"], condition=Q(managed=True), name="broadcast_destination_builtin"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def actions(self) -> list[str]:
+        """The actions it subscribes to, in the order of `Action`."""
+        subscribed = {Action.CREATE: self.on_create, Action.DELETE: self.on_delete}
+        return [str(action) for action, on in subscribed.items() if on]
+
+    @actions.setter
+    def actions(self, actions) -> None:
+        chosen = {Action(action) for action in actions}
+        self.on_create, self.on_delete = Action.CREATE in chosen, Action.DELETE in chosen
+
+
+class DestinationSecret(models.Model):
+    """A destination's Standard Webhooks signing secret (`whsec_` + base64 of 32 random bytes).
+
+    Kept as written, since it signs: shown once, in the answer that made it.
+    The current one has no `expires_at`; rotating gives the previous current one
+    an end (BROADCAST_SECRET_OVERLAP_HOURS later), until which both sign.
+    """
+
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="secrets")
+    secret = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.destination_id}: signing secret of {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class DeliveryQuerySet(models.QuerySet):
+    def pending(self) -> "DeliveryQuerySet":
+        return self.filter(status=Status.PENDING)
+
+
+class Delivery(models.Model):
+    """One event for one destination: the outbox's state, per destination.
+
+    Written by the fan-out (broadcast/queries.py) in the event's transaction.
+    Deleting a destination deletes its deliveries, pending ones included.
+    """
+
+    # The unique (event, destination) constraint's index serves lookups by event.
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
+    # The (destination, status) index serves lookups by destination and the pending counts.
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    available_at = models.DateTimeField(default=timezone.now)
+    claimed_by = models.CharField(max_length=64, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "destination"], name="broadcast_delivery_once"
+            ),
+        ]
+        indexes = [
+            # As Event's broadcast_event_due_idx: the claim of the next slice.
+            models.Index(
+                fields=["status", "available_at", "id"], name="broadcast_delivery_due_idx"
+            ),
+            models.Index(fields=["destination", "status"], name="broadcast_delivery_dest_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} to destination {self.destination_id}, {self.status}"

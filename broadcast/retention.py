@@ -27,7 +27,8 @@ def prune_delivered(
     now: datetime.datetime | None = None,
     using: str = "default",
 ) -> int:
-    """Delete delivered events whose `delivered_at` is more than `days` old; return how many.
+    """Delete delivered events whose `delivered_at` is more than `days` old, and their
+    deliveries; return how many events.
 
     `days <= 0` deletes nothing. At most `batch_size` rows per transaction.
     """
@@ -42,8 +43,9 @@ def prune_delivered(
         with transaction.atomic(using=using):
             ids = list(old.order_by().values_list("pk", flat=True)[:batch_size])
             if ids:
-                deleted, _ = old.filter(pk__in=ids).delete()
-                total += deleted
+                # Their deliveries go with them (one DELETE more); only events are counted.
+                _, per_model = old.filter(pk__in=ids).delete()
+                total += per_model.get(Event._meta.label, 0)
         if len(ids) < batch_size:
             return total
 

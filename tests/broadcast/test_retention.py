@@ -73,7 +73,8 @@ def test_deletes_in_batches_of_at_most_batch_size():
         assert prune_delivered(days=7, batch_size=2, now=NOW) == 5
 
     deletes = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith("DELETE")]
-    assert len(deletes) == 3  # 2 + 2 + 1
+    events = [sql for sql in deletes if '"broadcast_event"' in sql]
+    assert len(events) == 3  # 2 + 2 + 1, each with its deliveries
     assert remaining() == set(kept)
 
 
@@ -119,3 +120,22 @@ def test_broadcast_prune_defaults_to_the_setting(settings, capsys):
 
     assert capsys.readouterr().out.startswith("Deleted 2 delivered event(s) older than 3 day(s).")
     assert remaining() == set(recent)
+
+
+@pytest.mark.django_db
+def test_an_events_deliveries_go_with_it_and_only_events_are_counted():
+    from broadcast.models import Delivery, Destination
+
+    old = make(Status.DELIVERED, age_days=30, count=2)
+    kept = make(Status.PENDING, age_days=30)
+    destinations = [
+        Destination.objects.create(name=f"d{n}", url="http://example.com/") for n in range(2)
+    ]
+    Delivery.objects.bulk_create(
+        Delivery(event_id=event, destination=destination)
+        for event in old + kept
+        for destination in destinations
+    )
+
+    assert prune_delivered(days=7, now=NOW) == 2
+    assert set(Delivery.objects.values_list("event_id", flat=True)) == set(kept)
