@@ -1,5 +1,6 @@
-"""The dispatcher's hand-written SQL, all of it, as literal SQL (as Procrastinate keeps its
-`queries.sql`). Everything else the broadcast runs is the ORM.
+"""The broadcast's hand-written SQL, all of it, as literal SQL (as Procrastinate keeps its
+`queries.sql`): the dispatcher's claim and record, and the fan-out of new events to
+their destinations. Everything else the broadcast runs is the ORM.
 
 Why by hand: the claim is one statement the ORM cannot say (an UPDATE of the
 rows a locked, ordered, limited SELECT picks, RETURNING them ready to send),
@@ -15,6 +16,8 @@ returned with their key as the UUID's hyphenated text (PostgreSQL) or its 32
 hex digits (SQLite), the payload as its JSON text and the creation time as
 Unix seconds, so that nothing is decoded per event to send it or to time it.
 """
+
+from broadcast.models import ACTION_COLUMNS
 
 # The due events, oldest first: every claim's choice, and on SQLite the idle
 # claim's first, read-only question (LIMIT 1). Parameters: pending, now, limit.
@@ -89,3 +92,42 @@ WHERE id IN (SELECT value FROM json_each(%s)) AND status <> %s
 SQLITE_PROBE = """
 SELECT 1 FROM broadcast_event WHERE status = ? AND available_at <= ? LIMIT 1
 """
+
+# --- The fan-out (broadcast/services.py) -----------------------------------------------
+
+# A new event's deliveries: one per enabled destination subscribed to its action, in one
+# statement whatever the number of destinations (the ORM has no INSERT ... SELECT). The
+# WHERE is `DestinationQuerySet.subscribed()`'s; tests/broadcast/test_fanout.py checks
+# that both select the same destinations. One statement per action, so that the
+# subscription's column is part of the literal SQL.
+_DELIVERY_COLUMNS = """broadcast_delivery (event_id, destination_id, status, available_at,
+                    claimed_by, attempts, last_error, created_at)"""
+
+# One event. Parameters: the event's id, pending, its available_at, its created_at.
+FAN_OUT = {
+    action: f"""
+INSERT INTO {_DELIVERY_COLUMNS}
+SELECT %s, id, %s, %s, '', 0, '', %s FROM broadcast_destination
+WHERE enabled AND {column}"""  # noqa: S608 - literal SQL, no value interpolated
+    for action, column in ACTION_COLUMNS.items()
+}
+
+# Many events (a bulk insert's), each with every subscribed destination. Parameters:
+# pending, then the events' ids: a bigint[] array on PostgreSQL, a JSON array on SQLite.
+_FAN_OUT_MANY = """
+INSERT INTO {columns}
+SELECT e.id, d.id, %s, e.available_at, '', 0, '', e.created_at
+FROM broadcast_event e CROSS JOIN broadcast_destination d
+WHERE e.id {ids} AND d.enabled AND d.{column}"""
+POSTGRESQL_FAN_OUT_MANY = {
+    action: _FAN_OUT_MANY.format(
+        columns=_DELIVERY_COLUMNS, ids="= ANY(%s::bigint[])", column=column
+    )
+    for action, column in ACTION_COLUMNS.items()
+}
+SQLITE_FAN_OUT_MANY = {
+    action: _FAN_OUT_MANY.format(
+        columns=_DELIVERY_COLUMNS, ids="IN (SELECT value FROM json_each(%s))", column=column
+    )
+    for action, column in ACTION_COLUMNS.items()
+}

@@ -1,34 +1,89 @@
 """Writing events into the outbox, inside the caller's transaction.
 
 The caller owns the transaction: the event commits or rolls back with the
-change it describes. The dispatchers hear of it at commit (and never of a
-rolled-back one): on PostgreSQL through the NOTIFY that a trigger on the
-outbox (migration 0004) sends in the inserting statement, on SQLite through
-the doorbell rung once the transaction has committed (broadcast/doorbell.py).
+change it describes, and so do its deliveries, one per enabled destination
+subscribed to its action at that moment (the fan-out: one INSERT ... SELECT
+from the destinations per call, whatever their number; broadcast/queries.py).
+The dispatchers hear of it at commit (and never of a rolled-back one): on
+PostgreSQL through the NOTIFY that a trigger on the outbox (migration 0004)
+sends in the inserting statement, on SQLite through the doorbell rung once the
+transaction has committed (broadcast/doorbell.py).
 """
+
+import json
+from collections.abc import Sequence
 
 from django.db import connections
 
+from broadcast import queries
 from broadcast.doorbell import ring_at_commit
-from broadcast.models import Event
+from broadcast.models import Action, Event, Status
 
 NOTIFY_CHANNEL = "broadcast_event"
 
 
-def event_enqueue(*, payload: dict, using: str = "default") -> Event:
-    """Store one event to be delivered to the counter server."""
-    event = Event.objects.using(using).create(payload=payload)
+def event_enqueue(
+    *,
+    payload: dict,
+    action: str,
+    envelope: dict | None = None,
+    subject: int | None = None,
+    using: str = "default",
+) -> Event:
+    """Store one event of `action` ("create" or "delete") and its deliveries: two INSERTs.
+
+    `payload` is the `counter` format's body, `envelope` the `event` format's,
+    `subject` the id of what changed.
+    """
+    action = Action(action)
+    event = Event.objects.using(using).create(payload=payload, envelope=envelope, subject=subject)
+    connection = connections[using]
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            queries.FAN_OUT[action],
+            [event.pk, Status.PENDING, adapt(event.available_at), adapt(event.created_at)],
+        )
     ring_at_commit(using)
     return event
 
 
-def events_enqueue(*, payloads: list[dict], using: str = "default") -> list[Event]:
-    """Store many events at once (one INSERT per batch)."""
+def events_enqueue(
+    *,
+    payloads: list[dict],
+    action: str,
+    envelopes: Sequence[dict | None] | None = None,
+    subjects: Sequence[int | None] | None = None,
+    using: str = "default",
+) -> list[Event]:
+    """Store many events of one `action` at once (one INSERT per batch of a thousand) and
+    their deliveries (one INSERT ... SELECT for them all).
+
+    `envelopes` and `subjects`, when given, go with `payloads` one for one.
+    """
+    action = Action(action)
     if not payloads:
         return []
+    envelopes = [None] * len(payloads) if envelopes is None else list(envelopes)
+    subjects = [None] * len(payloads) if subjects is None else list(subjects)
+    if not len(payloads) == len(envelopes) == len(subjects):
+        raise ValueError("payloads, envelopes and subjects must have one entry per event")
     events = Event.objects.using(using).bulk_create(
-        [Event(payload=payload) for payload in payloads], batch_size=1000
+        [
+            Event(payload=payload, envelope=envelope, subject=subject)
+            for payload, envelope, subject in zip(payloads, envelopes, subjects, strict=True)
+        ],
+        batch_size=1000,
     )
+    connection = connections[using]
+    ids = [event.pk for event in events]
+    # The events' ids: an array on PostgreSQL, a JSON array on SQLite.
+    id_list: list[int] | str = ids
+    statement = queries.POSTGRESQL_FAN_OUT_MANY[action]
+    if connection.vendor != "postgresql":
+        id_list, statement = json.dumps(ids), queries.SQLITE_FAN_OUT_MANY[action]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [Status.PENDING, id_list])
     ring_at_commit(using)
     return events
 

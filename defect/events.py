@@ -35,11 +35,13 @@ defect.models (the receivers name their sender "defect.Defect"), so that the
 model layer can import it for bulk_create with no import circle.
 """
 
+import datetime
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
+from django.utils import timezone
 
 from broadcast.services import event_enqueue, events_enqueue
 
@@ -55,16 +57,51 @@ CREATE = "create"
 DELETE = "delete"
 
 
+# The Standard Webhooks event type of each action (the `event` format's `type`).
+EVENT_TYPES = {CREATE: "defect.created", DELETE: "defect.deleted"}
+
+
 def defect_event(defect: "Defect", action: str) -> dict:
-    """The counter server's payload for `action` on `defect`."""
+    """The counter server's payload for `action` on `defect` (the `counter` format)."""
     return {"user": defect.user_id, "action": action}
+
+
+def defect_envelope(defect: "Defect", action: str, *, at: datetime.datetime) -> dict:
+    """The `event` format's body for `action` on `defect` at `at`: a Standard Webhooks
+    envelope, the defect as the API shows it (a deletion's as it was)."""
+    return {
+        "type": EVENT_TYPES[action],
+        "timestamp": _iso(at),
+        "data": {
+            "id": defect.pk,
+            "user": defect.user_id,
+            "comment": defect.comment,
+            "timestamp": _iso(defect.timestamp),
+        },
+    }
+
+
+def _iso(at: datetime.datetime) -> str:
+    """ISO 8601 in UTC with a "Z", as the API writes times."""
+    return at.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def enqueue(defect: "Defect", action: str, *, using: str) -> None:
+    """Write the event of `action` on `defect`, in both formats, and its deliveries."""
+    event_enqueue(
+        payload=defect_event(defect, action),
+        action=action,
+        envelope=defect_envelope(defect, action, at=timezone.now()),
+        subject=defect.pk,
+        using=using,
+    )
 
 
 @receiver(post_save, sender=SENDER, dispatch_uid="defect_created_event")
 def defect_saved(sender, instance: "Defect", created: bool, raw: bool, using: str, **kwargs):
     """A new defect: enqueue its creation (fixture loading, `raw`, is not a creation)."""
     if created and not raw:
-        event_enqueue(payload=defect_event(instance, CREATE), using=using)
+        enqueue(instance, CREATE, using=using)
 
 
 @receiver(pre_delete, sender=SENDER, dispatch_uid="defect_deleting_lock")
@@ -82,9 +119,17 @@ def defect_deleted(sender, instance: "Defect", using: str, **kwargs):
     first was not deleted here, and its event is that transaction's.
     """
     if instance.__dict__.pop(ROW_FOUND, False):
-        event_enqueue(payload=defect_event(instance, DELETE), using=using)
+        enqueue(instance, DELETE, using=using)
 
 
 def defects_created(defects: Iterable["Defect"], *, using: str) -> None:
     """Enqueue the creation of defects inserted by bulk_create (no signal is sent)."""
-    events_enqueue(payloads=[defect_event(d, CREATE) for d in defects], using=using)
+    defects = list(defects)
+    at = timezone.now()
+    events_enqueue(
+        payloads=[defect_event(d, CREATE) for d in defects],
+        action=CREATE,
+        envelopes=[defect_envelope(d, CREATE, at=at) for d in defects],
+        subjects=[d.pk for d in defects],
+        using=using,
+    )

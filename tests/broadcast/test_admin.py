@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_an_event_says_what_it_is_by_user_id_outside_the_admin(user):
-    event = event_enqueue(payload={"user": user.pk, "action": "create"})
+    event = event_enqueue(payload={"user": user.pk, "action": "create"}, action="create")
     assert str(event) == f"create by user {user.pk}, pending"
 
 
@@ -22,7 +22,7 @@ def test_a_payload_of_another_shape_is_shown_as_compact_json():
 
 
 def test_the_events_page_is_titled_with_the_event_and_its_users_name(admin_client, user):
-    event = event_enqueue(payload={"user": user.pk, "action": "create"})
+    event = event_enqueue(payload={"user": user.pk, "action": "create"}, action="create")
     Event.objects.filter(pk=event.pk).update(status=Status.DELIVERED)
     response = admin_client.get(reverse("admin:broadcast_event_change", args=[event.pk]))
     html = response.content.decode()
@@ -38,10 +38,10 @@ def _listed(client) -> tuple[list[str], int]:
 
 
 def test_the_list_names_each_events_user_with_no_query_per_event(admin_client, user, other_user):
-    event_enqueue(payload={"user": user.pk, "action": "create"})
+    event_enqueue(payload={"user": user.pk, "action": "create"}, action="create")
     _, queries_for_one = _listed(admin_client)
-    event_enqueue(payload={"user": other_user.pk, "action": "delete"})
-    event_enqueue(payload={"user": user.pk, "action": "delete"})
+    event_enqueue(payload={"user": other_user.pk, "action": "delete"}, action="delete")
+    event_enqueue(payload={"user": user.pk, "action": "delete"}, action="delete")
     events, queries_for_three = _listed(admin_client)
     assert events == [
         "delete by alice, pending",
@@ -52,6 +52,6 @@ def test_the_list_names_each_events_user_with_no_query_per_event(admin_client, u
 
 
 def test_an_event_of_a_deleted_user_names_the_id(admin_client):
-    event = event_enqueue(payload={"user": 4711, "action": "delete"})
+    event = event_enqueue(payload={"user": 4711, "action": "delete"}, action="delete")
     response = admin_client.get(reverse("admin:broadcast_event_change", args=[event.pk]))
     assert "<h2>delete by user 4711, pending</h2>" in response.content.decode()

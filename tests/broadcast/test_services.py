@@ -9,8 +9,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_events_are_pending_with_unique_keys():
-    event_enqueue(payload={"user": 1, "action": "create"})
-    events_enqueue(payloads=[{"user": 2, "action": "create"}, {"user": 2, "action": "delete"}])
+    event_enqueue(payload={"user": 1, "action": "create"}, action="create")
+    events_enqueue(payloads=[{"user": 2, "action": "create"}] * 2, action="create")
     events = list(Event.objects.order_by("id"))
     assert [e.payload["user"] for e in events] == [1, 2, 2]
     assert {e.status for e in events} == {Status.PENDING}
@@ -18,5 +18,5 @@ def test_events_are_pending_with_unique_keys():
 
 
 def test_an_empty_batch_writes_nothing():
-    assert events_enqueue(payloads=[]) == []
+    assert events_enqueue(payloads=[], action="create") == []
     assert not Event.objects.exists()

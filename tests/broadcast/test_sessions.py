@@ -84,7 +84,7 @@ def test_retention_runs_on_a_dispatchers_connection_with_the_default_plans(
 
     monkeypatch.setattr(rounds, "prune_delivered", watched_prune)
     monkeypatch.setattr(store, "exchange", watched_exchange)
-    events_enqueue(payloads=[{"user": 1, "action": "create"}] * 3)
+    events_enqueue(payloads=[{"user": 1, "action": "create"}] * 3, action="create")
     thread = threading.Thread(
         target=deliver_once, args=(scripted_server.url,), kwargs={"retention_days": 7}
     )

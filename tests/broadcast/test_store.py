@@ -72,7 +72,7 @@ def test_a_claim_returns_every_payload_intact_however_many_it_claims():
         {"user": i, "action": "create", "note": f'"quoted" \\ back\tslash\n é 中 🚆 {i}'}
         for i in range(500)
     ]
-    events_enqueue(payloads=payloads)
+    events_enqueue(payloads=payloads, action="create")
 
     claimed = store.claim(owner="A", limit=500, lease=60)
 

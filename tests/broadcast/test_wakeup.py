@@ -38,11 +38,12 @@ def test_an_insert_notifies_once_per_statement_at_commit_and_never_on_rollback()
     listening = _listening_connection()
     try:
         with transaction.atomic():
-            events_enqueue(payloads=[{"user": 1, "action": "create"}] * 3)  # one INSERT
+            # One INSERT into the outbox.
+            events_enqueue(payloads=[{"user": 1, "action": "create"}] * 3, action="create")
             assert _notifications(listening, 0.2) == 0  # not before the commit
         assert _notifications(listening) == 1
         with pytest.raises(RuntimeError), transaction.atomic():
-            event_enqueue(payload={"user": 1, "action": "create"})
+            event_enqueue(payload={"user": 1, "action": "create"}, action="create")
             raise RuntimeError("roll back")
         assert _notifications(listening) == 0
     finally:
