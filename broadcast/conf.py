@@ -25,6 +25,11 @@ def broadcast_setting(key: str, default: Any = None) -> Any:
     return settings.BROADCAST.get(key, default)
 
 
+def counter_server_url() -> str:
+    """COUNTER_SERVER_URL: the built-in destination's URL; empty, no built-in destination."""
+    return settings.COUNTER_SERVER_URL
+
+
 # Config's fields read from settings.BROADCAST, and their keys there.
 SETTINGS_KEYS = {
     "concurrency": "CONCURRENCY",
@@ -89,7 +94,7 @@ class Config:
             name: broadcast_setting(key, defaults[name]) for name, key in SETTINGS_KEYS.items()
         }
         values |= {
-            "url": settings.COUNTER_SERVER_URL,
+            "url": counter_server_url(),
             "signer": Signer.from_settings(),
             "retention_days": retention_days(),
         }

@@ -241,6 +241,10 @@ BROADCAST = {
     "MAX_RATE": env_float("BROADCAST_MAX_RATE", 0.0),
     # Delivered events older than this are deleted; 0 keeps all (broadcast/retention.py).
     "RETENTION_DAYS": env_float("BROADCAST_RETENTION_DAYS", 7.0),
+    # Destinations (broadcast/destinations.py): how many at most, and how long a
+    # rotated secret keeps signing beside its successor.
+    "MAX_DESTINATIONS": env_int("BROADCAST_MAX_DESTINATIONS", 50),
+    "SECRET_OVERLAP_HOURS": env_float("BROADCAST_SECRET_OVERLAP_HOURS", 24.0),
 }
 
 # --- Logging ----------------------------------------------------------------

@@ -36,6 +36,15 @@ def basic_auth(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
+def basic_client(username: str, password: str):
+    """A DRF test client that sends these HTTP Basic credentials, as a script would."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=basic_auth(username, password))
+    return client
+
+
 def http_get(url: str, timeout: float = 10) -> tuple[int, dict, bytes]:
     """GET `url`: its status, headers and body, error statuses included (no exception)."""
     try:

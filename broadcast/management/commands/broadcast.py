@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 
 from broadcast import checks, metrics
 from broadcast.conf import Config
+from broadcast.destinations import sync_builtin_destination
 from broadcast.dispatch.loop import Dispatcher
 
 
@@ -28,6 +29,8 @@ class Command(BaseCommand):
         parser.add_argument("--lease", type=float, help="Seconds a claim lasts.")
 
     def handle(self, *args, **options) -> None:
+        # The built-in destination follows COUNTER_SERVER_URL from this start on.
+        sync_builtin_destination()
         config = Config.from_settings(
             url=options["url"],
             concurrency=options["concurrency"],

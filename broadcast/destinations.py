@@ -1,0 +1,290 @@
+"""Managing destinations: the API, the admin and the commands all go through these functions.
+
+A destination's state is written here only; its deliveries are written by the
+fan-out (broadcast/services.py). Nothing here knows of HTTP requests: callers
+pass in what they validated.
+
+The built-in destination (`managed`) is the counter server of COUNTER_SERVER_URL:
+`sync_builtin_destination` keeps one row in step with that setting, after every
+`migrate` (a post_migrate receiver, broadcast/apps.py) and when a dispatcher
+starts. Its name and URL come from the settings and cannot be edited; its
+signing secrets are BROADCAST_SIGNING_SECRETS, not rows of DestinationSecret.
+COUNTER_SERVER_URL="" disables it (with that reason) rather than deleting it, so
+that its pending deliveries are kept for when the setting comes back.
+"""
+
+import datetime
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from broadcast.conf import broadcast_setting, counter_server_url
+from broadcast.models import (
+    BUILTIN_NAME,
+    Action,
+    Destination,
+    DestinationSecret,
+    Format,
+    Status,
+)
+from broadcast.signing import new_secret
+
+DEFAULT_MAX_DESTINATIONS = 50
+DEFAULT_SECRET_OVERLAP_HOURS = 24.0
+# The fields an operator sets (the rest is state: managed, created_at, disabled_reason).
+EDITABLE = ("name", "url", "actions", "format", "enabled", "max_rate", "paused", "paused_reason")
+# The built-in destination's fields that the settings own.
+MANAGED_FIELDS = ("name", "url")
+NO_URL_REASON = "COUNTER_SERVER_URL is empty: no built-in destination."
+DISABLED_BY_OPERATOR = "disabled by an operator"
+
+
+def max_destinations() -> int:
+    """BROADCAST_MAX_DESTINATIONS (default 50)."""
+    return int(broadcast_setting("MAX_DESTINATIONS", DEFAULT_MAX_DESTINATIONS))
+
+
+def secret_overlap() -> datetime.timedelta:
+    """How long a rotated secret goes on signing: BROADCAST_SECRET_OVERLAP_HOURS (default 24)."""
+    hours = float(broadcast_setting("SECRET_OVERLAP_HOURS", DEFAULT_SECRET_OVERLAP_HOURS))
+    return datetime.timedelta(hours=hours)
+
+
+@transaction.atomic
+def destination_create(
+    *,
+    name: str,
+    url: str,
+    actions: Iterable[str] = (Action.CREATE, Action.DELETE),
+    format: str = Format.COUNTER,
+    enabled: bool = True,
+    max_rate: float = 0.0,
+    paused: bool = False,
+    paused_reason: str = "",
+) -> tuple[Destination, str]:
+    """A new destination and its first signing secret, whose text is returned this once.
+
+    At most BROADCAST_MAX_DESTINATIONS destinations (the built-in one included):
+    one more is a ValidationError. It gets the events created after it.
+    """
+    # Lock the existing rows, then count: concurrent creators count one after the other.
+    list(Destination.objects.select_for_update().values_list("pk", flat=True))
+    actions = list(actions)
+    destination_check(destination=None, changes={"name": name, "actions": actions})
+    destination = Destination(
+        name=name,
+        url=url,
+        format=format,
+        enabled=enabled,
+        max_rate=max_rate,
+        paused=paused,
+        paused_reason=paused_reason,
+    )
+    destination.actions = _actions(actions)
+    _save(destination, force_insert=True)
+    secret = new_secret()
+    DestinationSecret.objects.create(destination=destination, secret=secret)
+    return destination, secret
+
+
+@transaction.atomic
+def destination_update(*, destination: Destination, **changes) -> Destination:
+    """Change some of `destination`'s fields (EDITABLE), validated as a whole.
+
+    Enabling a disabled destination clears its disabled reason; resuming one
+    clears its pause reason. The built-in destination's name and URL belong to
+    the settings: changing them is a ValidationError naming the field.
+    """
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise TypeError(f"not editable: {', '.join(sorted(unknown))}")
+    destination_check(destination=destination, changes=changes)
+    was_enabled = destination.enabled
+    for field, value in changes.items():
+        if field == "actions":
+            destination.actions = _actions(value)
+        else:
+            setattr(destination, field, value)
+    if destination.enabled and not was_enabled:
+        destination.disabled_reason = ""
+    if not destination.enabled and was_enabled and not destination.disabled_reason:
+        destination.disabled_reason = DISABLED_BY_OPERATOR
+    if not destination.paused:
+        destination.paused_reason = ""
+    _save(destination)
+    return destination
+
+
+def destination_disable(*, destination: Destination, reason: str) -> Destination:
+    """Disable it with `reason`: it gets no new deliveries; its pending ones stay."""
+    destination.enabled, destination.disabled_reason = False, reason or DISABLED_BY_OPERATOR
+    destination.save(update_fields=["enabled", "disabled_reason"])
+    return destination
+
+
+def destination_pause(*, destination: Destination, reason: str) -> Destination:
+    """Pause it: its deliveries go on being written, and wait."""
+    destination.paused, destination.paused_reason = True, reason
+    destination.save(update_fields=["paused", "paused_reason"])
+    return destination
+
+
+def destination_resume(*, destination: Destination) -> Destination:
+    destination.paused, destination.paused_reason = False, ""
+    destination.save(update_fields=["paused", "paused_reason"])
+    return destination
+
+
+@transaction.atomic
+def destination_delete(*, destination: Destination) -> int:
+    """Delete it and its deliveries, pending ones included; return how many were pending.
+
+    The built-in destination cannot be deleted (COUNTER_SERVER_URL="" disables it).
+    """
+    if destination.managed:
+        raise ValidationError(
+            {
+                "managed": "The built-in destination follows COUNTER_SERVER_URL: set it to an "
+                "empty string to stop delivering to it."
+            }
+        )
+    pending = destination.deliveries.filter(status=Status.PENDING).count()
+    destination.delete()
+    return pending
+
+
+@transaction.atomic
+def destination_rotate_secret(
+    *, destination: Destination, now: datetime.datetime | None = None
+) -> str:
+    """A new signing secret for `destination`, returned this once.
+
+    The secrets that signed until now keep signing beside it until
+    BROADCAST_SECRET_OVERLAP_HOURS from now (those already ending sooner keep
+    their end), then stop.
+    """
+    if destination.managed:
+        raise ValidationError(
+            {
+                "managed": "The built-in destination is signed with BROADCAST_SIGNING_SECRETS: "
+                "rotate them there (python manage.py broadcast_secret)."
+            }
+        )
+    now = now or timezone.now()
+    destination.secrets.filter(expires_at__isnull=True).update(expires_at=now + secret_overlap())
+    secret = new_secret()
+    DestinationSecret.objects.create(destination=destination, secret=secret, created_at=now)
+    return secret
+
+
+def destination_signing_secrets(
+    *, destination: Destination, now: datetime.datetime | None = None
+) -> list[str]:
+    """The secrets that sign its deliveries now, newest first: the current one and the
+    previous ones whose overlap has not ended. The built-in destination's are
+    BROADCAST_SIGNING_SECRETS."""
+    if destination.managed:
+        return list(broadcast_setting("SIGNING_SECRETS", []))
+    now = now or timezone.now()
+    return list(
+        destination.secrets.filter(expires_at__isnull=True).values_list("secret", flat=True)
+    ) + list(
+        destination.secrets.filter(expires_at__gt=now)
+        .order_by("-expires_at", "-id")  # the latest to have been current first
+        .values_list("secret", flat=True)
+    )
+
+
+def sync_builtin_destination(*, using: str = "default") -> Destination | None:
+    """Keep the built-in destination in step with COUNTER_SERVER_URL; return it (None: none).
+
+    A URL and no row: the row is made (both actions, the `counter` format). A
+    URL and a row: its URL follows the setting, and a row disabled for lack of a
+    URL is enabled again. No URL: the row, if any, is disabled with NO_URL_REASON.
+    What an operator set on it otherwise (pause, rate, actions) is kept.
+    """
+    url = counter_server_url()
+    with transaction.atomic(using=using):
+        builtin = Destination.objects.using(using).select_for_update().filter(managed=True).first()
+        if not url:
+            if builtin is not None and builtin.enabled:
+                builtin.enabled, builtin.disabled_reason = False, NO_URL_REASON
+                builtin.save(using=using, update_fields=["enabled", "disabled_reason"])
+            return builtin
+        if builtin is None:
+            builtin = Destination(name=BUILTIN_NAME, url=url, managed=True)
+            builtin.save(using=using, force_insert=True)
+            return builtin
+        changed: dict[str, object] = {"url": url, "name": BUILTIN_NAME}
+        if not builtin.enabled and builtin.disabled_reason == NO_URL_REASON:
+            changed |= {"enabled": True, "disabled_reason": ""}
+        changed = {k: v for k, v in changed.items() if getattr(builtin, k) != v}
+        if changed:
+            for field, value in changed.items():
+                setattr(builtin, field, value)
+            builtin.save(using=using, update_fields=list(changed))
+        return builtin
+
+
+def destination_check(*, destination: Destination | None, changes: dict) -> None:
+    """The rules beyond each field's own, for a new destination (`destination` None) or
+    `changes` to one: at most BROADCAST_MAX_DESTINATIONS, the built-in destination's name
+    reserved, its name and URL the settings'. A ValidationError naming the field.
+
+    The services check them; the admin's form asks too, to show them as form errors.
+    """
+    if destination is None:
+        limit = max_destinations()
+        if Destination.objects.count() >= limit:
+            raise ValidationError(
+                f"There are already {limit} destinations, the most BROADCAST_MAX_DESTINATIONS "
+                "allows: delete one first.",
+                code="max_destinations",
+            )
+    elif destination.managed:
+        _refuse_managed_changes(destination, changes)
+    if changes.get("name") == BUILTIN_NAME and not (destination and destination.managed):
+        raise ValidationError(
+            {"name": f"{BUILTIN_NAME!r} is the built-in destination's name: choose another."}
+        )
+    if "actions" in changes:
+        _actions(changes["actions"])
+
+
+def _actions(actions: Iterable[str]) -> list[str]:
+    chosen = list(actions)
+    if not chosen:
+        raise ValidationError({"actions": "Choose at least one of create and delete."})
+    try:
+        return [Action(action) for action in chosen]
+    except ValueError:
+        raise ValidationError({"actions": "Each action is create or delete."}) from None
+
+
+def _refuse_managed_changes(destination: Destination, changes: dict) -> None:
+    for field in MANAGED_FIELDS:
+        if field in changes and changes[field] != getattr(destination, field):
+            raise ValidationError(
+                {
+                    field: f"The built-in destination's {field} follows the settings "
+                    "(COUNTER_SERVER_URL): it cannot be changed here."
+                }
+            )
+    if changes.get("enabled") and not counter_server_url():
+        raise ValidationError({"enabled": NO_URL_REASON})
+
+
+def _save(destination: Destination, **kwargs) -> None:
+    """Validate (fields, uniqueness, constraints) and save; a name taken meanwhile is a
+    ValidationError too, not an IntegrityError."""
+    # The built-in destination's name and URL are the settings', taken as they are.
+    destination.full_clean(exclude=list(MANAGED_FIELDS) if destination.managed else None)
+    try:
+        with transaction.atomic():
+            destination.save(**kwargs)
+    except IntegrityError:
+        if Destination.objects.filter(name=destination.name).exclude(pk=destination.pk).exists():
+            raise ValidationError({"name": "Destination with this Name already exists."}) from None
+        raise
