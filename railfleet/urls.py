@@ -23,6 +23,8 @@ urlpatterns = [
     path("api/", include("defect.api.urls")),
     # /api/tokens: each user's own API tokens (apitokens/urls.py).
     path("api/", include("apitokens.urls")),
+    # /api/destinations: where events are delivered, for staff (broadcast/urls.py).
+    path("api/", include("broadcast.urls")),
     # Keep last: any other path under /api/ is a JSON 404, not Django's HTML page.
     re_path(r"^api/", api_not_found),
 ]

@@ -23,6 +23,14 @@ EXPECTED_STATUSES = {
     ("/api/tokens", "get"): {"200"} | ANY,
     ("/api/tokens", "post"): {"201"} | WITH_A_BODY | ANY,
     ("/api/tokens/{id}", "delete"): {"204", "404"} | ANY,
+    # Staff only: 403 for everyone else.
+    ("/api/destinations", "get"): {"200", "400", "403"} | ANY,
+    ("/api/destinations", "post"): {"201"} | WITH_A_BODY | ANY,
+    ("/api/destinations/{id}", "get"): {"200", "403", "404"} | ANY,
+    ("/api/destinations/{id}", "put"): {"200", "404"} | WITH_A_BODY | ANY,
+    ("/api/destinations/{id}", "patch"): {"200", "404"} | WITH_A_BODY | ANY,
+    ("/api/destinations/{id}", "delete"): {"204", "400", "403", "404"} | ANY,
+    ("/api/destinations/{id}/rotate-secret", "post"): {"200", "400", "403", "404"} | ANY,
 }
 ALL_SCHEMES = [{"basicAuth": []}, {"tokenAuth": []}, {"bearerAuth": []}, {"cookieAuth": []}]
 
