@@ -1,19 +1,50 @@
-"""Read-only admin over the outbox: counts, the pause switch, and re-queueing failures."""
+"""The broadcast in the admin: the outbox, read-only (counts, the pause switch, re-queueing
+failures), and the destinations, managed through broadcast/destinations.py.
+
+A new destination's signing secret, and a rotated one, is shown on the page that
+answers the form or the action, once: never in a message (those may be kept in
+the session, in the database), as the API tokens' admin does.
+"""
 
 import logging
+from typing import cast
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
-from django.db.models import BigIntegerField, Count, OuterRef, Subquery
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import BigIntegerField, Count, OuterRef, QuerySet, Subquery
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from broadcast.control import pause, pause_state, resume
-from broadcast.models import Event, EventQuerySet, Status
+from broadcast.destinations import (
+    EDITABLE,
+    MANAGED_FIELDS,
+    destination_check,
+    destination_create,
+    destination_delete,
+    destination_disable,
+    destination_pause,
+    destination_resume,
+    destination_rotate_secret,
+    destination_update,
+)
+from broadcast.models import (
+    Action,
+    Delivery,
+    Destination,
+    DestinationQuerySet,
+    DestinationSecret,
+    Event,
+    EventQuerySet,
+    Status,
+)
 from broadcast.replay import requeue_failed
 
 PAUSE_PERMISSION = "broadcast.pause_broadcast"
@@ -26,6 +57,7 @@ class EventAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "event",
+        "subject",
         "status",
         "attempts",
         "created_at",
@@ -34,7 +66,9 @@ class EventAdmin(admin.ModelAdmin):
     ]
     list_display_links = ["id", "event"]
     list_filter = ["status"]
-    search_fields = ["key", "last_error"]
+    # `subject__exact`: a search for a defect's id finds its events (a word that is not a
+    # number finds none, rather than an error).
+    search_fields = ["key", "last_error", "subject__exact"]
     ordering = ["-id"]
     show_full_result_count = False
     actions = ["requeue"]
@@ -140,3 +174,186 @@ def _check_pause_permission(request: HttpRequest) -> None:
 def _counts_title(counts: dict[str, int]) -> str:
     parts = [f"{counts.get(status, 0)} {label.lower()}" for status, label in Status.choices]
     return "Broadcast events: " + ", ".join(parts)
+
+
+# --- Destinations ----------------------------------------------------------------------
+
+
+class DestinationForm(forms.ModelForm):
+    actions = forms.MultipleChoiceField(
+        choices=Action.choices,
+        initial=[Action.CREATE, Action.DELETE],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What it subscribes to.",
+    )
+
+    class Meta:
+        model = Destination
+        fields = ["name", "url", "format", "enabled", "max_rate", "paused", "paused_reason"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["actions"] = self.instance.actions
+
+    def clean(self):
+        """The services' own rules (the limit, the built-in destination's), as form errors."""
+        super().clean()
+        cleaned = self.cleaned_data
+        existing = self.instance if self.instance.pk is not None else None
+        changes = {f: cleaned[f] for f in self.changed_data if f in cleaned}
+        try:
+            destination_check(destination=existing, changes=changes)
+        except ValidationError as error:
+            self.add_error(None, error)
+        return cleaned
+
+
+SHOWN_STATE = ["disabled_reason", "managed", "created_at"]
+
+
+@admin.register(Destination)
+class DestinationAdmin(admin.ModelAdmin):
+    form = DestinationForm
+    list_display = [
+        "name",
+        "url",
+        "subscribed",
+        "format",
+        "enabled",
+        "paused",
+        "disabled_reason",
+        "pending",
+        "source",
+    ]
+    list_filter = ["enabled", "paused"]
+    search_fields = ["name", "url"]
+    actions = ["disable", "pause_selected", "resume_selected", "rotate_secret"]
+    fields = ["name", "url", "actions", "format", "enabled", "max_rate", "paused",
+              "paused_reason", *SHOWN_STATE]  # fmt: skip
+
+    def get_queryset(self, request: HttpRequest):
+        return cast(DestinationQuerySet, super().get_queryset(request)).with_pending()
+
+    def get_fields(self, request: HttpRequest, obj: Destination | None = None):
+        return [f for f in self.fields if obj is not None or f not in SHOWN_STATE]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Destination | None = None):
+        if obj is None:
+            return []
+        return [*SHOWN_STATE, *(MANAGED_FIELDS if obj.managed else ())]
+
+    @admin.display(description="actions")
+    def subscribed(self, obj: Destination) -> str:
+        return ", ".join(obj.actions)
+
+    @admin.display(description="pending deliveries", ordering="pending")
+    def pending(self, obj: Destination) -> int:
+        return getattr(obj, "pending", 0)
+
+    @admin.display(description="managed by")
+    def source(self, obj: Destination) -> str:
+        return "the settings (COUNTER_SERVER_URL)" if obj.managed else "operators"
+
+    def save_model(self, request: HttpRequest, obj: Destination, form, change: bool) -> None:
+        """Create or change through the services; a new one's secret is kept for the answer."""
+        data = form.cleaned_data
+        if change:
+            current = Destination.objects.get(pk=obj.pk)
+            changes = {f: data[f] for f in form.changed_data if f in EDITABLE and f in data}
+            saved = destination_update(destination=current, **changes)
+        else:
+            saved, secret = destination_create(**{f: data[f] for f in EDITABLE if f in data})
+            obj.secret = secret  # type: ignore[attr-defined]
+        # The admin goes on with `obj` (its log entry, the answer): make it the saved row.
+        for field in Destination._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+
+    def response_add(self, request: HttpRequest, obj: Destination, post_url_continue=None):
+        return self._secret_page(request, [(obj, obj.secret)])  # type: ignore[attr-defined]
+
+    def _secret_page(self, request: HttpRequest, secrets: list[tuple[Destination, str]]):
+        """The page showing new signing secrets, this once (never cached)."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Signing secret" if len(secrets) == 1 else "Signing secrets",
+            "secrets": secrets,
+        }
+        response = TemplateResponse(request, "admin/broadcast/destination/secrets.html", context)
+        add_never_cache_headers(response)
+        return response
+
+    def has_delete_permission(self, request: HttpRequest, obj: Destination | None = None) -> bool:
+        # The built-in destination follows COUNTER_SERVER_URL: "" disables it.
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.managed)
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """What a deletion takes, counted rather than listed: a destination's deliveries
+        may be many thousands, which Django's confirmation would list one by one."""
+        destinations = list(objs)
+        allowed = all(self.has_delete_permission(request, d) for d in destinations)
+        deliveries = Delivery.objects.filter(destination__in=destinations)
+        counts = {
+            "destinations": len(destinations),
+            "deliveries": deliveries.count(),
+            "signing secrets": DestinationSecret.objects.filter(
+                destination__in=destinations
+            ).count(),
+        }
+        perms_needed = set() if allowed else {self.opts.verbose_name}
+        return [str(d) for d in destinations], counts, perms_needed, []
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context=None):
+        pending = Destination.objects.with_pending().filter(pk=object_id).first()
+        extra_context = {**(extra_context or {}), "pending": getattr(pending, "pending", 0)}
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request: HttpRequest, obj: Destination) -> None:
+        destination_delete(destination=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
+        for destination in queryset.filter(managed=False):
+            destination_delete(destination=destination)
+        if queryset.filter(managed=True).exists():
+            self.message_user(
+                request,
+                "The built-in destination was kept: it follows COUNTER_SERVER_URL.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Disable selected destinations", permissions=["change"])
+    def disable(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
+        for destination in queryset.filter(enabled=True):
+            destination_disable(destination=destination, reason="disabled in the admin")
+        self.message_user(request, "Disabled: they get no new deliveries.", messages.SUCCESS)
+
+    @admin.action(description="Pause selected destinations", permissions=["change"])
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
+        for destination in queryset:
+            destination_pause(destination=destination, reason="paused in the admin")
+        self.message_user(request, "Paused: their deliveries wait.", messages.WARNING)
+
+    @admin.action(description="Resume selected destinations", permissions=["change"])
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
+        for destination in queryset:
+            destination_resume(destination=destination)
+        self.message_user(request, "Resumed.", messages.SUCCESS)
+
+    @admin.action(description="Rotate the signing secret of selected destinations",
+                  permissions=["change"])  # fmt: skip
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Destination]):
+        """New secrets, shown on the answer's page; the previous ones sign beside them for
+        BROADCAST_SECRET_OVERLAP_HOURS. The built-in destination's are the settings'."""
+        if queryset.filter(managed=True).exists():
+            self.message_user(
+                request,
+                "The built-in destination is signed with BROADCAST_SIGNING_SECRETS: "
+                "rotate them in the settings.",
+                messages.WARNING,
+            )
+        secrets = [
+            (destination, destination_rotate_secret(destination=destination))
+            for destination in queryset.filter(managed=False)
+        ]
+        return self._secret_page(request, secrets) if secrets else None
