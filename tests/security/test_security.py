@@ -216,6 +216,10 @@ PROTECTED = {
     "defect-detail",
     "token-list",
     "token-detail",
+    # Staff only (tests/broadcast/test_destinations_api.py).
+    "destination-list",
+    "destination-detail",
+    "destination-rotate-secret",
     "logout",
     "metrics",
     None,
