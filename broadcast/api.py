@@ -129,7 +129,11 @@ class DestinationErrorSerializer(serializers.Serializer):
     non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
     name = serializers.ListField(child=serializers.CharField(), required=False)
     url = serializers.ListField(child=serializers.CharField(), required=False)
-    actions = serializers.ListField(child=serializers.CharField(), required=False)
+    actions = serializers.JSONField(
+        required=False,
+        help_text="Its messages: a list, or for actions at fault an object of lists keyed by "
+        'their position (`{"0": ["..."]}`).',
+    )
 
 
 class DestinationPagination(CursorPagination):
