@@ -215,18 +215,18 @@ SHOWN_STATE = ["disabled_reason", "managed", "created_at"]
 @admin.register(Destination)
 class DestinationAdmin(admin.ModelAdmin):
     form = DestinationForm
+    # What fits 1280 px (tests/browser/test_admin_pages.py): no filter sidebar; `managed`
+    # says which one the settings keep (its page says how).
     list_display = [
         "name",
         "url",
         "subscribed",
-        "format",
         "enabled",
         "paused",
         "disabled_reason",
         "pending",
-        "source",
+        "managed",
     ]
-    list_filter = ["enabled", "paused"]
     search_fields = ["name", "url"]
     actions = ["disable", "pause_selected", "resume_selected", "rotate_secret"]
     fields = ["name", "url", "actions", "format", "enabled", "max_rate", "paused",
@@ -247,13 +247,10 @@ class DestinationAdmin(admin.ModelAdmin):
     def subscribed(self, obj: Destination) -> str:
         return ", ".join(obj.actions)
 
-    @admin.display(description="pending deliveries", ordering="pending")
+    @admin.display(description="pending", ordering="pending")
     def pending(self, obj: Destination) -> int:
+        """Its pending deliveries."""
         return getattr(obj, "pending", 0)
-
-    @admin.display(description="managed by")
-    def source(self, obj: Destination) -> str:
-        return "the settings (COUNTER_SERVER_URL)" if obj.managed else "operators"
 
     def save_model(self, request: HttpRequest, obj: Destination, form, change: bool) -> None:
         """Create or change through the services; a new one's secret is kept for the answer."""

@@ -242,7 +242,12 @@ class Destination(models.Model):
     disabled_reason = models.TextField(blank=True, default="")
     # The built-in destination, kept in step with COUNTER_SERVER_URL: its name and
     # URL come from the settings, its signing secrets are BROADCAST_SIGNING_SECRETS.
-    managed = models.BooleanField(default=False, editable=False)
+    managed = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="The built-in destination, kept in step with COUNTER_SERVER_URL: its name "
+        "and URL are the settings', its signing secrets BROADCAST_SIGNING_SECRETS.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = DestinationQuerySet.as_manager()

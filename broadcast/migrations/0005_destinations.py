@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
                 ('paused', models.BooleanField(default=False)),
                 ('paused_reason', models.TextField(blank=True, default='')),
                 ('disabled_reason', models.TextField(blank=True, default='')),
-                ('managed', models.BooleanField(default=False, editable=False)),
+                ('managed', models.BooleanField(default=False, editable=False, help_text="The built-in destination, kept in step with COUNTER_SERVER_URL: its name and URL are the settings', its signing secrets BROADCAST_SIGNING_SECRETS.")),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
             ],
             options={

@@ -116,3 +116,15 @@ def test_an_events_page_is_titled_with_what_it_is(admin_page, events):
     expect(admin_page.locator("#content h2").first).to_have_text("create by admin, delivered")
     created = admin_page.locator(".field-created_at .readonly")
     expect(created).to_have_text(TIME)
+
+
+def test_the_destinations_list_fits(admin_page):
+    from broadcast.destinations import destination_create, destination_disable
+
+    planning, _ = destination_create(
+        name="maintenance-planning", url="https://planning.railfleet.example/hooks/defects"
+    )
+    destination_disable(destination=planning, reason="410 Gone from the planning system")
+    admin_page.goto("/admin/broadcast/destination/")
+    expect(admin_page.locator("#result_list tbody tr")).to_have_count(2)
+    assert_fits(admin_page, [])
