@@ -57,7 +57,8 @@ def add_defects(count: int, *, user_id: int, start: int = 0) -> None:
 
 
 def add_pending_events(count: int) -> None:
-    """Insert `count` due events in SQL: a backlog for the dispatcher."""
+    """Insert `count` due events in SQL, each with its delivery to every enabled destination
+    subscribed to creations: a backlog for the dispatcher."""
     from django.db import connection
     from django.utils import timezone
 
@@ -67,23 +68,32 @@ def add_pending_events(count: int) -> None:
             cursor.execute(
                 """
                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s)
-                INSERT INTO broadcast_event (key, payload, status, created_at, available_at,
-                                             claimed_by, attempts, last_error)
-                SELECT lower(hex(randomblob(16))), %s, 'pending', %s, %s, '', 0, '' FROM n
+                INSERT INTO broadcast_event (key, payload, created_at)
+                SELECT lower(hex(randomblob(16))), %s, %s FROM n
                 """,
-                [count, EVENT_PAYLOAD, now, now],
+                [count, EVENT_PAYLOAD, now],
             )
         else:
             cursor.execute(
                 """
-                INSERT INTO broadcast_event (key, payload, status, created_at, available_at,
-                                             claimed_by, attempts, last_error)
-                SELECT gen_random_uuid(), %s::jsonb, 'pending', %s, %s, '', 0, ''
-                FROM generate_series(1, %s::bigint)
+                INSERT INTO broadcast_event (key, payload, created_at)
+                SELECT gen_random_uuid(), %s::jsonb, %s FROM generate_series(1, %s::bigint)
                 """,
-                [EVENT_PAYLOAD, now, now, count],
+                [EVENT_PAYLOAD, now, count],
             )
+        cursor.execute(
+            """
+            INSERT INTO broadcast_delivery (event_id, destination_id, status, available_at,
+                                            claimed_by, attempts, last_error, created_at)
+            SELECT e.id, d.id, 'pending', e.created_at, '', 0, '', e.created_at
+            FROM broadcast_event e CROSS JOIN broadcast_destination d
+            WHERE d.enabled AND d.on_create
+              AND NOT EXISTS (SELECT 1 FROM broadcast_delivery x WHERE x.event_id = e.id)
+            """
+        )
+        if connection.vendor == "postgresql":
             cursor.execute("ANALYZE broadcast_event")
+            cursor.execute("ANALYZE broadcast_delivery")
 
 
 def clear_events() -> None:
@@ -103,16 +113,17 @@ def clear_events() -> None:
         tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in (Delivery, Event))
         with connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {tables}")
-    else:
-        Delivery.objects.all()._raw_delete(Delivery.objects.db)
-        Event.objects.all()._raw_delete(Event.objects.db)
+    else:  # SQLite's DELETE without a WHERE empties the table at once (its truncate)
+        with connection.cursor() as cursor:
+            for model in (Delivery, Event):
+                cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)}")
 
 
 def pending_count() -> int:
-    """Events not delivered yet."""
-    from broadcast.models import Event
+    """Deliveries not made yet."""
+    from broadcast.models import Delivery
 
-    return Event.objects.pending().count()
+    return Delivery.objects.pending().count()
 
 
 def event_count() -> int:

@@ -1,5 +1,6 @@
-"""The broadcast in the admin: the outbox, read-only (counts, the pause switch, re-queueing
-failures), and the destinations, managed through broadcast/destinations.py.
+"""The broadcast in the admin: the outbox, read-only (its events and their deliveries,
+counts, the pause switch, re-queueing failures), and the destinations, managed through
+broadcast/destinations.py.
 
 A new destination's signing secret, and a rotated one, is shown on the page that
 answers the form or the action, once: never in a message (those may be kept in
@@ -13,13 +14,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import BigIntegerField, Count, OuterRef, QuerySet, Subquery
+from django.db.models import BigIntegerField, Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from broadcast.control import pause, pause_state, resume
@@ -38,11 +40,11 @@ from broadcast.destinations import (
 from broadcast.models import (
     Action,
     Delivery,
+    DeliveryQuerySet,
     Destination,
     DestinationQuerySet,
     DestinationSecret,
     Event,
-    EventQuerySet,
     Status,
 )
 from broadcast.replay import requeue_failed
@@ -52,27 +54,37 @@ PAUSE_PERMISSION = "broadcast.pause_broadcast"
 logger = logging.getLogger(__name__)
 
 
+class DeliveryInline(admin.TabularInline):
+    """An event's deliveries, one per destination, on its page (read-only)."""
+
+    model = Delivery
+    fields = ["destination", "status", "attempts", "available_at", "delivered_at", "last_error"]
+    readonly_fields = ["destination", "status", "attempts", "available_at", "delivered_at",
+                       "last_error"]  # fmt: skip
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "event",
-        "subject",
-        "status",
-        "attempts",
-        "created_at",
-        "due_or_delivered",
-        "short_error",
-    ]
+    """The outbox's events: what happened, and how each destination's delivery stands."""
+
+    list_display = ["id", "event", "subject", "deliveries", "created_at"]
     list_display_links = ["id", "event"]
-    list_filter = ["status"]
     # `subject__exact`: a search for a defect's id finds its events (a word that is not a
     # number finds none, rather than an error).
-    search_fields = ["key", "last_error", "subject__exact"]
+    search_fields = ["key", "subject__exact"]
     ordering = ["-id"]
     show_full_result_count = False
-    actions = ["requeue"]
     readonly_fields = [f.name for f in Event._meta.fields]
+    inlines = [DeliveryInline]
     # The pause state and its buttons above the list (templates/admin/broadcast/event/).
     change_list_template = "admin/broadcast/event/change_list.html"
 
@@ -81,39 +93,39 @@ class EventAdmin(admin.ModelAdmin):
         css = {"all": ["broadcast/admin.css"]}
 
     def get_queryset(self, request: HttpRequest):
-        """The events with their user's name (Event.__str__), in the page's one query.
+        """The events with their user's name (Event.__str__) and their deliveries' counts
+        by status, in the page's one query.
 
         The payload holds the user's id only, as the counter server's protocol has it.
         """
         users = get_user_model()._default_manager.filter(pk=OuterRef("payload_user"))
         username = users.values(get_user_model().USERNAME_FIELD)[:1]
+        counts = {
+            f"deliveries_{status}": Count("deliveries", filter=Q(deliveries__status=status))
+            for status in Status.values
+        }
         return (
             super()
             .get_queryset(request)
             .annotate(payload_user=Cast(KT("payload__user"), BigIntegerField()))
-            .annotate(username=Subquery(username))
+            .annotate(username=Subquery(username), **counts)
         )
 
     @admin.display(description="event")
     def event(self, obj: Event) -> str:
         return obj.summary
 
-    @admin.display(description="last error")
-    def short_error(self, obj: Event) -> str:
-        return obj.last_error[:80]
-
-    @admin.display(description="due or delivered")
-    def due_or_delivered(self, obj: Event):
-        """A pending event's next attempt, a delivered one's delivery (one column: 1280 px)."""
-        if obj.status == Status.PENDING:
-            return obj.available_at
-        return obj.delivered_at
+    @admin.display(description="deliveries")
+    def deliveries(self, obj: Event) -> str:
+        """Its deliveries by status: "1 delivered, 1 pending" ("none": no destination)."""
+        parts = [f"{n} {status}" for status in Status.values
+                 if (n := getattr(obj, f"deliveries_{status}", 0))]  # fmt: skip
+        return ", ".join(parts) or "none"
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
-        counts = dict(Event.objects.values_list("status").annotate(n=Count("id")).order_by())
         extra_context = {
             **(extra_context or {}),
-            "title": _counts_title(counts),
+            "title": _counts_title(_delivery_counts()),
             "pause_state": pause_state(),
             "can_pause": request.user.has_perm(PAUSE_PERMISSION),
         }
@@ -151,10 +163,59 @@ class EventAdmin(admin.ModelAdmin):
         self.message_user(request, "Broadcast resumed.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:broadcast_event_changelist"))
 
-    @admin.action(description="Re-queue selected failed events")
-    def requeue(self, request: HttpRequest, queryset: EventQuerySet) -> None:
-        count = requeue_failed(events=queryset, using=queryset.db)
-        self.message_user(request, f"{count} failed event(s) re-queued.", messages.SUCCESS)
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    """Each event's delivery to each destination: its state, and re-queueing failures."""
+
+    list_display = ["id", "event_link", "destination", "status", "attempts", "created_at",
+                    "due_or_delivered", "short_error"]  # fmt: skip
+    list_display_links = ["id"]
+    list_filter = ["status", "destination"]
+    search_fields = ["event__key", "last_error", "event__subject__exact"]
+    list_select_related = ["event", "destination"]
+    ordering = ["-id"]
+    show_full_result_count = False
+    actions = ["requeue"]
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+
+    class Media:
+        css = {"all": ["broadcast/admin.css"]}
+
+    @admin.display(description="event")
+    def event_link(self, obj: Delivery) -> str:
+        url = reverse("admin:broadcast_event_change", args=[obj.event_id])
+        return format_html('<a href="{}">{}</a>', url, obj.event.summary)
+
+    @admin.display(description="last error")
+    def short_error(self, obj: Delivery) -> str:
+        return obj.last_error[:80]
+
+    @admin.display(description="due or delivered")
+    def due_or_delivered(self, obj: Delivery):
+        """A pending delivery's next attempt, a delivered one's time (one column: 1280 px)."""
+        if obj.status == Status.PENDING:
+            return obj.available_at
+        return obj.delivered_at
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        title = _counts_title(_delivery_counts())
+        extra_context = {**(extra_context or {}), "title": title}
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description="Re-queue selected failed deliveries")
+    def requeue(self, request: HttpRequest, queryset: DeliveryQuerySet) -> None:
+        count = requeue_failed(deliveries=queryset, using=queryset.db)
+        self.message_user(request, f"{count} failed deliveries re-queued.", messages.SUCCESS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -171,9 +232,13 @@ def _check_pause_permission(request: HttpRequest) -> None:
         raise PermissionDenied
 
 
+def _delivery_counts() -> dict[str, int]:
+    return dict(Delivery.objects.values_list("status").annotate(n=Count("id")).order_by())
+
+
 def _counts_title(counts: dict[str, int]) -> str:
     parts = [f"{counts.get(status, 0)} {label.lower()}" for status, label in Status.choices]
-    return "Broadcast events: " + ", ".join(parts)
+    return "Broadcast deliveries: " + ", ".join(parts)
 
 
 # --- Destinations ----------------------------------------------------------------------

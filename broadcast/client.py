@@ -1,4 +1,4 @@
-"""The HTTP client that POSTs events to the counter server: libcurl's multi interface.
+"""The HTTP client that POSTs deliveries to their destinations: libcurl's multi interface.
 
 pycurl (libcurl) rather than pyreqwest or aiohttp: measured with
 `bench/clients.py` (docs/broadcast.md, "Choosing the HTTP client"), it spends
@@ -55,30 +55,36 @@ def transport_error(errno: int, message: str) -> Answer:
 
 
 class CounterClient:
-    """POSTs events over libcurl's pool of keep-alive connections, driven by the caller.
+    """POSTs deliveries over libcurl's pool of keep-alive connections, driven by the caller.
 
-    `send(key, body, token)` starts a request on a free handle (`free` says how
-    many there are); `wait(timeout, wakeup_fd)` waits for network activity, the
-    timeout or `wakeup_fd` to become readable, and returns the finished requests
-    as (token, Answer) pairs. Use as a context manager: it closes the handles.
+    `send(url, key, body, token)` starts a request on a free handle (`free` says
+    how many there are); `wait(timeout, wakeup_fd)` waits for network activity,
+    the timeout or `wakeup_fd` to become readable, and returns the finished
+    requests as (token, Answer) pairs. Use as a context manager: it closes the handles.
     """
 
-    def __init__(self, url: str, *, timeout: float, max_connections: int) -> None:
-        self.url = url
+    def __init__(self, *, timeout: float, max_connections: int) -> None:
         self._timeout_ms = max(1, int(timeout * 1000))
         self._multi = pycurl.CurlMulti()
-        self._multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, max_connections)
-        self._multi.setopt(pycurl.M_MAXCONNECTS, max_connections)
         # Each handle writes its answer into its own buffers, set up once.
         self._answers: dict[pycurl.Curl, _Answer] = {}
-        self._idle = [self._handle() for _ in range(max_connections)]
+        self._idle: list[pycurl.Curl] = []
         self._busy: dict[pycurl.Curl, Any] = {}
         self._unstarted = False  # requests added since libcurl last ran
+        self.reserve(max_connections)
+
+    def reserve(self, connections: int) -> None:
+        """At least `connections` requests may be in flight at once (one handle each)."""
+        have = len(self._idle) + len(self._busy)
+        if connections <= have:
+            return
+        self._idle += [self._handle() for _ in range(connections - have)]
+        self._multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, connections)
+        self._multi.setopt(pycurl.M_MAXCONNECTS, connections)
 
     def _handle(self) -> pycurl.Curl:
         handle = pycurl.Curl()
         answer = self._answers[handle] = _Answer()
-        handle.setopt(pycurl.URL, self.url)
         handle.setopt(pycurl.TIMEOUT_MS, self._timeout_ms)
         handle.setopt(pycurl.NOSIGNAL, 1)  # no SIGALRM: the loop is not the main thread in tests
         handle.setopt(pycurl.PROXY, "")  # never an http_proxy from the environment
@@ -109,13 +115,15 @@ class CounterClient:
     def in_flight(self) -> int:
         return len(self._busy)
 
-    def send(self, key: str, body: bytes, token: Any, headers: list[str] | None = None) -> None:
-        """Start POSTing `body` with `key` as Idempotency-Key (and `headers`, "Name: value").
-
-        `wait()` returns `token` with its outcome.
+    def send(
+        self, url: str, key: str, body: bytes, token: Any, headers: list[str] | None = None
+    ) -> None:
+        """Start POSTing `body` to `url` with `key` as Idempotency-Key (and `headers`,
+        "Name: value"). `wait()` returns `token` with its outcome.
         """
         handle = self._idle.pop()
         self._answers[handle].clear()
+        handle.setopt(pycurl.URL, url)
         lines = [CONTENT_TYPE, "Idempotency-Key: " + key]
         if headers:
             lines += headers

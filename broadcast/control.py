@@ -8,8 +8,12 @@ buttons, and a dispatcher that gets 410 Gone all call `pause`/`resume` here.
 """
 
 import datetime
+import functools
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +22,8 @@ from broadcast.models import Control
 
 # How often a dispatcher reads the state at most: the issue's "within a second".
 READ_INTERVAL = 1.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,31 +74,50 @@ def _state(row: Control) -> PauseState:
     return PauseState(paused=True, reason=row.reason, since=row.since)
 
 
-class PauseWatcher:
-    """A dispatcher's view of the state: read from the database at most every `interval` s.
+class Watcher(Generic[T]):
+    """A dispatcher's view of something in the database: read at most every `interval` s.
 
-    Call `current()` as often as wanted (every round); it queries only when the
+    Call `current()` as often as wanted (every round); it reads only when the
     last read is `interval` seconds old. `refresh()` forces a read (after this
-    dispatcher paused itself, for instance).
+    dispatcher changed it, for instance).
     """
 
     def __init__(
-        self, *, interval: float = READ_INTERVAL, clock=time.monotonic, using: str = "default"
-    ) -> None:
+        self, read: Callable[[], T], initial: T, *, interval: float = READ_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
         self.interval = interval
+        self._read = read
         self._clock = clock
-        self._using = using
-        self._state = RUNNING
+        self._state = initial
         self._read_at: float | None = None
+        self.read_count = 0  # reads so far: whether a call read, or gave the last read's
 
-    def current(self) -> PauseState:
+    @property
+    def next_read_at(self) -> float:
+        """When `current()` reads again (on the watcher's clock)."""
+        return -math.inf if self._read_at is None else self._read_at + self.interval
+
+    def current(self) -> T:
         """The state as last read, re-read if that was `interval` seconds ago or more."""
         if self._read_at is None or self._clock() - self._read_at >= self.interval:
             self.refresh()
         return self._state
 
-    def refresh(self) -> PauseState:
+    def refresh(self) -> T:
         """Read the state now."""
-        self._state = pause_state(using=self._using)
+        self._state = self._read()
         self._read_at = self._clock()
+        self.read_count += 1
         return self._state
+
+
+class PauseWatcher(Watcher[PauseState]):
+    """A dispatcher's view of the pause switch."""
+
+    def __init__(
+        self, *, interval: float = READ_INTERVAL, clock=time.monotonic, using: str = "default"
+    ) -> None:
+        super().__init__(
+            functools.partial(pause_state, using=using), RUNNING, interval=interval, clock=clock
+        )

@@ -15,9 +15,11 @@ that its pending deliveries are kept for when the setting comes back.
 
 import datetime
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from broadcast.conf import broadcast_setting, counter_server_url
@@ -197,15 +199,73 @@ def destination_signing_secrets(
     )
 
 
-def sync_builtin_destination(*, using: str = "default") -> Destination | None:
-    """Keep the built-in destination in step with COUNTER_SERVER_URL; return it (None: none).
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An enabled destination as a dispatcher delivers to it (read at most once a second).
+
+    `secrets` are its signing secrets now, newest first; the built-in destination's
+    (`managed`) are the dispatcher's own, BROADCAST_SIGNING_SECRETS, and its rate,
+    when its row sets none, BROADCAST_MAX_RATE.
+    """
+
+    id: int
+    name: str
+    url: str
+    format: str
+    max_rate: float = 0.0
+    paused: bool = False
+    managed: bool = False
+    secrets: tuple[str, ...] = ()
+
+
+def delivery_targets(*, now: datetime.datetime | None = None) -> tuple[Target, ...]:
+    """The enabled destinations, as the dispatchers deliver to them: two queries."""
+    now = now or timezone.now()
+    rows = list(Destination.objects.filter(enabled=True).order_by("id"))
+    signing: dict[int, list[str]] = {row.pk: [] for row in rows}
+    own = [row.pk for row in rows if not row.managed]
+    current = DestinationSecret.objects.filter(destination__in=own)
+    for destination, secret in (
+        current.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        # The current one first, then the previous ones, the latest to have been current first.
+        .order_by(F("expires_at").desc(nulls_first=True), "-id")
+        .values_list("destination_id", "secret")
+    ):
+        signing[destination].append(secret)
+    return tuple(
+        Target(
+            id=row.pk,
+            name=row.name,
+            url=row.url,
+            format=row.format,
+            max_rate=row.max_rate,
+            paused=row.paused,
+            managed=row.managed,
+            secrets=tuple(signing[row.pk]),
+        )  # fmt: skip
+        for row in rows
+    )
+
+
+def disable_gone(*, destination_id: int, reason: str) -> None:
+    """A dispatcher's 410 Gone: disable the destination with `reason`, if still enabled."""
+    Destination.objects.filter(pk=destination_id, enabled=True).update(
+        enabled=False, disabled_reason=reason
+    )
+
+
+def sync_builtin_destination(
+    *, url: str | None = None, using: str = "default"
+) -> Destination | None:
+    """Keep the built-in destination in step with COUNTER_SERVER_URL (or `url`, a
+    dispatcher's `--url`); return it (None: none).
 
     A URL and no row: the row is made (both actions, the `counter` format). A
     URL and a row: its URL follows the setting, and a row disabled for lack of a
     URL is enabled again. No URL: the row, if any, is disabled with NO_URL_REASON.
     What an operator set on it otherwise (pause, rate, actions) is kept.
     """
-    url = counter_server_url()
+    url = counter_server_url() if url is None else url
     with transaction.atomic(using=using):
         builtin = Destination.objects.using(using).select_for_update().filter(managed=True).first()
         if not url:

@@ -1,14 +1,10 @@
 """The transactional outbox: one row per event, and one delivery per destination subscribed to it.
 
-A row is written in the same transaction as the change it describes, so an
-event exists exactly when its change committed. Dispatchers claim due rows by
-pushing `available_at` forward by a lease: a dispatcher that dies simply lets
-the lease expire and the row becomes due again for any other dispatcher.
-
-Destinations (docs/broadcast.md, "Destinations"): each event also gets, in the
-same transaction, one `Delivery` per enabled destination subscribed to its
-action. The dispatcher still delivers from the event's own state columns to
-COUNTER_SERVER_URL; moving it onto the deliveries is the next step.
+An event is written in the same transaction as the change it describes, and so
+are its deliveries, one per enabled destination subscribed to its action
+(docs/broadcast.md, "Destinations"): a delivery exists exactly when its change
+committed. The dispatchers claim, send and record deliveries; the event keeps
+what they send.
 """
 
 import json
@@ -40,34 +36,12 @@ class Backlog:
     oldest_pending_age_seconds: float  # 0 when nothing is pending
 
 
-class EventQuerySet(models.QuerySet):
-    def pending(self) -> "EventQuerySet":
-        return self.filter(status=Status.PENDING)
-
-    def due(self, now=None) -> "EventQuerySet":
-        """Pending events whose next attempt (or expired lease) has come, longest waiting first."""
-        return (
-            self.pending()
-            .filter(available_at__lte=now or timezone.now())
-            .order_by("available_at", "id")
-        )
-
-    def failed(self) -> "EventQuerySet":
-        return self.filter(status=Status.FAILED)
-
-    def delivered(self) -> "EventQuerySet":
-        return self.filter(status=Status.DELIVERED)
-
-    def backlog(self) -> Backlog:
-        """Pending and failed counts and the oldest pending event's age, in two indexed queries."""
-        pending = self.pending().aggregate(count=Count("id"), oldest=Min("created_at"))
-        oldest = pending["oldest"]
-        age = max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0
-        return Backlog(pending["count"], self.failed().count(), age)
-
-
 class Event(models.Model):
-    # Sent as the Idempotency-Key header, the same on every retry.
+    """What happened, once: the bodies every destination's delivery sends (broadcast/models.py
+    `Delivery` keeps the state of each)."""
+
+    # Sent as the Idempotency-Key header (and `webhook-id`), the same on every retry and
+    # to every destination.
     key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # The body of the `counter` format: {"user": <id>, "action": "create"|"delete"}.
     payload = models.JSONField()
@@ -78,36 +52,23 @@ class Event(models.Model):
     subject = models.BigIntegerField(
         null=True, blank=True, help_text="The id of what changed (for a defect's event, its id)."
     )
-    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
     created_at = models.DateTimeField(default=timezone.now)
-    # Next attempt; while a dispatcher holds the event, the end of its lease.
-    available_at = models.DateTimeField(default=timezone.now)
-    claimed_by = models.CharField(max_length=64, blank=True, default="")
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True, default="")
-    delivered_at = models.DateTimeField(null=True, blank=True)
-
-    objects = EventQuerySet.as_manager()
 
     class Meta:
         indexes = [
-            # Serves the dispatchers' claim, `due()`: an equality on status, a
-            # range on available_at, rows already in claim order. Not a partial
-            # index on pending rows: SQLite cannot use one when the status is a
-            # bound parameter, as Django passes it.
-            models.Index(fields=["status", "available_at", "id"], name="broadcast_event_due_idx"),
-            models.Index(fields=["status", "delivered_at"], name="broadcast_event_status_idx"),
             models.Index(fields=["subject"], name="broadcast_event_subject_idx"),
+            # Retention deletes the events older than its cutoff that no delivery keeps.
+            models.Index(fields=["created_at"], name="broadcast_event_created_idx"),
         ]
 
     def __str__(self) -> str:
-        """What happened and how its delivery stands: "create by alice, delivered".
+        """What happened: "create by alice".
 
         The counter server's payload, {"user": <id>, "action": ...}, names the
         user by id; a queryset annotated with `username` (the admin's) gives the
         name. Any other payload is shown as compact JSON.
         """
-        return f"{self.summary}, {self.get_status_display().lower()}"
+        return self.summary
 
     @property
     def summary(self) -> str:
@@ -307,11 +268,35 @@ class DeliveryQuerySet(models.QuerySet):
     def pending(self) -> "DeliveryQuerySet":
         return self.filter(status=Status.PENDING)
 
+    def failed(self) -> "DeliveryQuerySet":
+        return self.filter(status=Status.FAILED)
+
+    def delivered(self) -> "DeliveryQuerySet":
+        return self.filter(status=Status.DELIVERED)
+
+    def due(self, now=None, *, destination=None) -> "DeliveryQuerySet":
+        """Pending deliveries whose next attempt (or expired lease) has come, longest
+        waiting first; to one destination (an id or a row), or to any."""
+        due = self.pending().filter(available_at__lte=now or timezone.now())
+        if destination is not None:
+            due = due.filter(destination=destination)
+        return due.order_by("available_at", "id")
+
+    def backlog(self) -> Backlog:
+        """Pending and failed counts and the oldest pending delivery's age, in two queries."""
+        pending = self.pending().aggregate(count=Count("id"), oldest=Min("created_at"))
+        oldest = pending["oldest"]
+        age = max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0
+        return Backlog(pending["count"], self.failed().count(), age)
+
 
 class Delivery(models.Model):
     """One event for one destination: the outbox's state, per destination.
 
-    Written by the fan-out (broadcast/queries.py) in the event's transaction.
+    Written by the fan-out (broadcast/queries.py) in the event's transaction;
+    claimed, sent and recorded by the dispatchers. Dispatchers claim due rows by
+    pushing `available_at` forward by a lease: a dispatcher that dies simply
+    lets the lease expire and the row becomes due again for any other.
     Deleting a destination deletes its deliveries, pending ones included.
     """
 
@@ -319,16 +304,18 @@ class Delivery(models.Model):
     event = models.ForeignKey(
         Event, on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
-    # The (destination, status) index serves lookups by destination and the pending counts.
+    # The due index, which starts with it, serves lookups by destination.
     destination = models.ForeignKey(
         Destination, on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
     status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    # Next attempt; while a dispatcher holds the delivery, the end of its lease.
     available_at = models.DateTimeField(default=timezone.now)
     claimed_by = models.CharField(max_length=64, blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # The event's creation time, copied: the delivery latency is measured from it.
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = DeliveryQuerySet.as_manager()
@@ -341,11 +328,17 @@ class Delivery(models.Model):
             ),
         ]
         indexes = [
-            # As Event's broadcast_event_due_idx: the claim of the next slice.
+            # Serves the dispatchers' claim, `due()` per destination: equalities on the
+            # destination and the status, a range on available_at, rows already in
+            # claim order; and the pending counts per destination. Not a partial index
+            # on pending rows: SQLite cannot use one when the status is a bound
+            # parameter, as Django passes it.
             models.Index(
-                fields=["status", "available_at", "id"], name="broadcast_delivery_due_idx"
+                fields=["destination", "status", "available_at", "id"],
+                name="broadcast_delivery_due_idx",
             ),
-            models.Index(fields=["destination", "status"], name="broadcast_delivery_dest_idx"),
+            # Retention's (delivered, older than the cutoff) and the backlog's counts.
+            models.Index(fields=["status", "delivered_at"], name="broadcast_delivery_status_idx"),
         ]
 
     def __str__(self) -> str:

@@ -3,95 +3,141 @@
 their destinations. Everything else the broadcast runs is the ORM.
 
 Why by hand: the claim is one statement the ORM cannot say (an UPDATE of the
-rows a locked, ordered, limited SELECT picks, RETURNING them ready to send),
-and the rounds run them fifty times a second under a steady load, where
-compiling a queryset each time dominated a trickle's profile (BENCHMARKS.md).
+rows a locked, ordered, limited SELECT per destination picks, RETURNING them
+ready to send with their event), and the rounds run them fifty times a second
+under a steady load, where compiling a queryset each time dominated a
+trickle's profile (BENCHMARKS.md).
 
-"Due" has two spellings, `EventQuerySet.due()` and `DUE` below, which every claim
-is built from; tests/broadcast/test_queries.py checks that each statement selects
-exactly what `due()` selects, and that the table is the model's.
+"Due" has two spellings, `DeliveryQuerySet.due()` and `DUE` below, which every
+claim is built from; tests/broadcast/test_queries.py checks that each statement
+selects exactly what `due()` selects, and that the tables are the models'.
 
-Placeholders are Django's (`%s`), every value a parameter; the events are
-returned with their key as the UUID's hyphenated text (PostgreSQL) or its 32
-hex digits (SQLite), the payload as its JSON text and the creation time as
-Unix seconds, so that nothing is decoded per event to send it or to time it.
+Placeholders are Django's (`%s`), every value a parameter; the deliveries are
+returned with their event's key as the UUID's hyphenated text (PostgreSQL) or
+its 32 hex digits (SQLite), the bodies as their JSON text and the creation time
+as Unix seconds, so that nothing is decoded per delivery to send it or to time it.
 """
+
+import functools
 
 from broadcast.models import ACTION_COLUMNS
 
-# The due events, oldest first: every claim's choice, and on SQLite the idle
-# claim's first, read-only question (LIMIT 1). Parameters: pending, now, limit.
+# One destination's due deliveries, oldest first: every claim is built from it.
+# Parameters: the destination's id, pending, now, limit.
 DUE = """
-SELECT id FROM broadcast_event
-WHERE status = %s AND available_at <= %s
+SELECT id FROM broadcast_delivery
+WHERE destination_id = %s AND status = %s AND available_at <= %s
 ORDER BY available_at, id
 LIMIT %s"""
 
-# What a claim returns of each event (SQLite's is its own, below).
-_CLAIMED = """id, CAST(key AS text), CAST(payload AS text), attempts,
-          CAST(EXTRACT(EPOCH FROM created_at) AS double precision)"""
-
 # --- PostgreSQL --------------------------------------------------------------------
 
-# The claim. The events are picked in a MATERIALIZED common table expression,
-# which runs once: PostgreSQL may run a subquery under `IN (...)` again for each
-# row it updates, and each run would lock more rows than the LIMIT (a known trap
-# of SKIP LOCKED queues). The UPDATE finds them by primary key (`= ANY` of their
+# What a claim returns of each delivery: its id and destination, its event's key
+# and both bodies, its attempts, its creation time.
+_CLAIMED = """d.id, d.destination_id, CAST(e.key AS text), CAST(e.payload AS text),
+          CAST(e.envelope AS text), d.attempts,
+          CAST(EXTRACT(EPOCH FROM d.created_at) AS double precision)"""
+
+# The deliveries each destination may take, up to its own limit: DUE once per
+# destination, through LATERAL over the arrays of destinations and limits, so that
+# the statement is the same whatever their number. They are picked in a
+# MATERIALIZED common table expression, which runs once: PostgreSQL may run a
+# subquery under `IN (...)` again for each row it updates, and each run would lock
+# more rows than the LIMIT (a known trap of SKIP LOCKED queues).
+# Parameters: the destinations' ids (an array), their limits (an array), pending, now.
+_PICKED = """picked AS MATERIALIZED (
+    SELECT p.id FROM unnest(%s::bigint[], %s::int[]) AS w(destination_id, wanted)
+    CROSS JOIN LATERAL (
+        SELECT id FROM broadcast_delivery
+        WHERE destination_id = w.destination_id AND status = %s AND available_at <= %s
+        ORDER BY available_at, id LIMIT w.wanted FOR UPDATE SKIP LOCKED) p)"""
+
+# The claim. The UPDATE finds the picked rows by primary key (`= ANY` of their
 # array): as a join, `IN (SELECT ...)` was planned as a scan of the whole table
 # once the LIMIT was a sizeable share of it (bench/ANALYSIS.md).
-# Parameters: pending, now, limit, the lease's end, the owner.
+# Parameters: _PICKED's, then the lease's end, the owner.
 POSTGRESQL_CLAIM = f"""
-WITH picked AS MATERIALIZED ({DUE} FOR UPDATE SKIP LOCKED)
-UPDATE broadcast_event SET available_at = %s, claimed_by = %s
-WHERE id = ANY(ARRAY(SELECT id FROM picked))
+WITH {_PICKED}
+UPDATE broadcast_delivery d SET available_at = %s, claimed_by = %s
+FROM broadcast_event e
+WHERE d.id = ANY(ARRAY(SELECT id FROM picked)) AND e.id = d.event_id
 RETURNING {_CLAIMED}
 """  # noqa: S608 - literal SQL, no value interpolated
 
 # Parameters: delivered, now, the ids (an array), delivered.
 POSTGRESQL_DELIVERED = """
-UPDATE broadcast_event
+UPDATE broadcast_delivery
 SET status = %s, delivered_at = %s, attempts = attempts + 1, claimed_by = '', last_error = ''
 WHERE id = ANY(%s::bigint[]) AND status <> %s"""
 
 # A round's record of its deliveries and its claim, in one statement (a round
-# under a steady load carries a few events: its cost is its statements'). The
-# claim leaves out the ids just delivered (a statement must not update a row
-# twice), through a subquery PostgreSQL hashes once; a data-modifying CTE runs
-# to completion even when nothing is due, so the deliveries are always recorded.
+# under a steady load carries a few: its cost is its statements'). The claim
+# leaves out the ids just delivered (a statement must not update a row twice),
+# through a subquery PostgreSQL hashes once; a data-modifying CTE runs to
+# completion even when nothing is due, so the deliveries are always recorded.
 # Parameters: delivered, now, the delivered ids (an array), delivered;
-# then the claim's: pending, now, limit, the lease's end, the owner.
+# then the claim's: _PICKED's, the lease's end, the owner.
 POSTGRESQL_DELIVER_AND_CLAIM = f"""
 WITH delivered AS ({POSTGRESQL_DELIVERED} RETURNING id),
-picked AS MATERIALIZED ({DUE} FOR UPDATE SKIP LOCKED)
-UPDATE broadcast_event SET available_at = %s, claimed_by = %s
-WHERE id = ANY(ARRAY(SELECT id FROM picked)) AND id NOT IN (SELECT id FROM delivered)
+{_PICKED}
+UPDATE broadcast_delivery d SET available_at = %s, claimed_by = %s
+FROM broadcast_event e
+WHERE d.id = ANY(ARRAY(SELECT id FROM picked)) AND d.id NOT IN (SELECT id FROM delivered)
+  AND e.id = d.event_id
 RETURNING {_CLAIMED}
 """  # noqa: S608 - literal SQL, no value interpolated
 
 # --- SQLite --------------------------------------------------------------------------
 
-# The claim, in the round's write transaction (SQLite serialises writers, so no
-# lock is needed). julianday() rather than unixepoch(..., 'subsec'), which needs
-# SQLite 3.42; it keeps milliseconds, finer than the latency histogram's buckets.
-# Parameters: the lease's end, the owner, pending, now, limit.
-SQLITE_CLAIM = f"""
-UPDATE broadcast_event SET available_at = %s, claimed_by = %s
-WHERE id IN ({DUE})
-RETURNING id, key, payload, attempts, (julianday(created_at) - 2440587.5) * 86400.0
+# What a claim returns of each delivery, as _CLAIMED: the event's columns through
+# scalar subqueries (SQLite's RETURNING cannot name an UPDATE ... FROM's other
+# table). julianday() rather than unixepoch(..., 'subsec'), which needs SQLite 3.42;
+# it keeps milliseconds, finer than the latency histogram's buckets.
+_SQLITE_CLAIMED = ", ".join(
+    [
+        "id",
+        "destination_id",
+        *(
+            f"(SELECT {column} FROM broadcast_event WHERE id = broadcast_delivery.event_id)"  # noqa: S608 - literal SQL
+            for column in ("key", "payload", "envelope")
+        ),
+        "attempts",
+        "(julianday(created_at) - 2440587.5) * 86400.0",
+    ]
+)
+
+
+@functools.cache
+def sqlite_claim(destinations: int) -> str:
+    """The claim for `destinations` destinations, in the round's write transaction
+    (SQLite serialises writers, so no lock is needed): DUE once per destination, in a
+    UNION ALL (SQLite's LIMIT cannot read a column, so there is no LATERAL's single
+    statement). Parameters: the lease's end, the owner; then DUE's for each destination."""
+    picked = " UNION ALL ".join([f"SELECT id FROM ({DUE})"] * destinations)  # noqa: S608
+    return f"""
+UPDATE broadcast_delivery SET available_at = %s, claimed_by = %s
+WHERE id IN ({picked})
+RETURNING {_SQLITE_CLAIMED}
 """  # noqa: S608 - literal SQL, no value interpolated
+
 
 # Parameters: delivered, now, the ids (a JSON array), delivered.
 SQLITE_DELIVERED = """
-UPDATE broadcast_event
+UPDATE broadcast_delivery
 SET status = %s, delivered_at = %s, attempts = attempts + 1, claimed_by = '', last_error = ''
 WHERE id IN (SELECT value FROM json_each(%s)) AND status <> %s
 """
 
-# The probe's question (broadcast/probe.py, through the sqlite3 module's own
-# placeholders). Parameters: pending, now.
-SQLITE_PROBE = """
-SELECT 1 FROM broadcast_event WHERE status = ? AND available_at <= ? LIMIT 1
-"""
+# Is a delivery due to one of the destinations (a JSON array of their ids)? The
+# idle claim's first, read-only question on SQLite, and the probe's (broadcast/probe.py,
+# through the sqlite3 module's own placeholders). Parameters: the ids, pending, now.
+_DUE_TO_ANY = """
+SELECT 1 FROM broadcast_delivery
+WHERE destination_id IN (SELECT value FROM json_each({p})) AND status = {p}
+  AND available_at <= {p}
+LIMIT 1"""
+SQLITE_DUE_TO_ANY = _DUE_TO_ANY.format(p="%s")
+SQLITE_PROBE = _DUE_TO_ANY.format(p="?")
 
 # --- The fan-out (broadcast/services.py) -----------------------------------------------
 
@@ -103,7 +149,7 @@ SELECT 1 FROM broadcast_event WHERE status = ? AND available_at <= ? LIMIT 1
 _DELIVERY_COLUMNS = """broadcast_delivery (event_id, destination_id, status, available_at,
                     claimed_by, attempts, last_error, created_at)"""
 
-# One event. Parameters: the event's id, pending, its available_at, its created_at.
+# One event, due at once. Parameters: the event's id, pending, its created_at (twice).
 FAN_OUT = {
     action: f"""
 INSERT INTO {_DELIVERY_COLUMNS}
@@ -112,11 +158,11 @@ WHERE enabled AND {column}"""  # noqa: S608 - literal SQL, no value interpolated
     for action, column in ACTION_COLUMNS.items()
 }
 
-# Many events (a bulk insert's), each with every subscribed destination. Parameters:
+# Many events (a bulk insert's), due at once, each with every subscribed destination. Parameters:
 # pending, then the events' ids: a bigint[] array on PostgreSQL, a JSON array on SQLite.
 _FAN_OUT_MANY = """
 INSERT INTO {columns}
-SELECT e.id, d.id, %s, e.available_at, '', 0, '', e.created_at
+SELECT e.id, d.id, %s, e.created_at, '', 0, '', e.created_at
 FROM broadcast_event e CROSS JOIN broadcast_destination d
 WHERE e.id {ids} AND d.enabled AND d.{column}"""
 POSTGRESQL_FAN_OUT_MANY = {

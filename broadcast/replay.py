@@ -1,4 +1,4 @@
-"""Replaying failed events: making them pending and due again.
+"""Replaying failed deliveries: making them pending and due again.
 
 Used by `manage.py broadcast_requeue` (a time window) and the admin's
 re-queue action (a selection). Attempts are kept (the backoff goes on from
@@ -10,7 +10,7 @@ import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from broadcast.models import Event, EventQuerySet, Status
+from broadcast.models import Delivery, DeliveryQuerySet, Destination, Status
 from broadcast.services import wake_dispatchers
 
 
@@ -18,16 +18,21 @@ def requeue_failed(
     *,
     since: datetime.datetime | None = None,
     until: datetime.datetime | None = None,
-    events: EventQuerySet | None = None,
+    deliveries: DeliveryQuerySet | None = None,
+    destination: Destination | None = None,
     dry_run: bool = False,
     using: str = "default",
 ) -> int:
-    """Make failed events created in [since, until) pending and due now; return how many.
+    """Make failed deliveries of events created in [since, until) pending and due now;
+    return how many.
 
-    Either end may be None (open). `events` narrows it to a selection (the
-    admin's). With `dry_run`, count them and change nothing.
+    Either end may be None (open). `deliveries` narrows it to a selection (the
+    admin's), `destination` to one destination's. With `dry_run`, count them
+    and change nothing.
     """
-    chosen = (events if events is not None else Event.objects).using(using).failed()
+    chosen = (deliveries if deliveries is not None else Delivery.objects).using(using).failed()
+    if destination is not None:
+        chosen = chosen.filter(destination=destination)
     if since is not None:
         chosen = chosen.filter(created_at__gte=since)
     if until is not None:

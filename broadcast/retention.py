@@ -1,9 +1,10 @@
-"""Deleting delivered events once they are old, so the outbox stays small.
+"""Deleting delivered deliveries once they are old, and their events, so the outbox stays small.
 
 `BROADCAST_RETENTION_DAYS` (settings.BROADCAST["RETENTION_DAYS"], default 7;
 0 keeps everything) is the age; the dispatcher calls `prune_delivered` at
 start and then now and then, `manage.py broadcast_prune` once. Pending and
-failed events are never deleted, whatever their age.
+failed deliveries are never deleted, whatever their age, and neither is an
+event one of them still needs.
 
 Each batch is its own short transaction, so pruning a large backlog never
 holds a long lock: on SQLite each batch queues on the write lock like any
@@ -14,10 +15,11 @@ batch are locked only for that batch.
 import datetime
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from broadcast.conf import broadcast_setting
-from broadcast.models import Event
+from broadcast.models import Delivery, Event
 
 
 def prune_delivered(
@@ -27,8 +29,8 @@ def prune_delivered(
     now: datetime.datetime | None = None,
     using: str = "default",
 ) -> int:
-    """Delete delivered events whose `delivered_at` is more than `days` old, and their
-    deliveries; return how many events.
+    """Delete the deliveries delivered more than `days` ago, then the events created more
+    than `days` ago that no delivery is left to; return how many events.
 
     `days <= 0` deletes nothing. At most `batch_size` rows per transaction.
     """
@@ -37,15 +39,23 @@ def prune_delivered(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size!r}")
     cutoff = (now or timezone.now()) - datetime.timedelta(days=days)
-    old = Event.objects.using(using).delivered().filter(delivered_at__lt=cutoff)
+    deliveries = Delivery.objects.using(using)
+    _delete_in_batches(deliveries.delivered().filter(delivered_at__lt=cutoff), batch_size)
+    unneeded = Event.objects.using(using).filter(
+        ~Exists(deliveries.filter(event=OuterRef("pk"))), created_at__lt=cutoff
+    )
+    return _delete_in_batches(unneeded, batch_size)
+
+
+def _delete_in_batches(rows: QuerySet, batch_size: int) -> int:
+    """Delete `rows`, `batch_size` at a time, each batch in its own transaction."""
     total = 0
     while True:
-        with transaction.atomic(using=using):
-            ids = list(old.order_by().values_list("pk", flat=True)[:batch_size])
+        with transaction.atomic(using=rows.db):
+            ids = list(rows.order_by().values_list("pk", flat=True)[:batch_size])
             if ids:
-                # Their deliveries go with them (one DELETE more); only events are counted.
-                _, per_model = old.filter(pk__in=ids).delete()
-                total += per_model.get(Event._meta.label, 0)
+                _, per_model = rows.model.objects.using(rows.db).filter(pk__in=ids).delete()
+                total += per_model.get(rows.model._meta.label, 0)
         if len(ids) < batch_size:
             return total
 

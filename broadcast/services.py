@@ -42,7 +42,7 @@ def event_enqueue(
     with connection.cursor() as cursor:
         cursor.execute(
             queries.FAN_OUT[action],
-            [event.pk, Status.PENDING, adapt(event.available_at), adapt(event.created_at)],
+            [event.pk, Status.PENDING, adapt(event.created_at), adapt(event.created_at)],
         )
     ring_at_commit(using)
     return event

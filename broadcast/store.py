@@ -1,4 +1,4 @@
-"""The dispatcher's database side: claim due events, record outcomes, release claims.
+"""The dispatcher's database side: claim due deliveries, record outcomes, release claims.
 
 Synchronous Django database code, run by the dispatcher on one dedicated thread.
 Transactions are short and never wait on the network: claim, then send outside
@@ -17,9 +17,10 @@ broadcast/queries.py, which says why; everything else is the ORM.
 
 import contextlib
 import datetime
+import itertools
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple
 
 from django.db import connection, transaction
@@ -28,16 +29,19 @@ from django.utils import timezone
 
 from broadcast import queries
 from broadcast.dispatch.policy import Decision, Verdict
-from broadcast.models import Event, Status
+from broadcast.models import Delivery, Status
 from broadcast.services import wake_dispatchers
 
 
 class Claimed(NamedTuple):
-    """A claimed event, as the claim returns it: its key and body are ready to send."""
+    """A claimed delivery, as the claim returns it: its event's key and bodies are ready
+    to send."""
 
-    id: int
-    key: str  # the Idempotency-Key, the UUID in its hyphenated text form
-    body: str  # the payload's JSON text, as stored
+    id: int  # the delivery's
+    destination: int  # the destination's id
+    key: str  # the Idempotency-Key, the event's UUID in its hyphenated text form
+    body: str  # the `counter` format's body (the event's payload), its JSON text as stored
+    envelope: str | None  # the `event` format's body, its JSON text (None: not written)
     attempts: int
     # When the event was created (Unix seconds), in the transaction of the change it
     # announces: the nearest the database has to its commit time, for the delivery latency.
@@ -48,54 +52,75 @@ class Claimed(NamedTuple):
         return json.loads(self.body)
 
 
-# A sent event, and the delivery policy's decision about it (broadcast/dispatch/policy.py).
+# A sent delivery, and the delivery policy's decision about it (broadcast/dispatch/policy.py).
 Answered = tuple[Claimed, Decision]
 Outcomes = Iterable[Answered]
+# How many due deliveries to claim at most, per destination id.
+Limits = Mapping[int, int]
 
 
 def claim(
-    *, owner: str, limit: int, lease: float, now: datetime.datetime | None = None
+    *, owner: str, limits: Limits, lease: float, now: datetime.datetime | None = None
 ) -> list[Claimed]:
-    """Claim up to `limit` due events for `owner` until the lease runs out.
+    """Claim, for `owner` until the lease runs out, up to `limits[d]` due deliveries to each
+    destination `d`.
 
     A claim pushes `available_at` forward by the lease: if the owner dies, the
-    event becomes due again when the lease expires. On PostgreSQL concurrent
+    delivery becomes due again when the lease expires. On PostgreSQL concurrent
     dispatchers skip each other's locked rows (FOR UPDATE SKIP LOCKED); on
     SQLite the IMMEDIATE transaction serialises claimers.
     """
-    if limit <= 0:
+    limits = _wanted(limits)
+    if not limits:
         return []
     now = now or timezone.now()
     # A cheap read first: idle polling must not take SQLite's write lock (a
     # transaction already holds it: an exchange's, which has just recorded).
-    if connection.vendor == "sqlite" and not connection.in_atomic_block and not _due_exists(now):
+    idle_check = connection.vendor == "sqlite" and not connection.in_atomic_block
+    if idle_check and not _due_exists(limits, now):
         return []
     with _writing(), connection.cursor() as cursor:
-        return _claim_with(cursor, owner=owner, limit=limit, lease=lease, now=now)
+        return _claim_with(cursor, owner=owner, limits=limits, lease=lease, now=now)
+
+
+def _wanted(limits: Limits) -> dict[int, int]:
+    """The destinations to claim for: those with a limit above 0."""
+    return {destination: limit for destination, limit in limits.items() if limit > 0}
 
 
 def _claim_with(
-    cursor: CursorWrapper, *, owner: str, limit: int, lease: float, now: datetime.datetime
-) -> list[Claimed]:
+    cursor: CursorWrapper, *, owner: str, limits: dict[int, int], lease: float,
+    now: datetime.datetime,
+) -> list[Claimed]:  # fmt: skip
     """The claim's statement, run on `cursor`."""
     leased_until, at = _lease_end(now, lease), _db_time(now)
     if connection.vendor == "sqlite":
-        cursor.execute(queries.SQLITE_CLAIM, [leased_until, owner, Status.PENDING, at, limit])
-        return _claimed([(id_, str(uuid.UUID(key)), *rest) for id_, key, *rest in cursor])
-    cursor.execute(queries.POSTGRESQL_CLAIM, [Status.PENDING, at, limit, leased_until, owner])
+        due = [(dest, Status.PENDING, at, limit) for dest, limit in limits.items()]
+        cursor.execute(
+            queries.sqlite_claim(len(limits)),
+            [leased_until, owner, *itertools.chain.from_iterable(due)],
+        )
+        return _claimed([(id_, dest, str(uuid.UUID(key)), *rest) for id_, dest, key, *rest
+                         in cursor])  # fmt: skip
+    cursor.execute(
+        queries.POSTGRESQL_CLAIM,
+        [list(limits), list(limits.values()), Status.PENDING, at, leased_until, owner],
+    )
     return _claimed(cursor.fetchall())
 
 
 def _claimed(rows: list) -> list[Claimed]:
-    """The rows an UPDATE ... RETURNING gave, oldest event first (RETURNING has no order)."""
+    """The rows an UPDATE ... RETURNING gave, oldest delivery first (RETURNING has no order)."""
     rows.sort()
     return list(map(Claimed._make, rows))
 
 
-def _due_exists(now: datetime.datetime) -> bool:
-    """`Event.objects.due(now).exists()`, from the literal SQL: it runs at every idle claim."""
+def _due_exists(limits: dict[int, int], now: datetime.datetime) -> bool:
+    """Whether a delivery is due to one of the destinations (the probe's question, here on
+    Django's connection): it runs at every idle claim."""
     with connection.cursor() as cursor:
-        cursor.execute(queries.DUE, [Status.PENDING, _db_time(now), 1])
+        cursor.execute(queries.SQLITE_DUE_TO_ANY,
+                       [json.dumps(list(limits)), Status.PENDING, _db_time(now)])  # fmt: skip
         return cursor.fetchone() is not None
 
 
@@ -110,7 +135,7 @@ def _lease_end(now: datetime.datetime, lease: float):
 
 
 def record(*, owner: str, outcomes: Outcomes, now: datetime.datetime | None = None) -> None:
-    """Store the decisions about sent events: delivered, to retry (after a delay), or failed.
+    """Store the decisions about sent deliveries: delivered, to retry (after a delay), or failed.
 
     Retries and failures only touch rows still claimed by `owner`, so a
     dispatcher whose lease ran out cannot undo another's delivery.
@@ -136,7 +161,7 @@ def _recording(
 
 
 def _split(outcomes: Outcomes) -> tuple[list[int], list[Answered]]:
-    """The ids of the delivered events, and the other outcomes (retries, failures)."""
+    """The ids of the delivered deliveries, and the other outcomes (retries, failures)."""
     delivered, unfinished = [], []
     for item in outcomes:
         if item[1].verdict == Verdict.DELIVERED:
@@ -147,7 +172,7 @@ def _split(outcomes: Outcomes) -> tuple[list[int], list[Answered]]:
 
 
 def _record_delivered(cursor: CursorWrapper, ids: list[int], now: datetime.datetime) -> None:
-    """Mark events delivered, on `cursor` (one statement: it runs at every round)."""
+    """Mark deliveries delivered, on `cursor` (one statement: it runs at every round)."""
     if connection.vendor == "sqlite":  # the ids as one JSON array: one literal statement
         sql, batch = queries.SQLITE_DELIVERED, json.dumps(ids)
         cursor.execute(sql, [Status.DELIVERED, _db_time(now), batch, Status.DELIVERED])
@@ -160,13 +185,13 @@ def _record_unfinished(owner: str, unfinished: list, now: datetime.datetime) -> 
     """Retries (due again after their delay) and permanent failures, in one UPDATE:
     each row gets the status and the delay its decision says."""
     still_mine = set(
-        Event.objects.pending()
+        Delivery.objects.pending()
         .filter(claimed_by=owner, id__in=[claimed.id for claimed, _ in unfinished])
         .select_for_update()
         .values_list("id", flat=True)
     )
     rows = [
-        Event(
+        Delivery(
             id=claimed.id,
             status=decision.status,
             available_at=now + datetime.timedelta(seconds=decision.delay),
@@ -178,7 +203,7 @@ def _record_unfinished(owner: str, unfinished: list, now: datetime.datetime) -> 
         for claimed, decision in unfinished
         if claimed.id in still_mine
     ]
-    Event.objects.bulk_update(
+    Delivery.objects.bulk_update(
         rows, ["status", "available_at", "attempts", "claimed_by", "last_error"], batch_size=500
     )
 
@@ -187,49 +212,52 @@ def exchange(
     *,
     owner: str,
     outcomes: list[Answered],
-    limit: int,
+    limits: Limits,
     lease: float,
     now: datetime.datetime | None = None,
 ) -> list[Claimed]:
-    """Record `outcomes`, then claim up to `limit` due events.
+    """Record `outcomes`, then claim due deliveries as `claim` does.
 
     On SQLite in one transaction; on PostgreSQL the deliveries and the claim in
     one statement (`_deliver_and_claim`), after any retries and failures, and
-    with no claim (`limit` 0) as on SQLite.
+    with no claim (no limit above 0) as on SQLite.
     """
     now = now or timezone.now()
     if not outcomes:
-        return claim(owner=owner, limit=limit, lease=lease, now=now)
+        return claim(owner=owner, limits=limits, lease=lease, now=now)
     delivered, unfinished = _split(outcomes)
-    if connection.vendor == "postgresql" and limit > 0:
+    limits = _wanted(limits)
+    if connection.vendor == "postgresql" and limits:
         if unfinished:
             with transaction.atomic(savepoint=False):
                 _record_unfinished(owner, unfinished, now)
         return _deliver_and_claim(
-            owner=owner, delivered=delivered, limit=limit, lease=lease, now=now
+            owner=owner, delivered=delivered, limits=limits, lease=lease, now=now
         )
     # One transaction and one cursor for the round: Django's nested atomic blocks
     # and cursors were a fifth of a warm round's CPU (bench/ANALYSIS.md).
     with _recording(owner, delivered, unfinished, now) as cursor:
-        if limit <= 0:
+        if not limits:
             return []
-        return _claim_with(cursor, owner=owner, limit=limit, lease=lease, now=now)
+        return _claim_with(cursor, owner=owner, limits=limits, lease=lease, now=now)
 
 
 def _deliver_and_claim(
-    *, owner: str, delivered: list[int], limit: int, lease: float, now: datetime.datetime
-) -> list[Claimed]:
-    """PostgreSQL: mark `delivered` and claim the next events in one statement.
+    *, owner: str, delivered: list[int], limits: dict[int, int], lease: float,
+    now: datetime.datetime,
+) -> list[Claimed]:  # fmt: skip
+    """PostgreSQL: mark `delivered` and claim the next deliveries in one statement.
 
-    Under a steady load a round carries a few events, so its cost is its
-    statements' (round trip, parse, plan, commit): one instead of two.
+    Under a steady load a round carries a few, so its cost is its statements'
+    (round trip, parse, plan, commit): one instead of two.
     """
     at = _db_time(now)
     with connection.cursor() as cursor:
         cursor.execute(
             queries.POSTGRESQL_DELIVER_AND_CLAIM,
             [Status.DELIVERED, at, delivered, Status.DELIVERED,
-             Status.PENDING, at, limit, _lease_end(now, lease), owner],
+             list(limits), list(limits.values()), Status.PENDING, at,
+             _lease_end(now, lease), owner],
         )  # fmt: skip
         return _claimed(cursor.fetchall())
 
@@ -252,7 +280,7 @@ def release(
     *, owner: str, now: datetime.datetime | None = None, ids: list[int] | None = None
 ) -> int:
     """Make `owner`'s unfinished claims (or those of them in `ids`) due again at once."""
-    claims = Event.objects.pending().filter(claimed_by=owner)
+    claims = Delivery.objects.pending().filter(claimed_by=owner)
     if ids is not None:
         claims = claims.filter(id__in=ids)
     with transaction.atomic():  # on SQLite: queued on the write lock, not on SQLite's busy wait

@@ -20,7 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from broadcast.control import pause_state
-from broadcast.models import Event
+from broadcast.models import Delivery
 from railfleet.outage import is_connection_failure, note_unavailable
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def health(request: HttpRequest) -> JsonResponse:
 def ready(request: HttpRequest) -> JsonResponse:
     """Readiness: the database answers; the broadcast backlog is reported."""
     try:
-        backlog = Event.objects.backlog()
+        backlog = Delivery.objects.backlog()
         state = pause_state()
     except DatabaseError as exc:
         return _unavailable(request, exc)

@@ -47,7 +47,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from broadcast.control import pause_state
-from broadcast.models import Event, Status
+from broadcast.models import Delivery, Status
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
@@ -94,7 +94,7 @@ def delivered_count() -> int:
     once a tenth of the table has changed; at this size and with a status
     that is nearly always `delivered`, it stays within a few percent.
     """
-    delivered = Event.objects.delivered()
+    delivered = Delivery.objects.delivered()
     if connection.vendor != "postgresql":
         return delivered.count()
     estimate = _planner_rows(delivered.values("id"))
@@ -116,7 +116,7 @@ class OutboxCollector:
     """The outbox's state, read from the database at each scrape."""
 
     def collect(self):
-        backlog = Event.objects.backlog()
+        backlog = Delivery.objects.backlog()
         counts = {
             Status.PENDING: backlog.pending,
             Status.FAILED: backlog.failed,

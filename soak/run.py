@@ -218,15 +218,15 @@ def run_load(services, proxy, users, faults, seed, seconds, restart_db):
 
 
 def wait_drained(timeout: float) -> int:
-    """Wait until no event is pending (bounded); the number still pending."""
+    """Wait until no delivery is pending (bounded); the number still pending."""
     from django.db import DatabaseError, connection
 
-    from broadcast.models import Event
+    from broadcast.models import Delivery
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            pending = Event.objects.pending().count()
+            pending = Delivery.objects.pending().count()
         except DatabaseError:
             connection.close()
             pending = -1
@@ -263,7 +263,7 @@ def settle_and_check(services, proxy, users, faults, answers, orm_ops) -> ledger
     from django.db import connection
     from django.db.models import Count
 
-    from broadcast.models import Event
+    from broadcast.models import Delivery
     from defect.models import Defect
 
     proxy.set_mode(PASS)
@@ -273,8 +273,12 @@ def settle_and_check(services, proxy, users, faults, answers, orm_ops) -> ledger
     log(f"drained in {time.monotonic() - started:.1f} s ({pending} still pending)")
     connection.close()
     books = ledger.Books(
+        # The built-in destination's deliveries: the counter server's.
         events=[
-            (str(k), p, s) for k, p, s in Event.objects.values_list("key", "payload", "status")
+            (str(k), p, s)
+            for k, p, s in Delivery.objects.filter(destination__managed=True).values_list(
+                "event__key", "event__payload", "status"
+            )
         ],
         forwarded=list(proxy.forwarded),
         counts=counter_counts(services.counter_url),

@@ -45,6 +45,20 @@ def basic_client(username: str, password: str):
     return client
 
 
+def builtin_destination():
+    """The built-in destination (COUNTER_SERVER_URL's), which every test database has."""
+    from broadcast.models import Destination
+
+    return Destination.objects.get(managed=True)
+
+
+def counter_deliveries():
+    """The built-in destination's deliveries: with no other destination, one per event."""
+    from broadcast.models import Delivery
+
+    return Delivery.objects.filter(destination__managed=True)
+
+
 def http_get(url: str, timeout: float = 10) -> tuple[int, dict, bytes]:
     """GET `url`: its status, headers and body, error statuses included (no exception)."""
     try:

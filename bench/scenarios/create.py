@@ -179,13 +179,16 @@ def delivery(bench, since, until, log_offset: int) -> dict:
     just before the INSERT: a small over-estimate. `recorded_ms`: the outbox's
     delivered_at - created_at, which adds the dispatcher's wait to record it.
     """
-    from broadcast.models import Event, Status
+    from broadcast.models import Delivery, Status
 
-    rows = Event.objects.filter(created_at__gte=since, created_at__lt=until)
+    # The counter server's deliveries: the built-in destination's.
+    rows = Delivery.objects.filter(
+        destination__managed=True, created_at__gte=since, created_at__lt=until
+    )
     events = {
         str(key): (created, delivered)
         for key, created, delivered in rows.filter(status=Status.DELIVERED).values_list(
-            "key", "created_at", "delivered_at"
+            "event__key", "created_at", "delivered_at"
         )
     }
     arrivals: dict = {}

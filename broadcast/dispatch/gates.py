@@ -7,7 +7,8 @@ the policy (broadcast/dispatch/policy.py). A destination has one `Gates`, the
 set of them; a gate keeps no state but its own, takes the time as an argument
 (the loop's monotonic clock) and does no I/O but a log line or a metric.
 
-    Pause     nothing claimed or sent while paused (the Control row, or a 410)
+    Pause     nothing claimed or sent while paused (the Control row, the destination's
+              pause, or a 410, which disables the destination)
     Breaker   one claim per probe interval while the destination looks down
     Hold      nothing sent until an overloaded answer's Retry-After has passed
     RateLimit at most `max_rate` requests started per second (broadcast/ratelimit.py)
@@ -49,11 +50,12 @@ class Gate:
 
 
 class Pause(Gate):
-    """The pause switch as the last round read it, or a 410's, not yet stored.
+    """The pause switches (the broadcast's, the destination's) as the last round read them,
+    or a 410's stop, not yet stored.
 
-    A 410 pauses at once; its reason waits in `unstored` until a round stores it
-    (`take_unstored`), and until that round has ended, a round that read the
-    switch before it does not resume (`seen`).
+    A 410 stops the destination at once; its reason waits in `unstored` until a
+    round stores it (disabling the destination: `take_unstored`), and until that
+    round has ended, a round that read the switches before it does not resume (`seen`).
     """
 
     def __init__(self, label: str) -> None:
@@ -65,8 +67,8 @@ class Pause(Gate):
     def observe(self, decision: Decision, now: float) -> None:
         if not decision.stop or self.paused:
             return
-        logger.error("%s %s: pausing the broadcast (resume with `manage.py broadcast_resume`)",
-                     self.label, decision.stop)  # fmt: skip
+        logger.error("%s %s: disabling it (enable it again in the admin or the API once it "
+                     "takes deliveries)", self.label, decision.stop)  # fmt: skip
         self.unstored = f"{self.label} {decision.stop}"
         self.paused = self._awaiting_store = True
 
@@ -86,8 +88,8 @@ class Pause(Gate):
         elif self._awaiting_store:
             paused = True  # the round read the switch before our 410's pause was stored
         if paused != self.paused:
-            logger.warning("Broadcast paused: claiming and sending nothing until resumed"
-                           if paused else "Broadcast resumed")  # fmt: skip
+            logger.warning("%s paused: claiming and sending nothing until resumed"
+                           if paused else "%s resumed", self.label)  # fmt: skip
         self.paused = paused
 
     def claimable(self, wanted: int, now: float) -> int:
@@ -199,6 +201,11 @@ class Gates:
             hold=Hold(label),
             rate=RateLimit(TokenBucket(max_rate)),
         )
+
+    def set_rate(self, max_rate: float) -> None:
+        """A new rate limit (the destination's changed); the other gates keep their state."""
+        self.rate = RateLimit(TokenBucket(max_rate))
+        self.all = (self.pause, self.breaker, self.hold, self.rate)
 
     def observe(self, decision: Decision, now: float) -> None:
         for gate in self.all:

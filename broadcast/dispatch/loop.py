@@ -1,19 +1,20 @@
-"""The dispatcher: claims due events, POSTs them concurrently, records the decisions.
+"""The dispatcher: claims due deliveries, POSTs them concurrently, records the decisions.
 
 The loop below only does; every decision is made elsewhere, without I/O:
-when rounds run and how much they claim by the pacer (pacing.py), what an
-answer means by the policy (policy.py), what may be claimed and sent by the
-destination's gates (gates.py). Its turn: start a round if one is due (rounds.py;
-on the database thread, or on the loop's own when it has nothing to send
-meanwhile: dbcalls.py), take in a round that ended, send what the gates
-allow from the local queue, then wait for answers or a wake-up (wake.py) and
-hand each answer to the policy.
+when rounds run and how much they claim by each destination's pacer
+(pacing.py), what an answer means by the policy (policy.py), what may be
+claimed and sent by each destination's gates (gates.py), held with its queue
+in its lane (lanes.py). Its turn: start a round if a lane's pacer wants one
+(rounds.py; on the database thread, or on the loop's own when it has nothing
+to send meanwhile: dbcalls.py), take in a round that ended, send what each
+lane's gates and share allow from its queue, then wait for answers or a
+wake-up (wake.py) and hand each answer to the policy.
 
 Up to `concurrency` requests are in flight on libcurl's keep-alive connections
-(client.py). Delivery is at-least-once: an event is marked delivered only after
-a 2xx, and its Idempotency-Key lets the receiver count a repeat once. Claims are
-leases (60 s by default): an event whose lease would run out before its answer
-comes is not sent (whoever claims it next sends it).
+(client.py). Delivery is at-least-once: a delivery is marked delivered only after
+a 2xx, and its event's Idempotency-Key lets the receiver count a repeat once.
+Claims are leases (60 s by default): a delivery whose lease would run out before
+its answer comes is not sent (whoever claims it next sends it).
 """
 
 import logging
@@ -21,18 +22,18 @@ import os
 import socket
 import time
 import uuid
-from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
-from broadcast import control, metrics, store
+from broadcast import metrics, store
 from broadcast.client import CounterClient
 from broadcast.conf import Config
 from broadcast.dbcalls import DatabaseCalls
-from broadcast.dispatch.gates import Gates
-from broadcast.dispatch.pacing import Pace, Pacer, Snapshot
+from broadcast.dispatch.lanes import Lane, Lanes
+from broadcast.dispatch.pacing import Pacer, Snapshot
 from broadcast.dispatch.policy import Answer, Decision, RetryPolicy, Verdict, decide
-from broadcast.dispatch.rounds import RoundJob, RoundResult, run_round
+from broadcast.dispatch.rounds import RoundJob, RoundResult, Switches, run_round, switch_watcher
 from broadcast.dispatch.wake import NoAnnouncer, Waker, announcer_for
 from broadcast.probe import DueProbe, probe_for
 
@@ -40,8 +41,6 @@ logger = logging.getLogger("broadcast")
 
 # Retention runs at start, then at most this often (seconds).
 RETENTION_INTERVAL = 60.0
-# How the logs and a 410's pause reason name the destination.
-LABEL = "Counter server"
 
 
 @dataclass
@@ -64,31 +63,25 @@ class Stats:
 class Round:
     job: RoundJob
     future: Future[RoundResult]
+    woken: bool  # started for a wake-up (which may have announced a change of the switches)
 
 
 class Dispatcher:
-    """Delivers outbox events to the counter server until stopped."""
+    """Delivers outbox deliveries to their destinations until stopped."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = Stats()
-        self.pacer = Pacer(Pace(
-            concurrency=config.concurrency, batch_size=config.batch_size,
-            poll_interval=config.poll_interval, request_timeout=config.request_timeout,
-            lease=config.lease,
-        ))  # fmt: skip
-        self.gates = Gates.build(
-            LABEL, threshold=config.concurrency, probe_interval=config.probe_interval,
-            max_rate=config.max_rate,
-        )  # fmt: skip
+        self.lanes = Lanes(config)
         self.policy = RetryPolicy(base=config.retry_base, cap=config.retry_max, rand=config.rand)
         self._db = DatabaseCalls()
         self._waker = Waker()
-        self._switch = control.PauseWatcher()  # the pause switch, read by rounds
-        self._queue: deque[tuple[float, store.Claimed]] = deque()  # (lease deadline, event)
+        self._switches = switch_watcher()  # the pause and the destinations, read by rounds
+        self._paused = False  # the broadcast's pause, as the last round read it
         self._done: list[store.Answered] = []  # decisions waiting to be recorded
         self._unsent: list[int] = []  # claims dropped while paused, released by the next round
+        self._builtin_url: str | None = config.url  # stored by the first round that succeeds
         self._round: Round | None = None
         self._woken = True  # a round at once when the loop starts
         self._once = False
@@ -101,7 +94,12 @@ class Dispatcher:
 
     @property
     def paused(self) -> bool:
-        return self.gates.paused
+        """The broadcast's pause switch, as the last round read it."""
+        return self._paused
+
+    def lane(self, name: str) -> Lane | None:
+        """The lane of the destination named `name`, if it has one (it is enabled)."""
+        return next((lane for lane in self.lanes if lane.target.name == name), None)
 
     def stop(self) -> None:
         """Ask for a clean stop (from any thread or a signal handler): claim nothing more,
@@ -117,11 +115,11 @@ class Dispatcher:
     def run(self, *, once: bool = False) -> None:
         """Deliver until stop() (or, with `once`, until nothing is due)."""
         self._once = once
-        logger.info("Dispatcher %s delivering to %s", self.owner, self.config.url)
+        logger.info("Dispatcher %s delivering (built-in destination: %s)",
+                    self.owner, self.config.url or "none")  # fmt: skip
         client = CounterClient(
-            self.config.url, timeout=self.config.request_timeout,
-            max_connections=self.config.concurrency,
-        )  # fmt: skip
+            timeout=self.config.request_timeout, max_connections=self.config.concurrency
+        )
         self._probe = probe_for()
         try:
             with client, announcer_for()(self.wake) as self.announcer:
@@ -140,78 +138,113 @@ class Dispatcher:
     def _deliver(self, client: CounterClient) -> None:
         next_summary = time.monotonic() + self.config.summary_interval
         while not self._stopping:
-            view = self._view(client)
+            views = self._views(client)
             if self._round is None:
-                self._maybe_start_round(client, view)
+                self._maybe_start_round(client, views)
             if self._round is not None and self._round.future.done():
-                self._end_round(self._round)
+                self._end_round(self._round, client)
             self._send(client, time.monotonic())
-            self.pacer.queue_seen(len(self._queue))
-            view = self._view(client)
-            self.announcer.set_listening(self.pacer.wants_wakeups(view))
-            if self._once and self.pacer.finished(view):
+            for lane in self.lanes:
+                lane.pacer.queue_seen(len(lane.queue))
+            views = self._views(client)
+            self.announcer.set_listening(any(p.wants_wakeups(v) for p, v, _ in views))
+            if self._once and all(p.finished(v) for p, v, _ in views):
                 return
             answers, woken = client.wait(
-                self.pacer.timeout(view), self._waker.fileno(), answers=self.pacer.collect_now(view)
-            )
+                min(p.timeout(v) for p, v, _ in views), self._waker.fileno(),
+                answers=any(p.collect_now(v) for p, v, _ in views),
+            )  # fmt: skip
             if woken:
                 self._waker.clear()
             self._decide(answers)
-            if view.now >= next_summary:
+            now = time.monotonic()
+            if now >= next_summary:
                 self._log_summary()
-                next_summary = view.now + self.config.summary_interval
+                next_summary = now + self.config.summary_interval
 
-    def _view(self, client: CounterClient) -> Snapshot:
+    def _views(self, client: CounterClient) -> list[tuple[Pacer, Snapshot, Lane | None]]:
+        """Each lane's pacer and what it sees now (the idle pacer's, without lanes)."""
         now = time.monotonic()
-        return Snapshot(
-            now=now, queued=len(self._queue), in_flight=client.in_flight,
-            answers=len(self._done), round_running=self._round is not None,
-            woken=self._woken, paused=self.paused, free=client.free,
-            listening=self.announcer.listening.is_set(),
-            claims_resume_at=self.gates.claims_resume_at(now),
-            sends_resume_at=self.gates.sends_resume_at(now), once=self._once,
-        )  # fmt: skip
+        shared: dict[str, Any] = {
+            "now": now, "answers": len(self._done), "round_running": self._round is not None,
+            "woken": self._woken, "listening": self.announcer.listening.is_set(),
+            "once": self._once,
+        }  # fmt: skip
+        if not self.lanes:
+            return [(self.lanes.idle, Snapshot(paused=self._paused, **shared), None)]
+        views: list[tuple[Pacer, Snapshot, Lane | None]] = []
+        for lane in self.lanes:
+            gates = lane.gates
+            view = Snapshot(
+                queued=len(lane.queue), in_flight=lane.in_flight, paused=gates.paused,
+                free=min(client.free, self.lanes.free(lane)),
+                claims_resume_at=gates.claims_resume_at(now),
+                sends_resume_at=gates.sends_resume_at(now), **shared,
+            )  # fmt: skip
+            views.append((lane.pacer, view, lane))
+        return views
 
-    def _maybe_start_round(self, client: CounterClient, view: Snapshot) -> None:
-        """Start a round if the pacer wants one and it has something to do."""
-        wanted = self.pacer.round_wanted(view)
-        if not wanted and not (self.pacer.poll_due(view) and self._worth_polling(view)):
-            return
+    def _maybe_start_round(
+        self, client: CounterClient, views: list[tuple[Pacer, Snapshot, Lane | None]]
+    ) -> None:
+        """Start a round if a lane's pacer wants one and it has something to do."""
+        wanted = any(pacer.round_wanted(view) for pacer, view, _ in views)
+        if not wanted:
+            due = [lane for pacer, view, lane in views if pacer.poll_due(view)]
+            if not due or not self._worth_polling(views):
+                return
         self._woken = False
-        self.pacer.round_started(view)
-        limit = self.gates.claimable(self.pacer.claim_size(view), view.now)
-        pause_reason = self.gates.pause.take_unstored()
-        if not (self._done or limit > 0 or self.paused or pause_reason):
-            self.pacer.nothing_to_do(view)
+        limits, disable = {}, {}
+        for pacer, view, lane in views:
+            pacer.round_started(view)
+            if lane is not None:
+                lane.asked = lane.gates.claimable(pacer.claim_size(view), view.now)
+                limits[lane.target.id] = lane.asked
+                if reason := lane.gates.pause.take_unstored():
+                    disable[lane.target.id] = reason
+        now = views[0][1].now
+        if not (self._done or any(limits.values()) or self._reads_due(views) or disable
+                or self._unsent or self._builtin_url is not None):  # fmt: skip
+            for pacer, view, _ in views:
+                pacer.nothing_to_do(view)
             return
         self._report(client.in_flight)
         job = RoundJob(
-            outcomes=self._done, limit=limit, now=self.config.clock(), started=view.now,
-            pause_reason=pause_reason, unsent=self._unsent,
-            retention_days=self.config.retention_days if self._retention_due(view.now) else 0.0,
+            outcomes=self._done, limits=limits, now=self.config.clock(), started=now,
+            disable=disable, unsent=self._unsent, builtin_url=self._builtin_url,
+            retention_days=self.config.retention_days if self._retention_due(now) else 0.0,
         )  # fmt: skip
         self._done, self._unsent = [], []
         self._note_retries(job.outcomes)
-        args = {"job": job, "owner": self.owner, "lease": self.config.lease, "switch": self._switch}
-        if self.pacer.round_here(view):
+        args = {"job": job, "owner": self.owner, "lease": self.config.lease,
+                "switches": self._switches}  # fmt: skip
+        if all(pacer.round_here(view) for pacer, view, _ in views):
             future = self._db.here(run_round, **args)  # ended already: taken in below
         else:
             future = self._db.submit(run_round, **args)
             future.add_done_callback(lambda _: self._waker.wake())
-        self._round = Round(job, future)
+        self._round = Round(job, future, woken=any(view.woken for _, view, _ in views))
 
-    def _worth_polling(self, view: Snapshot) -> bool:
+    def _reads_due(self, views: list[tuple[Pacer, Snapshot, Lane | None]]) -> bool:
+        """Whether a round is due to read the switches: the pause, or a paused lane, waits on
+        them; without lanes, they are all there is to look at."""
+        return self._paused or not self.lanes or any(view.paused for _, view, _ in views)
+
+    def _worth_polling(self, views: list[tuple[Pacer, Snapshot, Lane | None]]) -> bool:
         """A poll's round unless SQLite's probe says it would find nothing to do."""
-        if self._probe is None or self._done or self._unsent or self.paused:
+        if self._probe is None or self._done or self._unsent or self._reads_due(views):
             return True
-        if self.gates.pause.unstored or self._retention_due(view.now):
+        if self._retention_due(views[0][1].now):
             return True
-        if self._probe.due(self.config.clock()):
+        if any(lane.gates.pause.unstored for lane in self.lanes):
             return True
-        self.pacer.nothing_to_do(view)
+        if self._probe.due(self.config.clock(), [lane.target.id for lane in self.lanes]):
+            return True
+        for pacer, view, _ in views:
+            pacer.nothing_to_do(view)
         return False
 
-    def _end_round(self, round_: Round) -> None:
+    def _end_round(self, round_: Round, client: CounterClient) -> None:
         """Queue a round's claims, or keep its outcomes for the next if it failed."""
         self._round = None
         job = round_.job
@@ -220,41 +253,83 @@ class Dispatcher:
         except Exception:
             # The database is away (restart, network): nothing is lost. The outcomes
             # are kept for the next round; if we die first, the leases expire and
-            # the events are sent again (the receiver dedupes by key).
-            logger.exception("Could not record %d outcomes and claim events; retrying",
+            # the deliveries are sent again (the receiver dedupes by key).
+            logger.exception("Could not record %d outcomes and claim deliveries; retrying",
                              len(job.outcomes))  # fmt: skip
             self._done[:0] = job.outcomes
-            self.gates.pause.give_back(job.pause_reason)
+            self._unsent[:0] = job.unsent
+            for destination, reason in job.disable.items():
+                if (lane := self.lanes.get(destination)) is not None:
+                    lane.gates.pause.give_back(reason)
             self._db.check_soon()
-            self.pacer.round_failed(time.monotonic())
+            now = time.monotonic()
+            for pacer in self._pacers():
+                pacer.round_failed(now)
             return
-        self.gates.pause.seen(result.paused, stored=bool(job.pause_reason))
+        self._builtin_url = None
         if result.pruned:
             self._next_retention = time.monotonic() + RETENTION_INTERVAL
+        self._follow(result.switches, job, client)
+        claimed: dict[int, list[store.Claimed]] = {}
+        for delivery in result.claimed:
+            claimed.setdefault(delivery.destination, []).append(delivery)
         deadline = job.started + self.config.lease  # the leases run from before the claim
-        self._queue.extend((deadline, event) for event in result.claimed)
-        self.pacer.round_ended(claimed=len(result.claimed), asked=job.limit, started=job.started)
+        for lane in self.lanes:
+            mine = claimed.pop(lane.target.id, [])
+            lane.queue.extend((deadline, delivery) for delivery in mine)
+            if lane.target.id in job.limits:  # not a lane the round has just made
+                asked = job.limits[lane.target.id]
+                lane.pacer.round_ended(claimed=len(mine), asked=asked, started=job.started)
+        for lost in claimed.values():  # a lane gone while its claim ran: released next round
+            self._unsent += [delivery.id for delivery in lost]
+        if not self.lanes:
+            self.lanes.idle.round_ended(claimed=0, asked=0, started=job.started)
+        if round_.woken and not result.fresh:
+            for pacer in self._pacers():
+                pacer.read_due(self._switches.next_read_at)
+
+    def _follow(self, switches: Switches, job: RoundJob, client: CounterClient) -> None:
+        """The lanes follow the destinations as the round read them, and the pauses."""
+        self._unsent += self.lanes.follow(switches.targets)
+        client.reserve(self.lanes.connections)
+        if switches.paused != self._paused:
+            logger.warning("Broadcast paused: claiming and sending nothing until resumed"
+                           if switches.paused else "Broadcast resumed")  # fmt: skip
+        self._paused = switches.paused
+        for lane in self.lanes:
+            lane.gates.pause.seen(switches.paused or lane.target.paused,
+                                  stored=lane.target.id in job.disable)  # fmt: skip
+
+    def _pacers(self) -> list[Pacer]:
+        return [lane.pacer for lane in self.lanes] or [self.lanes.idle]
 
     def _send(self, client: CounterClient, now: float) -> None:
-        queue = self._queue
-        if self.paused:  # nothing is sent while paused: the claims go back at the next round
-            self._unsent += [event.id for _, event in queue]
+        for lane in self.lanes:
+            if lane.queue:
+                self._send_lane(client, lane, now)
+
+    def _send_lane(self, client: CounterClient, lane: Lane, now: float) -> None:
+        queue = lane.queue
+        if lane.gates.paused:  # nothing is sent while paused: the claims go back at the next round
+            self._unsent += [delivery.id for _, delivery in queue]
             queue.clear()
             return
-        budget = self.gates.sendable(min(client.free, len(queue)), now) if queue else 0
-        # Asked once here, not per event (a Signer's truth is a Python call).
-        sign = self.config.signer.header_lines if self.config.signer else None
-        guard = self.config.request_timeout
+        wanted = min(client.free, self.lanes.free(lane), len(queue))
+        budget = lane.gates.sendable(wanted, now)
+        # Asked once here, not per delivery (a Signer's truth is a Python call).
+        sign = lane.signer.header_lines if lane.signer else None
+        guard, url = self.config.request_timeout, lane.target.url
         while budget and queue:
-            deadline, event = queue.popleft()
+            deadline, delivery = queue.popleft()
             if now + guard >= deadline:
-                # Its lease could run out before the answer comes: leave the event
+                # Its lease could run out before the answer comes: leave the delivery
                 # to whoever claims it next rather than risk sending it twice.
-                logger.debug("Event %s not sent: its lease is about to expire", event.key)
+                logger.debug("Event %s not sent: its lease is about to expire", delivery.key)
                 continue
-            body = event.body.encode()
-            headers = sign(event.key, body) if sign else None  # signed per attempt
-            client.send(event.key, body, event, headers)
+            body = lane.body(delivery)
+            headers = sign(delivery.key, body) if sign else None  # signed per attempt
+            client.send(url, delivery.key, body, delivery, headers)
+            lane.in_flight += 1
             budget -= 1
 
     def _decide(self, answers: list[tuple[store.Claimed, Answer]]) -> None:
@@ -264,40 +339,52 @@ class Dispatcher:
         now = time.monotonic()
         # One wall-clock reading per batch of answers (created_at is on the wall clock).
         answered = time.time()
-        for event, answer in answers:
-            decision = decide(answer, event.attempts + 1, self.policy)
-            self.gates.observe(decision, now)
-            self._done.append((event, decision))
-            self._count(event, decision, answered)
+        for delivery, answer in answers:
+            decision = decide(answer, delivery.attempts + 1, self.policy)
+            lane = self.lanes.get(delivery.destination)
+            if lane is not None:  # None: its destination was disabled or deleted meanwhile
+                lane.in_flight -= 1
+                lane.gates.observe(decision, now)
+            self._done.append((delivery, decision))
+            self._count(delivery, decision, answered, lane)
 
-    def _count(self, event: store.Claimed, decision: Decision, answered: float) -> None:
+    def _count(
+        self, delivery: store.Claimed, decision: Decision, answered: float, lane: Lane | None
+    ) -> None:
+        to = f"to {lane.target.name if lane else f'destination {delivery.destination}'}"
         if decision.verdict == Verdict.DELIVERED:
             self._counted.delivered += 1
-            self._latencies.append(answered - event.created)
+            self._latencies.append(answered - delivery.created)
         elif decision.verdict == Verdict.FAILED:
             self._counted.failed += 1
-            logger.error("Event %s failed permanently: %s", event.key, decision.error)
+            logger.error("Event %s %s failed permanently: %s", delivery.key, to, decision.error)
         else:
             self._counted.retried += 1
             if not decision.stop:
-                logger.warning("Event %s attempt %d failed (%s); retrying in %.1fs",
-                               event.key, event.attempts + 1, decision.error,
+                logger.warning("Event %s %s: attempt %d failed (%s); retrying in %.1fs",
+                               delivery.key, to, delivery.attempts + 1, decision.error,
                                decision.delay)  # fmt: skip
 
     def _note_retries(self, outcomes: list[store.Answered]) -> None:
         """Poll again when the soonest retry this round schedules is due (nothing announces
         it). Read after the clock that stamps the retries, so never before they are due."""
-        delays = [decision.delay for _, decision in outcomes if decision.verdict == Verdict.RETRY]
-        if delays:
-            self.pacer.retry_due(time.monotonic() + min(delays))
+        soonest: dict[int, float] = {}
+        for delivery, decision in outcomes:
+            if decision.verdict == Verdict.RETRY:
+                at = soonest.get(delivery.destination, decision.delay)
+                soonest[delivery.destination] = min(at, decision.delay)
+        now = time.monotonic()
+        for destination, delay in soonest.items():
+            if (lane := self.lanes.get(destination)) is not None:
+                lane.pacer.retry_due(now + delay)
 
     def _retention_due(self, now: float) -> bool:
         return self.config.retention_days > 0 and now >= self._next_retention
 
     def _report(self, in_flight: int) -> None:
-        """This round's figures to the metrics (per round, never per event)."""
+        """This round's figures to the metrics (per round, never per delivery)."""
         self._fold_counts()
-        metrics.set_breaker_open(self.gates.breaker.open)
+        metrics.set_breaker_open(any(lane.gates.breaker.open for lane in self.lanes))
         metrics.set_in_flight(in_flight)
 
     def _fold_counts(self) -> None:
@@ -309,8 +396,10 @@ class Dispatcher:
             self._counted, self._latencies = Stats(), []
 
     def _wind_down(self, client: CounterClient) -> None:
-        """On stop: drop unsent events (released later), let in-flight requests finish, record."""
-        self._queue.clear()
+        """On stop: drop unsent deliveries (released later), let in-flight requests finish,
+        record."""
+        for lane in self.lanes:
+            lane.queue.clear()
         deadline = time.monotonic() + self.config.request_timeout + 1
         while (client.in_flight or self._round is not None) and time.monotonic() < deadline:
             answers, woken = client.wait(deadline - time.monotonic(), self._waker.fileno())
@@ -318,11 +407,12 @@ class Dispatcher:
                 self._waker.clear()
             self._decide(answers)
             if self._round is not None and self._round.future.done():
-                self._end_round(self._round)
-                self._queue.clear()
+                self._end_round(self._round, client)
+                for lane in self.lanes:
+                    lane.queue.clear()
         if self._round is not None:  # the database is slower than our patience: let it finish
             self._round.future.exception()
-            self._end_round(self._round)
+            self._end_round(self._round, client)
         if self._done:
             done, self._done = self._done, []
             recorded = self._db.submit(

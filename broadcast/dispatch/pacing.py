@@ -20,6 +20,9 @@ events into the local queue (broadcast/store.py `exchange`). One runs:
   the cheap question "is anything due?" (SQLite's probe) and skip a round that
   would find nothing;
 - when a retry of ours falls due (nothing announces it);
+- when the switches (the pause, the destinations) may be read again after a
+  wake-up whose round did not read them (read at most once a second): the
+  wake-up may have been a change of them (`read_due`);
 - a poll interval after the last round if answers wait to be recorded; but
   with the queue full (a slow destination's answers trickle in) only at the
   slow poll: a round would record one or two and claim nothing;
@@ -100,6 +103,7 @@ class Pacer:
         self.last_round = 0.0  # when the last round started
         self.next_poll = 0.0
         self.next_retry = math.inf  # when our soonest retry is due
+        self.next_read = math.inf  # when a round must read the switches a wake-up may have changed
         self.claim_again = False  # the last claim got all it asked for
         self.found_nothing = False  # the last round (or probe) found nothing due
         self.busy_rounds = 0  # rounds in a row that claimed BUSY_CLAIM events or more
@@ -112,6 +116,7 @@ class Pacer:
         low_water = self.pace.low_water
         return (
             s.woken
+            or s.now >= self.next_read
             or s.answers >= low_water
             or (self.claim_again and s.queued < low_water)
             # --once: the answers are all that is left; record them now, not at the poll.
@@ -125,6 +130,9 @@ class Pacer:
 
     def next_round_at(self, s: Snapshot) -> float:
         """When the next round starts unless something wakes the loop first."""
+        return min(self._next_poll_at(s), self.next_read)
+
+    def _next_poll_at(self, s: Snapshot) -> float:
         if s.answers and s.queued >= self.pace.low_water:
             # a full queue's trickle of answers
             return self.last_round + max(self.pace.poll_interval, SLOW_POLL)
@@ -203,6 +211,8 @@ class Pacer:
         self.last_round = s.now
         self.next_poll = s.now + self._poll_interval(s)
         self._looked(s.now)
+        if s.now >= self.next_read:
+            self.next_read = math.inf
 
     def round_ended(self, *, claimed: int, asked: int, started: float) -> None:
         self.found_nothing = claimed == 0
@@ -233,6 +243,11 @@ class Pacer:
     def retry_due(self, at: float) -> None:
         """A retry of ours falls due at `at` (nothing will announce it)."""
         self.next_retry = min(self.next_retry, at)
+
+    def read_due(self, at: float) -> None:
+        """A wake-up's round gave the switches as last read: a round at `at`, when they are
+        read again, sees what the wake-up may have announced (a destination added, paused)."""
+        self.next_read = min(self.next_read, at)
 
     def queue_seen(self, queued: int) -> None:
         """The queue's length after the loop's sends: a full queue means a backlog until

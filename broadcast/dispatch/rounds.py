@@ -1,11 +1,13 @@
 """A round: the dispatcher's database work, handed over by the loop in one job.
 
-A round stores a 410's pause if one came, reads the pause switch (at most
-once a second), releases the claims a pause left unsent, records the answers
-gathered since the last round and claims the next events (broadcast/store.py
-`exchange`), and, when a claim found nothing due, prunes old deliveries.
-It runs on the dispatcher's database thread, or on the loop's own when nothing
-is queued to send meanwhile (broadcast/dbcalls.py).
+A round points the built-in destination at the dispatcher's URL (its first),
+disables the destinations that answered 410 Gone, reads the switches (the
+broadcast's pause and the enabled destinations, at most once a second),
+releases the claims a pause left unsent, records the answers gathered since
+the last round and claims the next deliveries for each destination
+(broadcast/store.py `exchange`), and, when a claim found nothing due, prunes
+old deliveries. It runs on the dispatcher's database thread, or on the loop's
+own when nothing is queued to send meanwhile (broadcast/dbcalls.py).
 """
 
 import datetime
@@ -13,48 +15,73 @@ import logging
 from dataclasses import dataclass, field
 
 from broadcast import control, sessions, store
+from broadcast.destinations import Target, delivery_targets, disable_gone, sync_builtin_destination
 from broadcast.retention import prune_delivered
 
 logger = logging.getLogger("broadcast")
 
 
+@dataclass(frozen=True, slots=True)
+class Switches:
+    """What the operators decide, as a round reads it: the broadcast's pause, and the
+    enabled destinations with their settings."""
+
+    paused: bool = False
+    targets: tuple[Target, ...] = ()
+
+
+def read_switches() -> Switches:
+    return Switches(control.pause_state().paused, delivery_targets())
+
+
+def switch_watcher(**kwargs) -> control.Watcher[Switches]:
+    """The switches, read at most once a second (control.READ_INTERVAL)."""
+    return control.Watcher(read_switches, Switches(), **kwargs)
+
+
 @dataclass(slots=True)
 class RoundJob:
     outcomes: list[store.Answered]  # recorded by the round; kept for the next if it fails
-    limit: int  # events to claim at most
+    limits: dict[int, int]  # deliveries to claim at most, per destination id
     now: datetime.datetime  # the injected clock's time, stamped in the database
     started: float  # the loop's monotonic time before the claim: the leases run from then
-    pause_reason: str = ""  # a 410's, to store ("": none)
+    disable: dict[int, str] = field(default_factory=dict)  # 410s' reasons, per destination id
     unsent: list[int] = field(default_factory=list)  # claims a pause left unsent
     retention_days: float = 0.0  # prune deliveries older than this if nothing is due (0: no)
+    builtin_url: str | None = None  # the built-in destination's URL, to store (None: done)
 
 
 @dataclass(slots=True)
 class RoundResult:
     claimed: list[store.Claimed]
-    paused: bool
+    switches: Switches
     pruned: bool  # retention ran
+    fresh: bool  # the switches were read by this round (not the last read's)
 
 
 def run_round(
-    job: RoundJob, *, owner: str, lease: float, switch: control.PauseWatcher
+    job: RoundJob, *, owner: str, lease: float, switches: control.Watcher[Switches]
 ) -> RoundResult:
     """Run `job` for the dispatcher `owner` on this thread's connection."""
-    if job.pause_reason:
-        control.pause(reason=job.pause_reason)
-        switch.refresh()
-    paused = switch.current().paused
+    changed = job.builtin_url is not None or bool(job.disable)
+    if job.builtin_url is not None:
+        sync_builtin_destination(url=job.builtin_url)
+    for destination, reason in job.disable.items():
+        disable_gone(destination_id=destination, reason=reason)
+    before = switches.read_count
+    state = switches.refresh() if changed else switches.current()
     if job.unsent:
         store.release(owner=owner, now=job.now, ids=job.unsent)
-    limit = 0 if paused else job.limit
+    enabled = {target.id for target in state.targets if not target.paused}
+    limits = {} if state.paused else {d: n for d, n in job.limits.items() if d in enabled}
     claimed = store.exchange(
-        owner=owner, outcomes=job.outcomes, limit=limit, lease=lease, now=job.now
+        owner=owner, outcomes=job.outcomes, limits=limits, lease=lease, now=job.now
     )
-    # Retention never while due events wait: only after a claim found none.
-    prune = job.retention_days > 0 and limit > 0 and not claimed
+    # Retention never while due deliveries wait: only after a claim found none.
+    prune = job.retention_days > 0 and bool(limits) and not claimed
     if prune:
         with sessions.custom_plans():  # its plan depends on its cutoff
             pruned = prune_delivered(days=job.retention_days, now=job.now)
         if pruned:
             logger.info("Pruned %d delivered events older than %g days", pruned, job.retention_days)
-    return RoundResult(claimed, paused, prune)
+    return RoundResult(claimed, state, prune, fresh=switches.read_count != before)

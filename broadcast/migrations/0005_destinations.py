@@ -79,7 +79,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'verbose_name_plural': 'deliveries',
-                'indexes': [models.Index(fields=['status', 'available_at', 'id'], name='broadcast_delivery_due_idx'), models.Index(fields=['destination', 'status'], name='broadcast_delivery_dest_idx')],
+                'indexes': [models.Index(fields=['destination', 'status', 'available_at', 'id'], name='broadcast_delivery_due_idx'), models.Index(fields=['status', 'delivered_at'], name='broadcast_delivery_status_idx')],
                 'constraints': [models.UniqueConstraint(fields=('event', 'destination'), name='broadcast_delivery_once')],
             },
         ),

@@ -6,7 +6,6 @@ from django.core.management.base import BaseCommand
 
 from broadcast import checks, metrics
 from broadcast.conf import Config
-from broadcast.destinations import sync_builtin_destination
 from broadcast.dispatch.loop import Dispatcher
 
 
@@ -23,14 +22,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--once", action="store_true", help="Deliver what is due, then exit.")
-        parser.add_argument("--url", help="Counter server URL (default: COUNTER_SERVER_URL).")
+        parser.add_argument(
+            "--url", help="The built-in destination's URL (default: COUNTER_SERVER_URL)."
+        )
         parser.add_argument("--concurrency", type=int, help="Requests in flight at most.")
         parser.add_argument("--poll-interval", type=float, help="Seconds between idle polls.")
         parser.add_argument("--lease", type=float, help="Seconds a claim lasts.")
 
     def handle(self, *args, **options) -> None:
-        # The built-in destination follows COUNTER_SERVER_URL from this start on.
-        sync_builtin_destination()
+        # The dispatcher's first round points the built-in destination at its URL.
         config = Config.from_settings(
             url=options["url"],
             concurrency=options["concurrency"],
