@@ -2,7 +2,8 @@
 
 A destination's state is written here only; its deliveries are written by the
 fan-out (broadcast/services.py). Nothing here knows of HTTP requests: callers
-pass in what they validated.
+pass in what they validated. Every change wakes the dispatchers at its commit,
+whose next round reads the destinations again (at most once a second).
 
 The built-in destination (`managed`) is the counter server of COUNTER_SERVER_URL:
 `sync_builtin_destination` keeps one row in step with that setting, after every
@@ -31,6 +32,7 @@ from broadcast.models import (
     Format,
     Status,
 )
+from broadcast.services import wake_dispatchers
 from broadcast.signing import new_secret
 
 DEFAULT_MAX_DESTINATIONS = 50
@@ -88,6 +90,7 @@ def destination_create(
     _save(destination, force_insert=True)
     secret = new_secret()
     DestinationSecret.objects.create(destination=destination, secret=secret)
+    wake_dispatchers()
     return destination, secret
 
 
@@ -116,6 +119,7 @@ def destination_update(*, destination: Destination, **changes) -> Destination:
     if not destination.paused:
         destination.paused_reason = ""
     _save(destination)
+    wake_dispatchers()
     return destination
 
 
@@ -123,6 +127,7 @@ def destination_disable(*, destination: Destination, reason: str) -> Destination
     """Disable it with `reason`: it gets no new deliveries; its pending ones stay."""
     destination.enabled, destination.disabled_reason = False, reason or DISABLED_BY_OPERATOR
     destination.save(update_fields=["enabled", "disabled_reason"])
+    wake_dispatchers()
     return destination
 
 
@@ -130,12 +135,14 @@ def destination_pause(*, destination: Destination, reason: str) -> Destination:
     """Pause it: its deliveries go on being written, and wait."""
     destination.paused, destination.paused_reason = True, reason
     destination.save(update_fields=["paused", "paused_reason"])
+    wake_dispatchers()
     return destination
 
 
 def destination_resume(*, destination: Destination) -> Destination:
     destination.paused, destination.paused_reason = False, ""
     destination.save(update_fields=["paused", "paused_reason"])
+    wake_dispatchers()
     return destination
 
 
@@ -154,6 +161,7 @@ def destination_delete(*, destination: Destination) -> int:
         )
     pending = destination.deliveries.filter(status=Status.PENDING).count()
     destination.delete()
+    wake_dispatchers()
     return pending
 
 
@@ -178,6 +186,7 @@ def destination_rotate_secret(
     destination.secrets.filter(expires_at__isnull=True).update(expires_at=now + secret_overlap())
     secret = new_secret()
     DestinationSecret.objects.create(destination=destination, secret=secret, created_at=now)
+    wake_dispatchers()
     return secret
 
 
@@ -242,7 +251,7 @@ def delivery_targets(*, now: datetime.datetime | None = None) -> tuple[Target, .
             paused=row.paused,
             managed=row.managed,
             secrets=tuple(signing[row.pk]),
-        )  # fmt: skip
+        )
         for row in rows
     )
 

@@ -1,7 +1,11 @@
-"""List the broadcast's destinations with their pending deliveries (never their secrets)."""
+"""List the broadcast's destinations with their pending deliveries (never their secrets);
+enable one again (after a 410 Gone, say)."""
 
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 
+from broadcast.destinations import destination_update
+from broadcast.management.commands.broadcast_pause import named
 from broadcast.models import Destination
 
 
@@ -11,7 +15,20 @@ class Command(BaseCommand):
         "(the built-in one, kept in step with COUNTER_SERVER_URL, is marked managed)."
     )
 
-    def handle(self, *args, **options) -> None:
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--enable", metavar="NAME",
+            help="Enable this disabled destination (its pending deliveries are then sent).",
+        )  # fmt: skip
+
+    def handle(self, *args, enable: str | None, **options) -> None:
+        if enable is not None:
+            disabled = named(enable)
+            try:
+                destination_update(destination=disabled, enabled=True)
+            except ValidationError as error:
+                raise CommandError("; ".join(error.messages)) from None
+            self.stdout.write(f"Destination {disabled.name} enabled.")
         destinations = list(Destination.objects.with_pending().order_by("name"))
         if not destinations:
             self.stdout.write("No destinations.")
