@@ -5,7 +5,7 @@ import os
 import time
 
 from broadcast.client import OK, CounterClient
-from tests.broadcast.conftest import Answer
+from tests.broadcast.conftest import Answer, ScriptedServer
 from tests.helpers import free_port
 
 BODY = json.dumps({"user": 7, "action": "create"}).encode()
@@ -38,8 +38,8 @@ def send_one(url: str, key: str = "k", token=None) -> tuple:
     """POST one event; its (token, Answer)."""
     pipe = Pipe()
     try:
-        with CounterClient(url, timeout=5, max_connections=1) as client:
-            client.send(key, BODY, token=token)
+        with CounterClient(timeout=5, max_connections=1) as client:
+            client.send(url, key, BODY, token=token)
             (answer,) = collect(client, pipe.reader, 1)
             return answer
     finally:
@@ -58,12 +58,12 @@ def test_never_more_requests_in_flight_than_connections_and_each_is_kept_alive(s
     scripted_server.script = [Answer(200, delay=0.2) for _ in range(12)]
     pipe = Pipe()
     sent = 0
-    with CounterClient(scripted_server.url, timeout=5, max_connections=4) as client:
+    with CounterClient(timeout=5, max_connections=4) as client:
 
         def send_more() -> None:
             nonlocal sent
             while client.free and sent < 12:
-                client.send(str(sent), BODY, token=sent)
+                client.send(scripted_server.url, str(sent), BODY, token=sent)
                 sent += 1
 
         send_more()
@@ -100,8 +100,8 @@ def test_an_answer_left_for_later_ends_no_wait_and_is_collected_by_the_next(scri
     # Answered 0.1 s after it came: never by the wait that writes the request.
     scripted_server.script = [Answer(200, delay=0.1)]
     pipe = Pipe()
-    with CounterClient(scripted_server.url, timeout=5, max_connections=1) as client:
-        client.send("k", BODY, token="t")
+    with CounterClient(timeout=5, max_connections=1) as client:
+        client.send(scripted_server.url, "k", BODY, token="t")
         deadline = time.monotonic() + 10
         while True:
             assert time.monotonic() < deadline, "no answer"
@@ -123,10 +123,10 @@ def test_on_a_kept_alive_connection_one_wait_writes_the_request_and_reads_its_an
     # The request is written before the wait, not at a wake-up of its own when
     # select() finds the socket writable (a trickle's round would pay two).
     pipe = Pipe()
-    with CounterClient(scripted_server.url, timeout=5, max_connections=1) as client:
-        client.send("k1", BODY, token="first")
+    with CounterClient(timeout=5, max_connections=1) as client:
+        client.send(scripted_server.url, "k1", BODY, token="first")
         collect(client, pipe.reader, 1)  # connected, and kept alive
-        client.send("k2", BODY, token="second")
+        client.send(scripted_server.url, "k2", BODY, token="second")
         finished, woken = client.wait(5, pipe.reader)
     pipe.close()
     assert (finished, woken) == ([("second", OK)], False)
@@ -137,11 +137,11 @@ def test_an_answer_read_before_the_wait_is_returned_at_once(scripted_server):
     # request reads it, and returns it without waiting for the second's answer.
     scripted_server.script = [Answer(200, delay=0.1), Answer(200, delay=2)]
     pipe = Pipe()
-    with CounterClient(scripted_server.url, timeout=5, max_connections=2) as client:
-        client.send("k1", BODY, token="first")
+    with CounterClient(timeout=5, max_connections=2) as client:
+        client.send(scripted_server.url, "k1", BODY, token="first")
         assert client.wait(0, pipe.reader, answers=False) == ([], False)  # written
         time.sleep(0.5)  # answered 0.1 s after, and not read yet
-        client.send("k2", BODY, token="second")
+        client.send(scripted_server.url, "k2", BODY, token="second")
         finished, _ = client.wait(5, pipe.reader)
         assert finished == [("first", OK)]
         assert client.in_flight == 1
@@ -151,7 +151,44 @@ def test_an_answer_read_before_the_wait_is_returned_at_once(scripted_server):
 def test_the_wakeup_descriptor_ends_the_wait(scripted_server):
     pipe = Pipe()
     os.write(pipe.writer, b"\0")
-    with CounterClient(scripted_server.url, timeout=5, max_connections=1) as client:
+    with CounterClient(timeout=5, max_connections=1) as client:
         finished, woken = client.wait(30, pipe.reader)
     pipe.close()
     assert (finished, woken) == ([], True)
+
+
+def test_each_request_goes_to_its_own_url_over_one_pool(scripted_server):
+    other = ScriptedServer()
+    other.start()
+    pipe = Pipe()
+    try:
+        with CounterClient(timeout=5, max_connections=2) as client:
+            for n in range(6):
+                server = scripted_server if n % 2 == 0 else other
+                client.send(server.url, f"k{n}", BODY, token=n)
+                collect(client, pipe.reader, 1)
+    finally:
+        pipe.close()
+        other.stop()
+    assert [r.headers["Idempotency-Key"] for r in scripted_server.received] == ["k0", "k2", "k4"]
+    assert [r.headers["Idempotency-Key"] for r in other.received] == ["k1", "k3", "k5"]
+    # Each server's connection was kept alive from one of its requests to the next.
+    assert len({r.peer for r in scripted_server.received}) == 1
+    assert len({r.peer for r in other.received}) == 1
+
+
+def test_reserve_adds_handles_and_never_takes_any_away(scripted_server):
+    scripted_server.script = [Answer(200, delay=0.5) for _ in range(3)]
+    pipe = Pipe()
+    with CounterClient(timeout=5, max_connections=1) as client:
+        client.reserve(3)
+        assert client.free == 3
+        client.reserve(2)
+        assert client.free == 3
+        for n in range(3):
+            client.send(scripted_server.url, f"k{n}", BODY, token=n)
+        assert (client.free, client.in_flight) == (0, 3)
+        answers = collect(client, pipe.reader, 3)
+    pipe.close()
+    assert sorted(token for token, _ in answers) == [0, 1, 2]
+    assert scripted_server.most_in_flight == 3

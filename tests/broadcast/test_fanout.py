@@ -67,7 +67,8 @@ def test_a_delivery_starts_pending_with_the_events_times(destinations):
             assert delivery.status == Status.PENDING
             assert (delivery.attempts, delivery.claimed_by, delivery.last_error) == (0, "", "")
             assert delivery.delivered_at is None
-            assert delivery.available_at == source.available_at
+            # Due at once: when its event was created.
+            assert delivery.available_at == source.created_at
             assert delivery.created_at == source.created_at
 
 

@@ -1,4 +1,4 @@
-"""Replaying failed events: requeue_failed and manage.py broadcast_requeue."""
+"""Replaying failed deliveries: requeue_failed and manage.py broadcast_requeue."""
 
 import datetime
 
@@ -6,16 +6,24 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from broadcast.models import Event, Status
+from broadcast.destinations import destination_create
+from broadcast.models import Delivery, Destination, Event, Status
 from broadcast.replay import requeue_failed
+from tests.helpers import builtin_destination
 
 DAY = datetime.datetime(2026, 11, 30, tzinfo=datetime.UTC)
 PAYLOAD = {"user": 1, "action": "create"}
 
 
-def event(status: str, created: datetime.datetime) -> Event:
-    return Event.objects.create(
-        payload=PAYLOAD,
+def delivery(status: str, created: datetime.datetime, destination: Destination | None = None,
+             event: Event | None = None) -> Delivery:  # fmt: skip
+    """A delivery in `status` of an event created at `created` (a new one unless `event`), to
+    `destination` (the built-in one unless given), after three attempts."""
+    if event is None:
+        event = Event.objects.create(payload=PAYLOAD, created_at=created)
+    return Delivery.objects.create(
+        event=event,
+        destination=destination or builtin_destination(),
         status=status,
         created_at=created,
         available_at=created,
@@ -27,20 +35,21 @@ def event(status: str, created: datetime.datetime) -> Event:
 
 @pytest.fixture
 def outbox(db):
-    """Failed events before, at the start of, inside and at the end of 30 Nov; others in it."""
+    """Failed deliveries of events from before, the start of, inside and the end of 30 Nov;
+    others in it."""
     hour = datetime.timedelta(hours=1)
     return {
-        "before": event(Status.FAILED, DAY - hour),
-        "start": event(Status.FAILED, DAY),
-        "inside": event(Status.FAILED, DAY + 12 * hour),
-        "end": event(Status.FAILED, DAY + 24 * hour),
-        "pending": event(Status.PENDING, DAY + 12 * hour),
-        "delivered": event(Status.DELIVERED, DAY + 12 * hour),
+        "before": delivery(Status.FAILED, DAY - hour),
+        "start": delivery(Status.FAILED, DAY),
+        "inside": delivery(Status.FAILED, DAY + 12 * hour),
+        "end": delivery(Status.FAILED, DAY + 24 * hour),
+        "pending": delivery(Status.PENDING, DAY + 12 * hour),
+        "delivered": delivery(Status.DELIVERED, DAY + 12 * hour),
     }
 
 
 def statuses(outbox: dict) -> dict[str, str]:
-    return {name: Event.objects.get(pk=e.pk).status for name, e in outbox.items()}
+    return {name: Delivery.objects.get(pk=d.pk).status for name, d in outbox.items()}
 
 
 def test_a_window_includes_its_start_and_excludes_its_end(outbox):
@@ -56,7 +65,7 @@ def test_a_window_includes_its_start_and_excludes_its_end(outbox):
         "pending": Status.PENDING,
         "delivered": Status.DELIVERED,
     }
-    requeued = Event.objects.get(pk=outbox["inside"].pk)
+    requeued = Delivery.objects.get(pk=outbox["inside"].pk)
     assert before <= requeued.available_at <= timezone.now()  # due now
     assert requeued.attempts == 3 and requeued.last_error == "HTTP 400: bad"
     assert requeued.claimed_by == ""
@@ -68,14 +77,14 @@ def test_open_ends(outbox):
     assert requeue_failed(since=DAY + datetime.timedelta(hours=13)) == 1
     assert statuses(outbox)["end"] == Status.PENDING
     assert requeue_failed() == 2  # the rest
-    assert Event.objects.failed().count() == 0
+    assert Delivery.objects.failed().count() == 0
 
 
 def test_pending_and_delivered_are_untouched(outbox):
-    untouched = [Event.objects.get(pk=outbox[name].pk) for name in ("pending", "delivered")]
+    untouched = [Delivery.objects.get(pk=outbox[name].pk) for name in ("pending", "delivered")]
     requeue_failed()
     for was in untouched:
-        now = Event.objects.get(pk=was.pk)
+        now = Delivery.objects.get(pk=was.pk)
         assert (now.status, now.available_at, now.delivered_at) == (
             was.status,
             was.available_at,
@@ -85,27 +94,56 @@ def test_pending_and_delivered_are_untouched(outbox):
 
 def test_dry_run_counts_and_changes_nothing(outbox):
     assert requeue_failed(since=DAY, dry_run=True) == 3
-    assert Event.objects.failed().count() == 4
+    assert Delivery.objects.failed().count() == 4
 
 
 def test_a_selection_narrows_it(outbox):
-    chosen = Event.objects.filter(pk__in=[outbox["before"].pk, outbox["delivered"].pk])
-    assert requeue_failed(events=chosen) == 1
+    chosen = Delivery.objects.filter(pk__in=[outbox["before"].pk, outbox["delivered"].pk])
+    assert requeue_failed(deliveries=chosen) == 1
     assert statuses(outbox)["before"] == Status.PENDING
+    assert Delivery.objects.failed().count() == 3
+
+
+def test_a_destination_narrows_it_to_its_failed_deliveries(outbox):
+    other, _ = destination_create(name="b", url="http://127.0.0.1:9/")
+    # The same events failed to b too, and one of them is pending to b.
+    to_other = {
+        name: delivery(status, outbox[name].created_at, other, outbox[name].event)
+        for name, status in [("start", Status.FAILED), ("inside", Status.FAILED),
+                             ("end", Status.PENDING)]
+    }  # fmt: skip
+
+    assert requeue_failed(destination=other, dry_run=True) == 2
+    assert requeue_failed(destination=other) == 2
+
+    assert statuses(to_other) == {name: Status.PENDING for name in to_other}
+    # The built-in destination's failed deliveries of the same events are untouched.
+    assert statuses(outbox) == {
+        "before": Status.FAILED,
+        "start": Status.FAILED,
+        "inside": Status.FAILED,
+        "end": Status.FAILED,
+        "pending": Status.PENDING,
+        "delivered": Status.DELIVERED,
+    }
+    # With a window too: only the built-in destination's failed delivery inside it.
+    window = {"since": DAY, "until": DAY + datetime.timedelta(hours=1)}
+    assert requeue_failed(destination=builtin_destination(), **window) == 1
+    assert statuses(outbox)["start"] == Status.PENDING
 
 
 def test_the_command_prints_the_count_first(outbox, capsys):
     call_command("broadcast_requeue", since="2026-11-30", until="2026-12-01T00:00:00Z")
     out = capsys.readouterr().out
     assert out.startswith("2 failed event(s) re-queued, created from 2026-11-30T00:00:00+00:00")
-    assert Event.objects.failed().count() == 2
+    assert Delivery.objects.failed().count() == 2
 
 
 def test_the_command_dry_run(outbox, capsys):
     call_command("broadcast_requeue", until="2026-11-30T12:00:00+00:00", dry_run=True)
     out = capsys.readouterr().out
     assert out.startswith("2 failed event(s) would be re-queued (dry run, nothing changed)")
-    assert Event.objects.failed().count() == 4
+    assert Delivery.objects.failed().count() == 4
 
 
 def test_a_time_without_offset_is_utc(outbox, capsys):

@@ -1,4 +1,5 @@
-"""Retention: only delivered events past the age go, batch by batch."""
+"""Retention: only deliveries delivered past the age go, batch by batch, then the events
+past the age that no delivery is left to."""
 
 import datetime
 from types import SimpleNamespace
@@ -8,25 +9,34 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from broadcast.models import Event, Status
+from broadcast.models import Delivery, Destination, Event, Status
 from broadcast.retention import prune_delivered, retention_days
+from tests.helpers import builtin_destination, counter_deliveries
 
 NOW = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)
 PAYLOAD = {"user": 1, "action": "create"}
 
 
+def deliver(event: Event, destination: Destination, status: str, when: datetime.datetime):
+    """`event`'s delivery to `destination`, in `status` since `when`."""
+    return Delivery.objects.create(
+        event=event,
+        destination=destination,
+        status=status,
+        created_at=event.created_at,
+        available_at=when,
+        delivered_at=when if status == Status.DELIVERED else None,
+    )
+
+
 def make(status: str, *, age_days: float, count: int = 1) -> list[int]:
+    """`count` events created `age_days` ago, each with its delivery to the built-in
+    destination in `status` since then; their ids."""
     when = NOW - datetime.timedelta(days=age_days)
-    return [
-        Event.objects.create(
-            payload=PAYLOAD,
-            status=status,
-            created_at=when,
-            available_at=when,
-            delivered_at=when if status == Status.DELIVERED else None,
-        ).pk
-        for _ in range(count)
-    ]
+    events = [Event.objects.create(payload=PAYLOAD, created_at=when) for _ in range(count)]
+    for event in events:
+        deliver(event, builtin_destination(), status, when)
+    return [event.pk for event in events]
 
 
 def remaining() -> set[int]:
@@ -44,16 +54,33 @@ def test_only_delivered_events_older_than_the_age_are_deleted():
 
     assert prune_delivered(days=7, now=NOW) == len(old_delivered)
     assert remaining() == set(kept)
+    assert set(counter_deliveries().values_list("event_id", flat=True)) == set(kept)
 
 
 @pytest.mark.django_db
-def test_pending_and_failed_events_stay_whatever_their_age():
+def test_pending_and_failed_deliveries_stay_whatever_their_age():
     kept = make(Status.PENDING, age_days=10_000) + make(Status.FAILED, age_days=10_000)
-    # A pending event with a delivered_at (a re-delivery in flight) stays too.
-    Event.objects.filter(pk=kept[0]).update(delivered_at=NOW - datetime.timedelta(days=10_000))
+    # A pending delivery with a delivered_at (a re-delivery in flight) stays too.
+    counter_deliveries().filter(event_id=kept[0]).update(
+        delivered_at=NOW - datetime.timedelta(days=10_000)
+    )
 
     assert prune_delivered(days=0.001, now=NOW) == 0
     assert remaining() == set(kept)
+    assert set(counter_deliveries().values_list("event_id", flat=True)) == set(kept)
+
+
+@pytest.mark.django_db
+def test_an_event_a_pending_delivery_still_needs_stays_with_that_delivery():
+    """Delivered long ago to one destination, still pending to another."""
+    (event_id,) = make(Status.DELIVERED, age_days=30)
+    other = Destination.objects.create(name="b", url="http://127.0.0.1:9/")
+    pending = deliver(Event.objects.get(pk=event_id), other, Status.PENDING, NOW)
+
+    assert prune_delivered(days=7, now=NOW) == 0
+    assert remaining() == {event_id}
+    assert list(Delivery.objects.values_list("pk", flat=True)) == [pending.pk]
+    assert Delivery.objects.get().status == Status.PENDING
 
 
 @pytest.mark.django_db
@@ -62,6 +89,13 @@ def test_zero_or_negative_days_delete_nothing(days):
     kept = make(Status.DELIVERED, age_days=365)
     assert prune_delivered(days=days, now=NOW) == 0
     assert remaining() == set(kept)
+    assert counter_deliveries().count() == 1
+
+
+def deletes_by_id(captured, table: str) -> list[str]:
+    """The captured DELETE statements of `table`'s rows by their ids."""
+    deletes = [q["sql"] for q in captured if q["sql"].lstrip().upper().startswith("DELETE")]
+    return [sql for sql in deletes if f'"{table}" WHERE "{table}"."id" IN' in sql]
 
 
 @pytest.mark.django_db
@@ -72,9 +106,8 @@ def test_deletes_in_batches_of_at_most_batch_size():
     with CaptureQueriesContext(connection) as queries:
         assert prune_delivered(days=7, batch_size=2, now=NOW) == 5
 
-    deletes = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith("DELETE")]
-    events = [sql for sql in deletes if '"broadcast_event"' in sql]
-    assert len(events) == 3  # 2 + 2 + 1, each with its deliveries
+    assert len(deletes_by_id(queries, "broadcast_delivery")) == 3  # 2 + 2 + 1 deliveries
+    assert len(deletes_by_id(queries, "broadcast_event")) == 3  # then 2 + 2 + 1 events
     assert remaining() == set(kept)
 
 
@@ -92,7 +125,8 @@ def test_each_batch_is_its_own_transaction(monkeypatch):
     # Only the retention module's view of `transaction` is replaced, not Django's.
     monkeypatch.setattr(broadcast.retention, "transaction", SimpleNamespace(atomic=counting_atomic))
     prune_delivered(days=7, batch_size=2, now=NOW)
-    assert opened == ["default"] * 3  # 2 + 2 + 1: the short batch ends it
+    # 2 + 2 + 1 deliveries, then 2 + 2 + 1 events: each time the short batch ends it.
+    assert opened == ["default"] * 6
 
 
 @pytest.mark.django_db
@@ -109,12 +143,14 @@ def test_retention_days_reads_the_setting(settings):
 @pytest.mark.django_db
 def test_broadcast_prune_defaults_to_the_setting(settings, capsys):
     settings.BROADCAST = {**settings.BROADCAST, "RETENTION_DAYS": 3}
+    now = datetime.datetime.now(datetime.UTC)
+    four_days_ago = now - datetime.timedelta(days=4)
     old = make(Status.DELIVERED, age_days=0, count=2)
-    Event.objects.filter(pk__in=old).update(
-        delivered_at=datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=4)
-    )
+    Event.objects.filter(pk__in=old).update(created_at=four_days_ago)
+    Delivery.objects.filter(event__in=old).update(delivered_at=four_days_ago)
     recent = make(Status.DELIVERED, age_days=0)
-    Event.objects.filter(pk__in=recent).update(delivered_at=datetime.datetime.now(datetime.UTC))
+    Event.objects.filter(pk__in=recent).update(created_at=now)
+    Delivery.objects.filter(event__in=recent).update(delivered_at=now)
 
     call_command("broadcast_prune", batch_size=1)
 
@@ -123,19 +159,19 @@ def test_broadcast_prune_defaults_to_the_setting(settings, capsys):
 
 
 @pytest.mark.django_db
-def test_an_events_deliveries_go_with_it_and_only_events_are_counted():
-    from broadcast.models import Delivery, Destination
-
+def test_an_events_deliveries_go_before_it_and_only_events_are_counted():
     old = make(Status.DELIVERED, age_days=30, count=2)
     kept = make(Status.PENDING, age_days=30)
     destinations = [
         Destination.objects.create(name=f"d{n}", url="http://example.com/") for n in range(2)
     ]
-    Delivery.objects.bulk_create(
-        Delivery(event_id=event, destination=destination)
-        for event in old + kept
-        for destination in destinations
-    )
+    for event in Event.objects.filter(pk__in=old + kept):
+        status = Status.DELIVERED if event.pk in old else Status.PENDING
+        for destination in destinations:
+            deliver(event, destination, status, event.created_at)
 
+    # Six deliveries delivered and deleted, but two events.
     assert prune_delivered(days=7, now=NOW) == 2
+    assert remaining() == set(kept)
     assert set(Delivery.objects.values_list("event_id", flat=True)) == set(kept)
+    assert Delivery.objects.count() == 3
