@@ -135,14 +135,16 @@ def test_a_destination_narrows_it_to_its_failed_deliveries(outbox):
 def test_the_command_prints_the_count_first(outbox, capsys):
     call_command("broadcast_requeue", since="2026-11-30", until="2026-12-01T00:00:00Z")
     out = capsys.readouterr().out
-    assert out.startswith("2 failed event(s) re-queued, created from 2026-11-30T00:00:00+00:00")
+    assert out.startswith(
+        "2 failed deliveries re-queued, of events created from 2026-11-30T00:00:00+00:00"
+    )
     assert Delivery.objects.failed().count() == 2
 
 
 def test_the_command_dry_run(outbox, capsys):
     call_command("broadcast_requeue", until="2026-11-30T12:00:00+00:00", dry_run=True)
     out = capsys.readouterr().out
-    assert out.startswith("2 failed event(s) would be re-queued (dry run, nothing changed)")
+    assert out.startswith("2 failed deliveries would be re-queued (dry run, nothing changed)")
     assert Delivery.objects.failed().count() == 4
 
 
@@ -161,3 +163,15 @@ def test_bad_dates_name_the_option(db, option, value):
 def test_since_must_be_before_until(db):
     with pytest.raises(CommandError, match="--since must be before --until"):
         call_command("broadcast_requeue", since="2026-12-01", until="2026-11-30")
+
+
+def test_the_command_re_queues_one_destinations_failures(outbox, capsys):
+    call_command("broadcast_requeue", destination=builtin_destination().name)
+    out = capsys.readouterr().out
+    assert out.startswith("4 failed deliveries to counter-server re-queued, of events created at")
+    assert Delivery.objects.failed().count() == 0
+
+
+def test_the_command_names_an_unknown_destination(outbox):
+    with pytest.raises(CommandError, match="No destination is named 'nowhere'"):
+        call_command("broadcast_requeue", destination="nowhere")

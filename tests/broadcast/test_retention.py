@@ -154,7 +154,9 @@ def test_broadcast_prune_defaults_to_the_setting(settings, capsys):
 
     call_command("broadcast_prune", batch_size=1)
 
-    assert capsys.readouterr().out.startswith("Deleted 2 delivered event(s) older than 3 day(s).")
+    assert capsys.readouterr().out == (
+        "Deleted 2 delivered event(s) older than 3 day(s), with their deliveries.\n"
+    )
     assert remaining() == set(recent)
 
 

@@ -1,4 +1,5 @@
-"""Delete delivered events older than a given age, to keep the outbox small."""
+"""Delete deliveries delivered longer ago than a given age, and the events no delivery is left
+to, to keep the outbox small."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -7,9 +8,10 @@ from broadcast.retention import prune_delivered, retention_days
 
 class Command(BaseCommand):
     help = (
-        "Delete delivered broadcast events older than --days (default: "
-        "BROADCAST_RETENTION_DAYS, 7), in batches. Pending and failed events are kept; "
-        "--days 0 deletes nothing. The dispatchers also do this on their own."
+        "Delete deliveries delivered more than --days ago (default: BROADCAST_RETENTION_DAYS, "
+        "7), then the events older than that with no delivery left, in batches. Pending and "
+        "failed deliveries, and their events, are kept; --days 0 deletes nothing. The "
+        "dispatchers also do this on their own."
     )
 
     def add_arguments(self, parser) -> None:
@@ -27,4 +29,7 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         deleted = prune_delivered(days=days, batch_size=batch_size)
-        self.stdout.write(f"Deleted {deleted} delivered event(s) older than {days:g} day(s).")
+        self.stdout.write(
+            f"Deleted {deleted} delivered event(s) older than {days:g} day(s), with their "
+            "deliveries."
+        )

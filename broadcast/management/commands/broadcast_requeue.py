@@ -1,4 +1,5 @@
-"""Re-queue failed events created in a time window (replay after fixing the cause)."""
+"""Re-queue failed deliveries of events created in a time window (replay after fixing the
+cause), to every destination or one."""
 
 import datetime
 
@@ -6,14 +7,16 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from broadcast.management.commands.broadcast_pause import named
 from broadcast.replay import requeue_failed
 
 
 class Command(BaseCommand):
     help = (
-        "Make failed broadcast events whose created_at is in [--since, --until) pending and "
-        "due now (attempts and last error kept). Prints the count first. ISO 8601 times; "
-        "a time without an offset, or a bare date (midnight), is UTC."
+        "Make failed deliveries of events created in [--since, --until) pending and due now "
+        "(attempts and last error kept), to every destination or to --destination NAME. "
+        "Prints the count first. ISO 8601 times; a time without an offset, or a bare date "
+        "(midnight), is UTC."
     )
 
     def add_arguments(self, parser) -> None:
@@ -22,15 +25,25 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="Count what would be re-queued, change nothing."
         )
+        parser.add_argument(
+            "--destination", metavar="NAME", help="Only this destination's failed deliveries."
+        )
 
-    def handle(self, *args, since: str | None, until: str | None, dry_run: bool, **options):
+    def handle(
+        self, *args, since: str | None, until: str | None, dry_run: bool,
+        destination: str | None, **options,
+    ) -> None:  # fmt: skip
         start = _parse_time(since, "--since")
         end = _parse_time(until, "--until")
         if start is not None and end is not None and start >= end:
             raise CommandError("--since must be before --until.")
-        count = requeue_failed(since=start, until=end, dry_run=dry_run)
+        to = named(destination) if destination is not None else None
+        count = requeue_failed(since=start, until=end, destination=to, dry_run=dry_run)
         verb = "would be re-queued (dry run, nothing changed)" if dry_run else "re-queued"
-        self.stdout.write(f"{count} failed event(s) {verb}, created {_window(start, end)}.")
+        where = f" to {to.name}" if to is not None else ""
+        self.stdout.write(
+            f"{count} failed deliveries{where} {verb}, of events created {_window(start, end)}."
+        )
 
 
 def _parse_time(value: str | None, option: str) -> datetime.datetime | None:
