@@ -343,3 +343,17 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"event {self.event_id} to destination {self.destination_id}, {self.status}"
+
+
+class RateBucket(models.Model):
+    """A destination's rate limit, shared by every dispatcher: its token bucket's state
+    (broadcast/ratelimit.py `take_tokens`), made the first time a round takes from it."""
+
+    destination = models.OneToOneField(
+        Destination, on_delete=models.CASCADE, primary_key=True, related_name="rate_bucket"
+    )
+    tokens = models.FloatField()
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"rate bucket of destination {self.destination_id}: {self.tokens:.2f} tokens"

@@ -16,10 +16,14 @@ one token for rounding at rates under 20 per second). The long-run average is
 the rate exactly.
 """
 
+import datetime
 import math
 import time
 
+from django.db import transaction
+
 from broadcast.conf import broadcast_setting
+from broadcast.models import RateBucket
 
 # How much unused allowance may accumulate: a twentieth of a second's worth, so
 # a dispatcher that took a while between rounds can catch up a little, never
@@ -33,14 +37,19 @@ _EPSILON = 1e-9
 class TokenBucket:
     """At most `rate` grants per second on average; `rate` 0 or None: unlimited."""
 
-    def __init__(self, rate: float | None, *, clock=time.monotonic) -> None:
+    def __init__(
+        self, rate: float | None, *, clock=time.monotonic, tokens: float | None = None,
+        updated: float | None = None,
+    ) -> None:  # fmt: skip
+        """A bucket that starts full, or with the state `tokens` at `updated` (a clock reading)
+        that a previous bucket left (`tokens`, `updated`), refilled since."""
         if rate is not None and rate < 0:
             raise ValueError(f"rate must be 0 (unlimited) or positive, not {rate!r}")
         self.rate = float(rate or 0.0)
         self._clock = clock
         self.capacity = max(1.0, self.rate * BURST_SECONDS)
-        self._tokens = self.capacity
-        self._updated = clock()
+        self.tokens = self.capacity if tokens is None else min(tokens, self.capacity)
+        self.updated = clock() if updated is None else updated
 
     @classmethod
     def from_settings(cls, *, clock=time.monotonic) -> "TokenBucket":
@@ -57,8 +66,8 @@ class TokenBucket:
         if not self.limited or wanted <= 0:
             return max(wanted, 0)
         self._refill()
-        granted = min(wanted, math.floor(self._tokens + _EPSILON))
-        self._tokens -= granted
+        granted = min(wanted, math.floor(self.tokens + _EPSILON))
+        self.tokens -= granted
         return granted
 
     def wait(self) -> float:
@@ -66,11 +75,41 @@ class TokenBucket:
         if not self.limited:
             return 0.0
         self._refill()
-        missing = 1.0 - self._tokens
+        missing = 1.0 - self.tokens
         return 0.0 if missing <= _EPSILON else missing / self.rate
 
     def _refill(self) -> None:
         now = self._clock()
-        elapsed = max(0.0, now - self._updated)
-        self._updated = now
-        self._tokens = min(self.capacity, self._tokens + elapsed * self.rate)
+        elapsed = max(0.0, now - self.updated)
+        self.updated = now
+        self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+
+
+def take_tokens(
+    *, destination: int, rate: float, wanted: int, now: datetime.datetime
+) -> tuple[int, float]:
+    """Take up to `wanted` tokens from the bucket of `destination` (an id) that every
+    dispatcher shares, in the database; return how many were granted and the seconds until
+    the next one.
+
+    A round takes them before it claims, and claims only as many deliveries, so the
+    destination's rate holds across dispatchers. The bucket's row is locked while it is
+    read and written back (on SQLite the write transaction serialises it). Its time is
+    the dispatchers' injected clock (`now`), so that tests are exact.
+    """
+    full = TokenBucket(rate).capacity
+    with transaction.atomic():
+        row, _ = RateBucket.objects.select_for_update().get_or_create(
+            destination_id=destination, defaults={"tokens": full, "updated_at": now}
+        )
+        # The time since the last take, exact (timedelta): a float Unix time loses the
+        # microseconds a rate of hundreds a second counts in.
+        elapsed = (now - row.updated_at).total_seconds()
+        bucket = TokenBucket(rate, clock=lambda: elapsed, tokens=row.tokens, updated=0.0)
+        granted = bucket.grant(wanted)
+        wait = bucket.wait()
+        # A dispatcher whose clock is behind must not move the bucket's time back: the
+        # next take would count that stretch twice.
+        row.tokens, row.updated_at = bucket.tokens, max(row.updated_at, now)
+        row.save(update_fields=["tokens", "updated_at"])
+    return granted, wait

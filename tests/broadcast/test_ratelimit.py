@@ -1,10 +1,14 @@
-"""The dispatcher's token bucket, driven by an injected clock: exact, no sleeping."""
+"""The token bucket, driven by an injected clock: exact, no sleeping; and the bucket every
+dispatcher shares in the database, driven by the dispatchers' injected clock."""
 
+import datetime
 import random
 
 import pytest
 
-from broadcast.ratelimit import BURST_SECONDS, TokenBucket
+from broadcast.destinations import destination_create
+from broadcast.models import RateBucket
+from broadcast.ratelimit import BURST_SECONDS, TokenBucket, take_tokens
 
 
 class Clock:
@@ -134,3 +138,49 @@ def test_over_any_one_second_window_at_most_the_rate_plus_the_burst(rate, seed, 
 def test_a_dispatcher_that_follows_wait_gets_the_whole_rate(rate, seed):
     times = _greedy_dispatcher(rate, seconds=30, seed=seed, prompt=True)
     assert rate * 30 * 0.98 <= len(times) <= rate * 30 + max(1.0, rate * BURST_SECONDS)
+
+
+# --- The bucket every dispatcher shares, in the database ------------------------------
+
+T0 = datetime.datetime(2026, 12, 7, 8, 0, tzinfo=datetime.UTC)
+
+
+def at(seconds: float) -> datetime.datetime:
+    return T0 + datetime.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def limited(db):
+    return destination_create(name="limited", url="http://127.0.0.1:9/", max_rate=100)[0]
+
+
+def test_a_new_bucket_starts_full_then_grants_as_time_passes(limited):
+    # 100 per second: a capacity of 5 tokens (a twentieth of a second's worth).
+    assert take_tokens(destination=limited.pk, rate=100, wanted=50, now=at(0)) == (5, 0.01)
+    assert take_tokens(destination=limited.pk, rate=100, wanted=50, now=at(0)) == (0, 0.01)
+    granted, wait = take_tokens(destination=limited.pk, rate=100, wanted=50, now=at(0.03))
+    assert (granted, wait) == (3, pytest.approx(0.01))
+    assert RateBucket.objects.get(destination=limited).updated_at == at(0.03)
+
+
+def test_dispatchers_taking_in_turn_share_one_rate(limited):
+    """Two dispatchers taking every 10 ms for a second get the rate plus the capacity, together."""
+    granted = {"A": 0, "B": 0}
+    for step in range(101):
+        owner = "A" if step % 2 else "B"
+        granted[owner] += take_tokens(destination=limited.pk, rate=100, wanted=500,
+                                      now=at(step * 0.01))[0]  # fmt: skip
+    assert sum(granted.values()) == 100 + 5
+    assert granted["A"] > 0 and granted["B"] > 0
+
+
+def test_a_clock_behind_the_last_take_adds_nothing_and_moves_nothing_back(limited):
+    take_tokens(destination=limited.pk, rate=100, wanted=5, now=at(1))
+    assert take_tokens(destination=limited.pk, rate=100, wanted=5, now=at(0.5))[0] == 0
+    assert RateBucket.objects.get(destination=limited).updated_at == at(1)
+    assert take_tokens(destination=limited.pk, rate=100, wanted=5, now=at(1.01))[0] == 1
+
+
+def test_a_slower_rate_set_since_caps_what_was_saved(limited):
+    take_tokens(destination=limited.pk, rate=1000, wanted=0, now=at(0))  # 50 saved
+    assert take_tokens(destination=limited.pk, rate=20, wanted=100, now=at(0))[0] == 1
