@@ -131,7 +131,7 @@ class Bench:
         proc.application_name = env["PGAPPNAME"] if self.db == "postgresql" else None
         proc.metrics_url = f"http://127.0.0.1:{env['BROADCAST_METRICS_PORT']}/metrics"
         if not once:
-            procs.wait_log(proc, "delivering to")
+            procs.wait_log(proc, "delivering (built-in destination:")
         return proc
 
     def py_spy(self, out: Path, *args: str, env: dict | None = None):

@@ -19,6 +19,8 @@ PY = str(ROOT / ".venv" / "bin" / "python")
 GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
 WEB_WORKERS = 2
 DISPATCHERS = 2
+# The dispatcher's log line once its signal handlers are in place (broadcast/dispatch/loop.py).
+STARTED = "delivering (built-in destination:"
 
 
 def counter_supports_data() -> bool:
@@ -111,7 +113,7 @@ class Services:
         procs.wait_port(self.counter_port, proc=self.counter.start())
         procs.wait_port(self.web_port, proc=self.web.start())
         for slot in self.dispatchers:
-            procs.wait_log(slot.start(), "delivering to")
+            procs.wait_log(slot.start(), STARTED)
 
     def web_workers(self) -> list[int]:
         """The pids of gunicorn's workers right now."""
@@ -146,7 +148,7 @@ class Services:
 
         A dispatcher signalled while still starting, before `manage.py broadcast`
         installed its handler, dies of the signal: it had claimed nothing yet (its
-        log has no "delivering to" line, written after the handler is in place), so
+        log has no STARTED line, written after the handler is in place), so
         that is a clean stop too.
         """
         return [
@@ -162,4 +164,4 @@ class Services:
 def terminated_while_starting(proc: subprocess.Popen) -> bool:
     """Whether `proc` died of SIGTERM before it logged that it was delivering."""
     log = Path(proc.log_path).read_text(errors="replace")
-    return proc.returncode == -signal.SIGTERM and "delivering to" not in log
+    return proc.returncode == -signal.SIGTERM and STARTED not in log

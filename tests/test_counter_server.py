@@ -15,7 +15,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.helpers import DENO, ROOT, CounterServer, free_port, start_dispatcher, stop, wait_for
+from tests.helpers import (
+    DENO,
+    ROOT,
+    CounterServer,
+    counter_deliveries,
+    free_port,
+    start_dispatcher,
+    stop,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -233,7 +242,7 @@ def test_events_arriving_together_are_each_counted_once(tmp_path):
 @pytest.mark.django_db(transaction=True)
 def test_a_counter_server_killed_mid_backlog_counts_every_event_once(tmp_path, user):
     """The real dispatcher drains into a server SIGKILLed and restarted on its data file."""
-    from broadcast.models import Event, Status
+    from broadcast.models import Status
     from defect.models import Defect
 
     data, port = tmp_path / "counters.sqlite3", free_port()
@@ -247,10 +256,11 @@ def test_a_counter_server_killed_mid_backlog_counts_every_event_once(tmp_path, u
             message="a partial drain",
         )
         server.stop(signal.SIGKILL)
-        assert Event.objects.exclude(status=Status.DELIVERED).exists(), "drained before the kill"
+        undelivered = counter_deliveries().exclude(status=Status.DELIVERED)
+        assert undelivered.exists(), "drained before the kill"
         server.start()  # same port and file: the dispatcher retries into it
         wait_for(
-            lambda: not Event.objects.exclude(status=Status.DELIVERED).exists(),
+            lambda: not counter_deliveries().exclude(status=Status.DELIVERED).exists(),
             timeout=60,
             interval=0.2,
             message="the backlog delivered after the restart",

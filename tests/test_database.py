@@ -86,7 +86,7 @@ def test_a_prepare_threshold_of_none_prepares_nothing(tmp_path, value):
 def test_a_statement_run_five_times_is_prepared_on_the_server(db):
     from django.db import connection
 
-    from broadcast.models import Event
+    from broadcast.models import Delivery
 
     def prepared() -> list[str]:
         with connection.cursor() as cursor:
@@ -94,5 +94,5 @@ def test_a_statement_run_five_times_is_prepared_on_the_server(db):
             return [row[0] for row in cursor.fetchall()]
 
     for _ in range(6):
-        Event.objects.filter(status="pending", attempts__gte=3).exists()
+        Delivery.objects.filter(status="pending", attempts__gte=3).exists()
     assert any('"attempts" >= $' in statement for statement in prepared())

@@ -103,15 +103,18 @@ def test_clear_events_empties_the_outbox_and_on_postgresql_its_indexes():
     from django.db import connection
 
     from bench.fixtures import add_pending_events, clear_events
-    from broadcast.models import Event
+    from broadcast.models import Delivery, Event
 
     add_pending_events(300)
-    Event.objects.filter(id__in=Event.objects.values("id")[:100]).update(status="delivered")
+    assert Delivery.objects.pending().count() == 300  # one each, to the built-in destination
+    delivered = Delivery.objects.filter(id__in=Delivery.objects.values("id")[:100])
+    delivered.update(status="delivered")
     clear_events()
     assert not Event.objects.exists()
+    assert not Delivery.objects.exists()
     if connection.vendor == "postgresql":  # no dead entries left for a claim to walk
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_relation_size('broadcast_event_due_idx')")
+            cursor.execute("SELECT pg_relation_size('broadcast_delivery_due_idx')")
             assert cursor.fetchone()[0] <= 8192  # the empty index's metapage at most
 
 

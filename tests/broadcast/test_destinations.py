@@ -205,8 +205,13 @@ def test_it_cannot_be_deleted_nor_its_secret_rotated(settings):
 @pytest.mark.django_db(transaction=True)
 def test_the_dispatcher_syncs_it_at_start(scripted_server, settings):
     builtin().delete()
+    # Its first round points the built-in destination at the dispatcher's URL (--url) ...
     call_command("broadcast", once=True, url=scripted_server.url)
+    assert (builtin().url, builtin().managed) == (scripted_server.url, True)
+    # ... which is COUNTER_SERVER_URL's by default (nothing is due: nothing is sent there).
+    call_command("broadcast", once=True)
     assert builtin().url == settings.COUNTER_SERVER_URL
+    assert Destination.objects.filter(managed=True).count() == 1
 
 
 # --- manage.py broadcast_destinations ------------------------------------------------------

@@ -9,6 +9,7 @@ from django.db import connection
 from broadcast.models import Event
 from broadcast.services import NOTIFY_CHANNEL
 from defect.services import defect_create
+from tests.helpers import builtin_destination, counter_deliveries
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -57,8 +58,8 @@ def test_a_release_and_a_requeue_wake_the_dispatchers(user):
 
     defect_create(user=user, comment="a")
     defect_create(user=user, comment="b")
-    Event.objects.filter(pk=Event.objects.latest("id").pk).update(status=Status.FAILED)
-    store.claim(owner="A", limit=10, lease=60)
+    counter_deliveries().filter(event=Event.objects.latest("id")).update(status=Status.FAILED)
+    store.claim(owner="A", limits={builtin_destination().pk: 10}, lease=60)
     listening = _listening_connection()
     try:
         assert store.release(owner="A") == 1

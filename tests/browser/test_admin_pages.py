@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from broadcast.models import Event, Status
 from defect.services import defect_create
 from tests.browser.conftest import log_in_to_admin
+from tests.helpers import counter_deliveries
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -45,14 +46,16 @@ def admin_page(page, admin_user):
 
 @pytest.fixture
 def events(admin_user):
-    """A defect's event of each status, one failed with a long error."""
+    """A defect's event with its delivery in each status, one failed with a long error."""
     for n in range(3):
         defect_create(user=admin_user, comment=f"Pantograph carbon strip worn on unit {n}")
     first, second, _ = Event.objects.order_by("id")
-    Event.objects.filter(pk=first.pk).update(status=Status.DELIVERED, attempts=1)
-    Event.objects.filter(pk=first.pk).update(delivered_at=first.created_at)
+    deliveries = counter_deliveries()
+    deliveries.filter(event=first).update(
+        status=Status.DELIVERED, attempts=1, delivered_at=first.created_at
+    )
     error = "HTTP 400 from the counter server: " + "the body must be {user, action}; " * 4
-    Event.objects.filter(pk=second.pk).update(status=Status.FAILED, attempts=3, last_error=error)
+    deliveries.filter(event=second).update(status=Status.FAILED, attempts=3, last_error=error)
     return first
 
 
@@ -99,23 +102,42 @@ def test_the_defects_list_fits_with_its_times(admin_page, events):
 def test_the_events_list_fits_with_its_times_and_compact_events(admin_page, events):
     admin_page.goto("/admin/broadcast/event/")
     expect(admin_page).to_have_title(
-        "Broadcast events: 1 pending, 1 delivered, 1 failed | Railfleet defect service"
+        "Broadcast deliveries: 1 pending, 1 delivered, 1 failed | Railfleet defect service"
     )
     assert (
         admin_page.locator("#result_list td.field-event").all_inner_texts()
         == ["create by admin"] * 3
     )
+    assert admin_page.locator("#result_list td.field-deliveries").all_inner_texts() == [
+        "1 pending",
+        "1 failed",
+        "1 delivered",
+    ]
+    assert_fits(admin_page, ["created_at"])
+
+
+def test_the_deliveries_list_fits_with_its_times_and_errors(admin_page, events):
+    admin_page.goto("/admin/broadcast/delivery/")
+    expect(admin_page).to_have_title(
+        "Broadcast deliveries: 1 pending, 1 delivered, 1 failed | Railfleet defect service"
+    )
+    expect(admin_page.locator("#result_list tbody tr")).to_have_count(3)
+    assert admin_page.locator("#result_list td.field-status").all_inner_texts() == [
+        "Pending",
+        "Failed",
+        "Delivered",
+    ]
     assert_fits(admin_page, ["created_at", "due_or_delivered"])
 
 
 def test_an_events_page_is_titled_with_what_it_is(admin_page, events):
     admin_page.goto(f"/admin/broadcast/event/{events.pk}/change/")
-    expect(admin_page).to_have_title(
-        "create by admin, delivered | View event | Railfleet defect service"
-    )
-    expect(admin_page.locator("#content h2").first).to_have_text("create by admin, delivered")
+    expect(admin_page).to_have_title("create by admin | View event | Railfleet defect service")
+    expect(admin_page.locator("#content h2").first).to_have_text("create by admin")
     created = admin_page.locator(".field-created_at .readonly")
     expect(created).to_have_text(TIME)
+    # How its delivery stands, beside it.
+    expect(admin_page.locator("#deliveries-group td.field-status")).to_have_text("Delivered")
 
 
 def test_the_destinations_list_fits(admin_page):

@@ -25,7 +25,10 @@ def test_a_dispatcher_killed_by_sigterm_before_it_delivered_stopped_cleanly(tmp_
 
 
 def test_a_delivering_dispatcher_killed_by_sigterm_did_not(tmp_path):
-    started = "2026-12-01 INFO broadcast: Dispatcher x delivering to http://127.0.0.1:1/\n"
+    started = (
+        "2026-12-01 INFO broadcast: Dispatcher x delivering "
+        "(built-in destination: http://127.0.0.1:1/)\n"
+    )
     proc = _dispatcher_stand_in(tmp_path, started, "import time; time.sleep(30)")
     proc.send_signal(signal.SIGTERM)
     proc.wait(10)
