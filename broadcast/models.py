@@ -185,6 +185,16 @@ class DestinationQuerySet(models.QuerySet):
             pending=Count("deliveries", filter=Q(deliveries__status=Status.PENDING))
         )
 
+    def with_backlog(self) -> "DestinationQuerySet":
+        """Each destination with `pending` and `failed`, its deliveries' counts, and
+        `oldest_pending`, the oldest pending one's creation (None: none), in one query."""
+        pending, failed = Q(deliveries__status=Status.PENDING), Q(deliveries__status=Status.FAILED)
+        return self.annotate(
+            pending=Count("deliveries", filter=pending),
+            failed=Count("deliveries", filter=failed),
+            oldest_pending=Min("deliveries__created_at", filter=pending),
+        )
+
 
 class Destination(models.Model):
     """Where events are delivered: a URL, the actions it subscribes to, the body it takes."""

@@ -20,7 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from broadcast.control import pause_state
-from broadcast.models import Delivery
+from broadcast.models import Delivery, Destination
 from railfleet.outage import is_connection_failure, note_unavailable
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ def ready(request: HttpRequest) -> JsonResponse:
     try:
         backlog = Delivery.objects.backlog()
         state = pause_state()
+        destinations = list(Destination.objects.with_pending().order_by("name"))
     except DatabaseError as exc:
         return _unavailable(request, exc)
     return JsonResponse(
@@ -51,6 +52,16 @@ def ready(request: HttpRequest) -> JsonResponse:
                 "oldest_pending_age_seconds": round(backlog.oldest_pending_age_seconds, 3),
                 "paused": state.paused,
                 "paused_reason": state.reason,
+                # A paused or disabled destination does not make the service unready.
+                "destinations": [
+                    {
+                        "name": destination.name,
+                        "pending": destination.pending,
+                        "paused": destination.paused,
+                        "disabled": not destination.enabled,
+                    }
+                    for destination in destinations
+                ],
             },
         }
     )

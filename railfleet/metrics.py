@@ -2,14 +2,19 @@
 
 Scraped values, in prometheus-client's text format:
 
-- `broadcast_events{status}` (gauge): pending, failed and delivered events,
-  read from the database at scrape time. Pending and failed are exact counts
-  through the indexes that lead with the status. Delivered is exact on
-  SQLite; on PostgreSQL it is exact up to `DELIVERED_ESTIMATE_ABOVE` rows and
-  beyond that the planner's estimate (`delivered_count`), since counting
-  millions of rows at every scrape would cost seconds of the database's time.
-- `broadcast_oldest_pending_age_seconds` (gauge): age of the oldest pending event, 0 if none.
+- `broadcast_events{status}` (gauge): pending, failed and delivered deliveries
+  (to every destination: one per event while the built-in destination is the
+  only one), read from the database at scrape time. Pending and failed are
+  exact counts. Delivered is exact on SQLite; on PostgreSQL it is exact up to
+  `DELIVERED_ESTIMATE_ABOVE` rows and beyond that the planner's estimate
+  (`delivered_count`), since counting millions of rows at every scrape would
+  cost seconds of the database's time.
+- `broadcast_oldest_pending_age_seconds` (gauge): age of the oldest pending delivery, 0 if none.
 - `broadcast_paused` (gauge): 1 while delivery is paused (broadcast.control), else 0.
+- Per destination, labelled `destination` (its name):
+  `broadcast_destination_pending`, `broadcast_destination_failed`,
+  `broadcast_destination_oldest_pending_age_seconds`, and
+  `broadcast_destination_paused` and `broadcast_destination_disabled` (1 or 0).
 - `api_requests_total{method,status}` (counter) and
   `api_request_duration_seconds{method,status}` (histogram): every request
   under /api/, with its final status (`RequestMetricsMiddleware`, first in
@@ -25,6 +30,7 @@ Access: with METRICS_TOKEN set, only `Authorization: Bearer <METRICS_TOKEN>`
 (else 401); without it, served in debug mode and a 404 when debug is off.
 """
 
+import datetime
 import json
 import os
 import secrets
@@ -33,6 +39,7 @@ import time
 from django.conf import settings
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from prometheus_client import (
@@ -47,7 +54,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from broadcast.control import pause_state
-from broadcast.models import Delivery, Status
+from broadcast.models import Delivery, Destination, Status
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
@@ -123,22 +130,54 @@ class OutboxCollector:
             Status.DELIVERED: delivered_count(),
         }
         events = GaugeMetricFamily(
-            "broadcast_events", "Outbox events by status, at scrape time.", labels=["status"]
+            "broadcast_events",
+            "Outbox deliveries (to every destination) by status, at scrape time.",
+            labels=["status"],
         )
         for status, count in counts.items():
             events.add_metric([status], count)
         yield events
         yield GaugeMetricFamily(
             "broadcast_oldest_pending_age_seconds",
-            "Seconds since the oldest pending event was committed (0 when none is pending).",
+            "Seconds since the oldest pending delivery's event was committed (0: none pending).",
             value=backlog.oldest_pending_age_seconds,
         )
         paused = pause_state(using="default").paused
         yield GaugeMetricFamily(
             "broadcast_paused",
-            "1 while delivery is paused (by an operator, or a 410 from the counter server).",
+            "1 while the whole broadcast is paused by an operator, else 0.",
             value=1 if paused else 0,
         )
+        yield from destination_metrics()
+
+
+# Per destination: (name, help, the value of a destination annotated `with_backlog()`).
+DESTINATION_GAUGES = [
+    ("pending", "Pending deliveries to the destination.", lambda d: d.pending),
+    ("failed", "Deliveries to the destination that failed for good.", lambda d: d.failed),
+    ("oldest_pending_age_seconds",
+     "Seconds since the destination's oldest pending delivery's event was committed (0: none).",
+     lambda d: age_seconds(d.oldest_pending)),
+    ("paused", "1 while the destination is paused, else 0.", lambda d: int(d.paused)),
+    ("disabled", "1 while the destination is disabled, else 0.", lambda d: int(not d.enabled)),
+]  # fmt: skip
+
+
+def destination_metrics():
+    """The gauges of DESTINATION_GAUGES, labelled with each destination's name (one query)."""
+    destinations = list(Destination.objects.with_backlog())
+    for name, description, value in DESTINATION_GAUGES:
+        family = GaugeMetricFamily(
+            f"broadcast_destination_{name}", description, labels=["destination"]
+        )
+        for destination in destinations:
+            family.add_metric([destination.name], value(destination))
+        yield family
+
+
+def age_seconds(since: datetime.datetime | None) -> float:
+    """Seconds from `since` to now; 0 for None."""
+    return max(0.0, (timezone.now() - since).total_seconds()) if since else 0.0
 
 
 def registry() -> CollectorRegistry:

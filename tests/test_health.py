@@ -8,6 +8,7 @@ from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from broadcast.control import pause, resume
+from broadcast.destinations import destination_create, destination_disable, destination_pause
 from broadcast.models import Event, Status
 from broadcast.services import event_enqueue
 from tests.helpers import counter_deliveries
@@ -44,7 +45,7 @@ def test_ready_reports_the_database_and_the_broadcast_backlog(client):
 
 @pytest.mark.django_db
 def test_ready_with_empty_outbox_is_cheap(client, django_assert_max_num_queries):
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(4):
         response = client.get("/ready")
     assert response.json() == {
         "database": "ok",
@@ -54,8 +55,30 @@ def test_ready_with_empty_outbox_is_cheap(client, django_assert_max_num_queries)
             "oldest_pending_age_seconds": 0.0,
             "paused": False,
             "paused_reason": "",
+            "destinations": [
+                {"name": "counter-server", "pending": 0, "paused": False, "disabled": False}
+            ],
         },
     }
+
+
+@pytest.mark.django_db
+def test_ready_lists_each_destination_and_a_paused_or_disabled_one_keeps_it_ready(client):
+    planning = destination_create(name="planning", url="http://127.0.0.1:9/")[0]
+    reports = destination_create(name="reports", url="http://127.0.0.1:9/", actions=["delete"])[0]
+    event_enqueue(payload={"user": 1, "action": "create"}, action="create")
+    event_enqueue(payload={"user": 1, "action": "create"}, action="create")
+    destination_pause(destination=planning, reason="maintenance")
+    destination_disable(destination=reports, reason="answered HTTP 410")
+
+    response = client.get("/ready")
+
+    assert response.status_code == 200
+    assert response.json()["broadcast"]["destinations"] == [
+        {"name": "counter-server", "pending": 2, "paused": False, "disabled": False},
+        {"name": "planning", "pending": 2, "paused": True, "disabled": False},
+        {"name": "reports", "pending": 0, "paused": False, "disabled": True},
+    ]
 
 
 @pytest.mark.django_db

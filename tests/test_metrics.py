@@ -12,6 +12,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcast import control
+from broadcast.destinations import destination_create, destination_disable, destination_pause
 from broadcast.models import Delivery, Event, Status
 from broadcast.services import event_enqueue
 from railfleet import metrics
@@ -115,6 +116,32 @@ def test_outbox_gauges_are_read_at_scrape_time(client, db, with_token):
     assert value(scrape, "broadcast_events", status="pending") == 0
     assert value(scrape, "broadcast_events", status="delivered") == 5
     assert value(scrape, "broadcast_oldest_pending_age_seconds") == 0
+
+
+def test_each_destination_has_its_backlog_and_state(client, db, with_token):
+    planning = destination_create(name="planning", url="http://127.0.0.1:9/", actions=["create"])[0]
+    now = timezone.now()
+    event(created_at=now - timedelta(seconds=90))  # pending to both
+    event(Status.FAILED)  # failed to the built-in destination, pending to planning
+    Delivery.objects.filter(destination=planning).update(created_at=now - timedelta(seconds=30))
+    destination_pause(destination=planning, reason="maintenance")
+
+    scrape = samples(client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}"))
+
+    def gauge(name: str, destination: str) -> float | None:
+        return value(scrape, f"broadcast_destination_{name}", destination=destination)
+
+    assert (gauge("pending", "counter-server"), gauge("failed", "counter-server")) == (1, 1)
+    assert (gauge("pending", "planning"), gauge("failed", "planning")) == (2, 0)
+    assert 90 <= gauge("oldest_pending_age_seconds", "counter-server") < 90 + 60
+    assert 30 <= gauge("oldest_pending_age_seconds", "planning") < 30 + 60
+    assert (gauge("paused", "counter-server"), gauge("paused", "planning")) == (0, 1)
+    assert gauge("disabled", "planning") == 0
+
+    destination_disable(destination=planning, reason="answered HTTP 410")
+    scrape = samples(client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}"))
+    assert gauge("disabled", "planning") == 1
+    assert gauge("disabled", "counter-server") == 0
 
 
 def test_paused_follows_the_pause_state(client, db, with_token):
