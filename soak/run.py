@@ -6,8 +6,16 @@ created by the run), each in a child process with its own Django settings
 (`python -m soak --db sqlite` runs one). SOAK_SECONDS (180) is the length of
 the load, SOAK_SEED (random when unset, always printed) the fault schedule and
 the load's choices. Logs and the SQLite database go to soak/tmp/<database>/.
-It ends with one `soak: db=...` line per database and exits non-zero when
-any ledger check fails.
+
+Two destinations take the events, each a counters_server.js with its own --data
+file behind its own fault proxy: the built-in one (COUNTER_SERVER_URL, both
+actions) and a second one made with `destination_create` before the load,
+subscribed to creations only, whose counter server checks its signing secret.
+The counter-side faults hit one or the other (soak/faults.py), and the ledger
+balances each on its own (soak/ledger.py).
+
+It ends with one `soak: db=...` line per database (the totals, then each
+destination's figures) and exits non-zero when any ledger check fails.
 """
 
 import argparse
@@ -28,7 +36,7 @@ from collections import Counter
 from bench import procs
 from soak import faults as fault_kinds
 from soak import ledger, pgcluster
-from soak.faults import Driver, schedule
+from soak.faults import COUNTERS, Driver, schedule
 from soak.load import CREATE, DELETE, ApiClient, OrmPaths
 from soak.proxy import PASS, FaultProxy
 from soak.services import Services, counter_supports_data
@@ -38,6 +46,11 @@ SOAK_PG_DATABASE = "railfleet_soak"
 USERS = 4  # API clients; the last one is deleted with their defects mid-run
 REQUEST_TIMEOUT = 2.0  # the dispatchers' (BROADCAST_REQUEST_TIMEOUT): faults drain fast
 DRAIN_SECONDS = 120  # after the load, the bound on waiting for nothing pending
+# What each destination (soak.faults.COUNTERS) subscribes to: the built-in one to both
+# actions, the second one to creations only.
+SUBSCRIBED = {COUNTERS[0]: (CREATE, DELETE), COUNTERS[1]: (CREATE,)}
+# The faults that delay every destination's deliveries alike.
+SHARED_FAULTS = {fault_kinds.DISPATCHER_KILL, fault_kinds.DISPATCHER_TERM, fault_kinds.DB_RESTART}
 
 
 def log(message: str) -> None:
@@ -132,6 +145,29 @@ def prepare_faults(faults: list, database: str, url: str):
     return (lambda: pgcluster.restart(cluster, url)) if cluster else None
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports."""
+    ports: list[int] = []
+    while len(ports) < count:
+        if (port := procs.free_port()) not in ports:
+            ports.append(port)
+    return ports
+
+
+def make_second_destination(url: str) -> str:
+    """The second destination, at `url`, subscribed to creations only, in the counter
+    server's format; its signing secret (shown this once)."""
+    from broadcast.destinations import destination_create
+    from broadcast.models import BUILTIN_NAME, Format
+
+    assert COUNTERS[0] == BUILTIN_NAME, "soak.faults.COUNTERS must start with the built-in one"
+    destination, secret = destination_create(
+        name=COUNTERS[1], url=url, actions=list(SUBSCRIBED[COUNTERS[1]]), format=Format.COUNTER
+    )
+    assert tuple(destination.actions) == SUBSCRIBED[COUNTERS[1]], destination.actions
+    return secret
+
+
 def soak_one(database: str, seconds: float, seed: int) -> int:
     """One database's soak, from an empty database to the verdict (0: the books balance)."""
     logs = TMP / database
@@ -149,30 +185,40 @@ def soak_one(database: str, seconds: float, seed: int) -> int:
 
     call_command("migrate", verbosity=0, interactive=False)
     users = make_users()
-    proxy_port = procs.free_port()
-    services = Services(env, logs, f"http://127.0.0.1:{proxy_port}/")
-    proxy = FaultProxy(services.counter_url, proxy_port, slow_seconds=REQUEST_TIMEOUT + 1)
+    # Each destination's URL is its proxy's, in front of its counter server.
+    ports = free_ports(len(COUNTERS))
+    secret = make_second_destination(f"http://127.0.0.1:{ports[1]}/")
+    services = Services(env, logs, f"http://127.0.0.1:{ports[0]}/", secrets={COUNTERS[1]: secret})
+    proxies = [
+        FaultProxy(counter.url, port, slow_seconds=REQUEST_TIMEOUT + 1)
+        for counter, port in zip(services.counters, ports, strict=True)
+    ]
+    started: list[FaultProxy] = []
     faults = schedule(seed, seconds, database=database)
     restart_db = prepare_faults(faults, database, env["DATABASE_URL"])
     try:
-        proxy.start()
+        for proxy in proxies:
+            started.append(proxy.start())
         services.start()
+        subscribed = ", ".join(f"{name} ({'+'.join(a)})" for name, a in SUBSCRIBED.items())
         log(
             f"{database}: seed {seed}, {seconds:g} s, {len(faults)} faults scheduled, "
-            f"logs in {logs}"
+            f"destinations {subscribed}, logs in {logs}"
         )
         answers, orm_ops, errors = run_load(
-            services, proxy, users, faults, seed, seconds, restart_db
+            services, proxies, users, faults, seed, seconds, restart_db
         )
-        figures = settle_and_check(services, proxy, users, faults, answers, orm_ops)
+        figures, delays = settle_and_check(services, proxies, users, faults, answers, orm_ops)
     finally:
         services.stop()
-        proxy.stop()
+        for proxy in started:
+            proxy.stop()
     errors += services.unclean_exits()
     applied = sum(1 for fault in faults if fault.window)
     line = ledger.summary_line(database, figures, applied)
-    report(figures, faults, answers, orm_ops)
+    report(figures, delays, faults, answers, orm_ops)
     keep_records(logs, answers, orm_ops, faults)
+    keep_forwarded(logs, proxies)
     for error in errors:
         log(f"FAILED: {error}")
     print(line, flush=True)
@@ -180,7 +226,7 @@ def soak_one(database: str, seconds: float, seed: int) -> int:
     return 0 if figures.ok and not errors else 1
 
 
-def run_load(services, proxy, users, faults, seed, seconds, restart_db):
+def run_load(services, proxies, users, faults, seed, seconds, restart_db):
     """The clients, the ORM paths and the faults for `seconds`; then every fault ended."""
     answers: list = []
     clients = [
@@ -199,7 +245,7 @@ def run_load(services, proxy, users, faults, seed, seconds, restart_db):
     orm = OrmPaths(
         [user for user, _ in users], seed, cascade_at=cascade_at, cascade=stop_last_client
     )
-    driver = Driver(faults, services, proxy, log=log, restart_db=restart_db)
+    driver = Driver(faults, services, proxies, log=log, restart_db=restart_db)
     driver.started = started
     for thread in [*clients, orm, driver]:
         thread.start()
@@ -213,7 +259,8 @@ def run_load(services, proxy, users, faults, seed, seconds, restart_db):
         f"load stopped after {time.time() - started:.0f} s: "
         f"{len(answers)} answers, {len(orm.ops)} ORM ops"
     )
-    errors = [f"{t.name} stopped: {t.error!r}" for t in [*clients, orm, driver] if t.error]
+    threads: list[ApiClient | OrmPaths | Driver] = [*clients, orm, driver]
+    errors = [f"{t.name} stopped: {t.error!r}" for t in threads if t.error]
     return answers, orm.ops, errors
 
 
@@ -258,30 +305,46 @@ def counter_keys(data) -> dict | None:
     return {key: (user, action) for key, user, action in rows}
 
 
-def settle_and_check(services, proxy, users, faults, answers, orm_ops) -> ledger.Figures:
-    """Every process back, the backlog drained (bounded), then the books balanced."""
+def settle_and_check(
+    services, proxies, users, faults, answers, orm_ops
+) -> tuple[ledger.Figures, list[ledger.Delays]]:
+    """Every process back, the backlog drained (bounded), then the books balanced; and how
+    long each destination waited while only another one was faulted."""
     from django.db import connection
     from django.db.models import Count
 
-    from broadcast.models import Delivery
+    from broadcast.models import Delivery, Event
     from defect.models import Defect
 
-    proxy.set_mode(PASS)
+    for proxy in proxies:
+        proxy.set_mode(PASS)
     services.restore()
     started = time.monotonic()
     pending = wait_drained(DRAIN_SECONDS)
     log(f"drained in {time.monotonic() - started:.1f} s ({pending} still pending)")
     connection.close()
+    destinations = []
+    for counter, proxy in zip(services.counters, proxies, strict=True):
+        deliveries = Delivery.objects.filter(destination__name=counter.name)
+        mine = ledger.DestinationBooks(
+            name=counter.name,
+            actions=SUBSCRIBED[counter.name],
+            deliveries=[
+                (str(key), status) for key, status in deliveries.values_list("event__key", "status")
+            ],
+            forwarded=list(proxy.forwarded),
+            counts=counter_counts(counter.url),
+            counter_keys=counter_keys(counter.data),
+        )
+        recorded = "no --data file" if mine.counter_keys is None else len(mine.counter_keys)
+        log(
+            f"{counter.name}{' (signed)' if counter.signed else ''}: "
+            f"{len(mine.forwarded)} requests forwarded, keys it recorded: {recorded}"
+        )
+        destinations.append(mine)
     books = ledger.Books(
-        # The built-in destination's deliveries: the counter server's.
-        events=[
-            (str(k), p, s)
-            for k, p, s in Delivery.objects.filter(destination__managed=True).values_list(
-                "event__key", "event__payload", "status"
-            )
-        ],
-        forwarded=list(proxy.forwarded),
-        counts=counter_counts(services.counter_url),
+        events=[(str(k), p) for k, p in Event.objects.values_list("key", "payload")],
+        destinations=destinations,
         defects=dict(
             Defect.objects.values("user_id").annotate(n=Count("id")).values_list("user_id", "n")
         ),
@@ -289,16 +352,28 @@ def settle_and_check(services, proxy, users, faults, answers, orm_ops) -> ledger
         answers=list(answers),
         orm_ops=list(orm_ops),
         users=[user for user, _ in users],
-        counter_keys=counter_keys(services.counter_data),
         web_windows=[
             (fault.kind, *fault.window)
             for fault in faults
             if fault.kind in fault_kinds.WEB_FAULTS and fault.window
         ],
     )
-    recorded = "no --data file" if books.counter_keys is None else len(books.counter_keys)
-    log(f"counter server: {len(books.forwarded)} requests forwarded, keys it recorded: {recorded}")
-    return ledger.check(books)
+    applied = [fault for fault in faults if fault.window]
+    delays = ledger.delays(
+        books,
+        created={
+            str(k): at.timestamp() for k, at in Event.objects.values_list("key", "created_at")
+        },
+        counter_windows=[
+            (fault.target, *fault.window)
+            for fault in applied
+            if fault.kind in fault_kinds.COUNTER_FAULTS
+        ],
+        shared_windows=[
+            (fault.window[0], fault.window[1]) for fault in applied if fault.kind in SHARED_FAULTS
+        ],
+    )
+    return ledger.check(books), delays
 
 
 def keep_records(logs, answers, orm_ops, faults) -> None:
@@ -309,11 +384,22 @@ def keep_records(logs, answers, orm_ops, faults) -> None:
                 out.write(json.dumps(dataclasses.asdict(row)) + "\n")
 
 
-def report(figures: ledger.Figures, faults, answers, orm_ops) -> None:
+def keep_forwarded(logs, proxies) -> None:
+    """What each destination's proxy forwarded (time, key, counter server's status, body),
+    one JSON object a line in forwarded-<destination>.jsonl, for a post-mortem."""
+    for name, proxy in zip(COUNTERS, proxies, strict=True):
+        with open(logs / f"forwarded-{name}.jsonl", "w") as out:
+            for sent in proxy.forwarded:
+                row = {"at": sent.at, "key": sent.key, "status": sent.status,
+                       "body": sent.body.decode(errors="replace")}  # fmt: skip
+                out.write(json.dumps(row) + "\n")
+
+
+def report(figures: ledger.Figures, delays: list[ledger.Delays], faults, answers, orm_ops) -> None:
     """The figures of the run, before its summary line."""
     applied = [fault for fault in faults if fault.window]
     log(f"faults: {len(applied)} applied, {len(faults) - len(applied)} skipped: "
-        + ", ".join(f"+{fault.at:.0f}s {fault.kind}" for fault in applied))  # fmt: skip
+        + ", ".join(f"+{fault.at:.0f}s {fault.kind}{_on(fault)}" for fault in applied))  # fmt: skip
     for op in (CREATE, DELETE):
         statuses = Counter(answer.status for answer in answers if answer.op == op)
         log(
@@ -328,6 +414,10 @@ def report(figures: ledger.Figures, faults, answers, orm_ops) -> None:
         f"{figures.wrong}, left pending or failed {figures.left}, duplicates sent "
         f"{figures.duplicates}, ledger mismatches {figures.ledger_mismatches}"
     )
+    for destination in figures.destinations:
+        log(f"  {ledger.destination_figures(destination)}")
+    for mine in delays:
+        log(f"  {ledger.describe_delays(mine)}")
     log(
         f"client errors (status 0: no answer) inside fault windows "
         f"{dict(figures.errors_inside)}, outside {dict(figures.errors_outside)}; "
@@ -336,3 +426,8 @@ def report(figures: ledger.Figures, faults, answers, orm_ops) -> None:
     for problem in figures.problems:
         log(f"  {problem}")
     log("PASSED: the books balance" if figures.ok else "FAILED")
+
+
+def _on(fault) -> str:
+    """Which counter server a counter-side fault hit, as the report names it."""
+    return f" ({COUNTERS[fault.target]})" if fault.kind in fault_kinds.COUNTER_FAULTS else ""

@@ -1,4 +1,10 @@
-"""The soak's processes: gunicorn (2 workers), 2 dispatchers and the counter server.
+"""The soak's processes: gunicorn (2 workers), 2 dispatchers and two counter servers.
+
+The counter servers are the destinations' (soak.faults.COUNTERS): the built-in
+destination's, whose URL the dispatchers get as COUNTER_SERVER_URL, and a second
+destination's, made in the database by the run. Each keeps its counts and keys
+in a --data file of its own; one given its destination's signing secret checks
+every request's signature with it (COUNTER_SIGNING_SECRETS), as a real receiver would.
 
 Each is started with bench/procs.py (own process group, own log) and can be
 killed and restarted by the fault driver. A process killed and restarted gets a
@@ -12,6 +18,7 @@ import time
 from pathlib import Path
 
 from bench import procs
+from soak.faults import COUNTERS
 from tests.helpers import CounterServer
 
 ROOT = procs.ROOT
@@ -55,13 +62,14 @@ class Slot:
 
     def signal(self, signum: int) -> bool:
         """Send `signum` to the current incarnation; False when it was not running."""
-        if not self.running:
+        proc = self.proc
+        if proc is None or not self.running:
             return False
-        os.kill(self.proc.pid, signum)
-        self.proc.soak_signal = signum
+        os.kill(proc.pid, signum)
+        proc.soak_signal = signum  # type: ignore[attr-defined]
         if signum == signal.SIGKILL:
-            self.proc.wait(10)
-        self.retired.append(self.proc)
+            proc.wait(10)
+        self.retired.append(proc)
         return True
 
     def restart_if_down(self) -> bool:
@@ -73,32 +81,61 @@ class Slot:
 
     def stop(self) -> None:
         """Stop every incarnation still running (SIGTERM, then SIGKILL)."""
-        for proc in {*self.retired, self.proc} - {None}:
-            procs.stop(proc)  # also closes its log file when it has exited
+        for proc in {*self.retired, self.proc}:
+            if proc is not None:
+                procs.stop(proc)  # also closes its log file when it has exited
+
+
+class Counter:
+    """One destination's counter server: its port, its --data file, its process slot.
+
+    `secret`: its destination's signing secret, which it then requires of every POST.
+    """
+
+    def __init__(
+        self, name: str, env: dict, logs: Path, *, stem: str, data: str, secret: str = ""
+    ) -> None:
+        self.name = name  # the destination's
+        self.port = procs.free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.data = logs / data
+        self.signed = bool(secret)
+        signing = {"COUNTER_SIGNING_SECRETS": secret} if secret else {}
+        kept = self.data if counter_supports_data() else None
+        command = CounterServer(self.port, logs, data=kept, env=signing).command()
+        self.slot = Slot(stem, command, {**env, **signing}, logs)
 
 
 class Services:
-    """Every process of one soak run, on 127.0.0.1."""
+    """Every process of one soak run, on 127.0.0.1.
 
-    def __init__(self, env: dict, logs: Path, proxy_url: str) -> None:
+    `proxy_url`: the built-in destination's URL (its counter server's proxy), for the
+    dispatchers; `secrets`: a signing secret per counter server name, for those to check.
+    """
+
+    def __init__(
+        self, env: dict, logs: Path, proxy_url: str, secrets: dict[str, str] | None = None
+    ) -> None:
         self.env = env
         self.logs = logs
-        self.counter_port = procs.free_port()
-        self.counter_url = f"http://127.0.0.1:{self.counter_port}/"
+        secrets = secrets or {}
+        # Log and data file names: the built-in's as before (counter.N.log, counts.sqlite3).
+        self.counters = [
+            Counter(
+                name, env, logs, secret=secrets.get(name, ""),
+                stem="counter" if n == 0 else name,
+                data="counts.sqlite3" if n == 0 else f"{name}.sqlite3",
+            )
+            for n, name in enumerate(COUNTERS)
+        ]  # fmt: skip
         self.web_port = procs.free_port()
         self.base = f"http://127.0.0.1:{self.web_port}"
-        self.counter_data = logs / "counts.sqlite3"
-        self.counter = Slot("counter", self._counter_args(), env, logs)
         self.web = Slot("web", self._web_args(), env, logs)
         dispatcher_env = {**env, "COUNTER_SERVER_URL": proxy_url}
         dispatch = [PY, "manage.py", "broadcast"]
         self.dispatchers = [
             Slot(f"dispatcher-{n}", dispatch, dispatcher_env, logs) for n in range(DISPATCHERS)
         ]
-
-    def _counter_args(self) -> list[str]:
-        data = self.counter_data if counter_supports_data() else None
-        return CounterServer(self.counter_port, self.logs, data=data).command()
 
     def _web_args(self) -> list[str]:
         # The Procfile's web line (sync workers), with 2 workers on a port of our own.
@@ -110,13 +147,15 @@ class Services:
 
     def start(self) -> None:
         """Start everything and wait until each listens (dispatchers: until they deliver)."""
-        procs.wait_port(self.counter_port, proc=self.counter.start())
+        for counter in self.counters:
+            procs.wait_port(counter.port, proc=counter.slot.start())
         procs.wait_port(self.web_port, proc=self.web.start())
         for slot in self.dispatchers:
             procs.wait_log(slot.start(), STARTED)
 
     def web_workers(self) -> list[int]:
         """The pids of gunicorn's workers right now."""
+        assert self.web.proc is not None, "started first"
         return procs.children(self.web.proc.pid)
 
     def kill_web_worker(self, index: int) -> int | None:
@@ -130,17 +169,19 @@ class Services:
 
     def restore(self, timeout: float = 60) -> None:
         """After the faults: every process up and answering again."""
-        self.counter.restart_if_down()
+        for counter in self.counters:
+            counter.slot.restart_if_down()
         for slot in self.dispatchers:
             slot.restart_if_down()
-        procs.wait_port(self.counter_port, timeout, proc=self.counter.proc)
+        for counter in self.counters:
+            procs.wait_port(counter.port, timeout, proc=counter.slot.proc)
         deadline = time.monotonic() + timeout
         while len(self.web_workers()) < WEB_WORKERS and time.monotonic() < deadline:
             time.sleep(0.1)
 
     def stop(self) -> None:
         """Stop every process of the run."""
-        for slot in [*self.dispatchers, self.web, self.counter]:
+        for slot in [*self.dispatchers, self.web, *(counter.slot for counter in self.counters)]:
             slot.stop()
 
     def unclean_exits(self) -> list[str]:
@@ -155,7 +196,7 @@ class Services:
             f"{slot.name} exited {proc.returncode} after SIGTERM"
             for slot in self.dispatchers
             for proc in slot.retired
-            if proc.soak_signal == signal.SIGTERM
+            if getattr(proc, "soak_signal", None) == signal.SIGTERM
             and proc.returncode != 0
             and not terminated_while_starting(proc)
         ]
@@ -163,5 +204,5 @@ class Services:
 
 def terminated_while_starting(proc: subprocess.Popen) -> bool:
     """Whether `proc` died of SIGTERM before it logged that it was delivering."""
-    log = Path(proc.log_path).read_text(errors="replace")
+    log = Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
     return proc.returncode == -signal.SIGTERM and STARTED not in log

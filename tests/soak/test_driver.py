@@ -8,6 +8,7 @@ import signal
 
 from soak.faults import (
     COUNTER_KILL,
+    COUNTER_REFUSE,
     COUNTER_SLOW,
     COUNTER_STATUS,
     DISPATCHER_KILL,
@@ -17,7 +18,7 @@ from soak.faults import (
     Driver,
     Fault,
 )
-from soak.proxy import PASS, SLOW
+from soak.proxy import PASS, REFUSE, SLOW
 
 
 class Clock:
@@ -51,10 +52,15 @@ class Slot:
         return True
 
 
+class Counter:
+    def __init__(self, name: str, calls: list, clock: Clock) -> None:
+        self.slot = Slot(name, calls, clock)
+
+
 class Services:
     def __init__(self, calls: list, clock: Clock) -> None:
         self.dispatchers = [Slot(f"dispatcher-{n}", calls, clock) for n in range(2)]
-        self.counter = Slot("counter", calls, clock)
+        self.counters = [Counter("counter", calls, clock), Counter("second", calls, clock)]
         self.calls, self.clock = calls, clock
 
     def kill_web_worker(self, index: int) -> int:
@@ -66,17 +72,19 @@ class Services:
 
 
 class Proxy:
-    def __init__(self, calls: list, clock: Clock) -> None:
-        self.calls, self.clock = calls, clock
+    def __init__(self, name: str, calls: list, clock: Clock) -> None:
+        self.name, self.calls, self.clock = name, calls, clock
 
-    def set_mode(self, mode: str, status: int | None = None) -> None:
-        self.calls.append((self.clock() - 1000, "proxy", mode, status))
+    def set_mode(self, mode: str, status: int | None = None, retry_after: int | None = None):
+        call = (self.clock() - 1000, self.name, mode, status)
+        self.calls.append(call if retry_after is None else (*call, retry_after))
 
 
 def play(faults: list[Fault]) -> list:
-    clock, calls = Clock(), []
+    clock, calls = Clock(), list[tuple]()
+    proxies = [Proxy("proxy", calls, clock), Proxy("second's proxy", calls, clock)]
     driver = Driver(
-        faults, Services(calls, clock), Proxy(calls, clock), log=lambda line: None,
+        faults, Services(calls, clock), proxies, log=lambda line: None,
         clock=clock, sleep=clock.sleep,
     )  # fmt: skip
     driver.started = clock()
@@ -138,3 +146,41 @@ def test_windows_record_when_each_fault_acted():
     assert kill.window == [1001.0, 1003.5]
     assert worker.window == [1002.0, 1002.0 + WEB_GRACE_SECONDS]
     assert skipped.window == []
+
+
+def test_counter_faults_hit_the_counter_server_or_proxy_they_target():
+    calls = play([
+        Fault(at=1.0, kind=COUNTER_STATUS, target=1, seconds=3.0, status=503),
+        Fault(at=2.0, kind=COUNTER_KILL, target=0, seconds=1.0),
+        Fault(at=2.5, kind=COUNTER_SLOW, target=0, seconds=2.0),
+        Fault(at=5.0, kind=COUNTER_KILL, target=1, seconds=1.0),
+    ])  # fmt: skip
+    assert calls == [
+        (1.0, "second's proxy", "status", 503),
+        (2.0, "counter", "SIGKILL"),
+        (2.5, "proxy", SLOW, None),
+        (3.0, "counter", "restart"),
+        (4.0, "second's proxy", PASS, None),
+        (4.5, "proxy", PASS, None),
+        (5.0, "second", "SIGKILL"),
+        (6.0, "second", "restart"),
+    ]
+
+
+def test_an_injected_status_may_carry_a_retry_after():
+    calls = play([Fault(at=1.0, kind=COUNTER_STATUS, target=1, seconds=2.0, status=429,
+                        retry_after=2)])  # fmt: skip
+    assert calls == [(1.0, "second's proxy", "status", 429, 2), (3.0, "second's proxy", PASS, None)]
+
+
+def test_one_proxys_fault_ending_leaves_the_others_fault_in_place():
+    calls = play([
+        Fault(at=1.0, kind=COUNTER_STATUS, target=0, seconds=5.0, status=429),
+        Fault(at=2.0, kind=COUNTER_REFUSE, target=1, seconds=1.0),
+    ])  # fmt: skip
+    assert calls == [
+        (1.0, "proxy", "status", 429),
+        (2.0, "second's proxy", REFUSE, None),
+        (3.0, "second's proxy", PASS, None),
+        (6.0, "proxy", PASS, None),
+    ]

@@ -45,6 +45,17 @@ def test_answers_an_error_status_without_forwarding(proxy, counter):
     assert post(proxy, "k1") == 200
 
 
+def test_an_injected_status_may_carry_a_retry_after(proxy, counter):
+    proxy.set_mode("status", 503, retry_after=2)
+    headers = {"Idempotency-Key": "k1"}
+    answer = httpx.post(proxy.url, content=EVENT, headers=headers, timeout=5)
+    assert (answer.status_code, answer.headers["Retry-After"]) == (503, "2")
+    proxy.set_mode("status", 500)
+    answer = httpx.post(proxy.url, content=EVENT, headers=headers, timeout=5)
+    assert answer.status_code == 500 and "Retry-After" not in answer.headers
+    assert (proxy.forwarded, proxy.injected, counter.counts()) == ([], 2, {})
+
+
 def test_a_late_answer_has_been_counted_already(proxy, counter):
     proxy.set_mode(SLOW)
     with pytest.raises(httpx.TimeoutException):

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from soak.faults import DB_RESTART, schedule
+from soak.faults import COUNTER_FAULTS, COUNTERS, DB_RESTART, schedule
 
 SEEDS = range(40)
 
@@ -45,3 +45,30 @@ def test_the_schedule_is_sorted_by_time():
     for seed in SEEDS:
         times = [fault.at for fault in schedule(seed, 180, database="postgresql")]
         assert times == sorted(times)
+
+
+def test_counter_faults_hit_either_destination():
+    faults = [
+        fault
+        for seed in SEEDS
+        for fault in schedule(seed, 180, database="sqlite")
+        if fault.kind in COUNTER_FAULTS
+    ]
+    targets = {fault.target for fault in faults}
+    assert targets == set(range(len(COUNTERS)))
+    for fault in faults:
+        assert COUNTERS[fault.target] in fault.describe()
+
+
+def test_one_destination_is_faulted_while_the_other_is_not():
+    """Some counter-side fault runs while no fault hits the other destination."""
+    alone = 0
+    for seed in SEEDS:
+        faults = [f for f in schedule(seed, 180, database="sqlite") if f.kind in COUNTER_FAULTS]
+        for fault in faults:
+            others = [f for f in faults if f.target != fault.target]
+            overlaps = any(
+                f.at < fault.at + fault.seconds and fault.at < f.at + f.seconds for f in others
+            )
+            alone += not overlaps
+    assert alone > 0
