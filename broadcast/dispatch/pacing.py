@@ -246,8 +246,12 @@ class Pacer:
 
     def read_due(self, at: float) -> None:
         """A wake-up's round gave the switches as last read: a round at `at`, when they are
-        read again, sees what the wake-up may have announced (a destination added, paused)."""
-        self.next_read = min(self.next_read, at)
+        read again, sees what the wake-up may have announced (a destination added, paused).
+
+        A later `at` than one still pending supersedes it: the switches were read since
+        (after the wake-up that asked for it), so a round at the earlier time would find
+        them not yet readable again, and clear this one unread."""
+        self.next_read = at if self.next_read == math.inf else max(self.next_read, at)
 
     def queue_seen(self, queued: int) -> None:
         """The queue's length after the loop's sends: a full queue means a backlog until

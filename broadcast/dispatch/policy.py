@@ -9,8 +9,8 @@ say) is a change here and nowhere else. No I/O, no clock, no threads: its tests
 are tables of cases (tests/broadcast/test_policy.py).
 
     2xx                                   delivered
-    410 Gone                              the destination is stopped (the broadcast
-                                          paused); the event stays pending, due now
+    410 Gone                              the destination is stopped (disabled); the
+                                          delivery stays pending, due now
     408, 429, 5xx, no answer              retried after a backoff (broadcast/retry.py),
                                           never sooner than a Retry-After
     429, 502, 503, 504 with Retry-After   the same, and the destination is held

@@ -1,6 +1,7 @@
 """Pause and resume: the state in the database, the commands, the admin's buttons."""
 
 import datetime
+import math
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -9,7 +10,15 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from broadcast.control import RUNNING, PauseState, PauseWatcher, pause, pause_state, resume
+from broadcast.control import (
+    RUNNING,
+    PauseState,
+    PauseWatcher,
+    Watcher,
+    pause,
+    pause_state,
+    resume,
+)
 from broadcast.models import Control
 
 CHANGELIST = "admin:broadcast_event_changelist"
@@ -70,6 +79,63 @@ def test_the_watcher_reads_at_most_once_per_interval(django_assert_num_queries):
     resume()
     with django_assert_num_queries(1):
         assert watcher.refresh() == RUNNING
+    assert watcher.read_count == 3
+
+
+class Source:
+    """What a Watcher reads: a value the test sets, and how many times it was read."""
+
+    def __init__(self) -> None:
+        self.value = "first"
+        self.reads = 0
+
+    def __call__(self) -> str:
+        self.reads += 1
+        return self.value
+
+
+# Each step: the clock's time, the call, then what it gives, whether it read, and when the
+# watcher reads again. The source's value changes to "v<n>" before each step n.
+WATCHER_STEPS = [
+    (0.0, "current", "v0", True, 1.0),  # never read: the first call reads
+    (0.5, "current", "v0", False, 1.0),  # the last read's, not read again
+    (0.999, "current", "v0", False, 1.0),
+    (1.0, "current", "v3", True, 2.0),  # an interval after the last read: read
+    (1.25, "refresh", "v4", True, 2.25),  # forced: read now, whatever the interval
+    (2.0, "current", "v4", False, 2.25),  # an interval from the forced read, not the one before
+    (2.25, "current", "v6", True, 3.25),
+    (9.0, "current", "v7", True, 10.0),  # long after: one read
+    (9.0, "current", "v7", False, 10.0),
+]
+
+
+def test_a_watcher_reads_at_most_every_interval_on_its_clock():
+    now = [0.0]
+    source = Source()
+    watcher = Watcher(source, "initial", interval=1.0, clock=lambda: now[0])
+    assert watcher.read_count == 0 and source.reads == 0  # nothing read until asked
+    assert watcher.next_read_at == -math.inf
+    for step, (at, call, gives, reads, next_read_at) in enumerate(WATCHER_STEPS):
+        now[0], source.value, before = at, f"v{step}", watcher.read_count
+        assert getattr(watcher, call)() == gives, step
+        assert watcher.read_count - before == (1 if reads else 0), step
+        assert watcher.read_count == source.reads, step
+        assert watcher.next_read_at == pytest.approx(next_read_at), step
+
+
+@pytest.mark.parametrize(("interval", "read_again_at"), [(0.25, 10.25), (5.0, 15.0)])
+def test_a_watcher_reads_again_its_interval_after_the_last_read(interval, read_again_at):
+    now = [10.0]
+    source = Source()
+    watcher = Watcher(source, "initial", interval=interval, clock=lambda: now[0])
+    watcher.current()
+    assert watcher.next_read_at == read_again_at
+    now[0] = read_again_at - 0.001
+    watcher.current()
+    assert source.reads == 1
+    now[0] = read_again_at
+    watcher.current()
+    assert source.reads == 2 and watcher.next_read_at == read_again_at + interval
 
 
 @pytest.mark.django_db

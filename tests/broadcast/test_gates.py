@@ -11,24 +11,29 @@ from broadcast.ratelimit import TokenBucket
 RETRY = Decision(Verdict.RETRY, delay=1.0, error="refused")
 FAILED = Decision(Verdict.FAILED, error="HTTP 400")
 GONE = Decision(Verdict.RETRY, stop="answered HTTP 410: gone", error="HTTP 410: gone")
+# How a lane labels its destination's gates (broadcast/dispatch/lanes.py).
+LABEL = "Destination counter-server"
 
 
-def test_the_breaker_opens_after_a_run_of_retries_and_closes_on_any_other_answer():
-    breaker = Breaker("Counter server", threshold=3, probe_interval=60)
+def test_the_breaker_opens_after_a_run_of_retries_and_closes_on_any_other_answer(caplog):
+    breaker = Breaker(LABEL, threshold=3, probe_interval=60)
     for _ in range(2):
         breaker.observe(RETRY, 0.0)
     assert breaker.claimable(500, 0.0) == 500
     assert breaker.claims_resume_at(0.0) is None
+    assert "looks down" not in caplog.text
     breaker.observe(RETRY, 0.0)
+    assert f"{LABEL} looks down: probing it with one event at a time" in caplog.text
     assert breaker.claimable(500, 0.0) == 1  # one probe...
     assert breaker.claimable(500, 0.0) == 0  # ...per interval
     assert breaker.claims_resume_at(0.0) == 60.0
     breaker.observe(FAILED, 1.0)  # an answer that is not a retry: the server is up
     assert breaker.claimable(500, 1.0) == 500
+    assert f"{LABEL} answers again: delivering at full speed" in caplog.text
 
 
 def test_the_breaker_probes_once_per_interval():
-    breaker = Breaker("Counter server", threshold=1, probe_interval=5)
+    breaker = Breaker(LABEL, threshold=1, probe_interval=5)
     breaker.observe(RETRY, 100.0)
     assert breaker.claimable(500, 100.0) == 1
     assert breaker.claimable(500, 104.999) == 0
@@ -41,7 +46,7 @@ def test_the_breaker_probes_once_per_interval():
 
 
 def test_a_hold_stops_sends_until_it_has_passed_and_never_shortens():
-    hold = Hold("Counter server")
+    hold = Hold(LABEL)
     hold.observe(Decision(Verdict.RETRY, delay=30, hold=30), 10.0)
     assert hold.sendable(5, 39.9) == 0
     assert hold.sends_resume_at(20.0) == 40.0
@@ -51,32 +56,35 @@ def test_a_hold_stops_sends_until_it_has_passed_and_never_shortens():
     assert hold.claimable(5, 20.0) == 5  # claims go on: the queue fills meanwhile
 
 
-def test_a_410_pauses_at_once_and_hands_its_reason_to_one_round():
-    pause = Pause("Counter server")
+def test_a_410_stops_the_destination_at_once_and_hands_its_reason_to_one_round(caplog):
+    pause = Pause(LABEL)
     pause.observe(GONE, 0.0)
     assert pause.paused and pause.sendable(3, 0.0) == 0 and pause.claimable(3, 0.0) == 0
     assert pause.sends_resume_at(0.0) == math.inf
-    reason = pause.take_unstored()
-    assert reason == "Counter server answered HTTP 410: gone"
+    assert f"{LABEL} answered HTTP 410: gone: disabling it (enable it again" in caplog.text
+    reason = pause.take_unstored()  # the round's, which disables the destination with it
+    assert reason == "Destination counter-server answered HTTP 410: gone"
     assert pause.take_unstored() == ""
     pause.seen(False, stored=False)  # a round that read the switch before the pause was stored
     assert pause.paused
     pause.seen(True, stored=True)
     pause.seen(False, stored=False)  # resumed by an operator
     assert not pause.paused
+    assert f"{LABEL} resumed" in caplog.text
 
 
 def test_a_failed_round_gives_the_410s_reason_back_for_the_next():
-    pause = Pause("Counter server")
+    pause = Pause(LABEL)
     pause.observe(GONE, 0.0)
     reason = pause.take_unstored()
     pause.give_back(reason)
     assert pause.take_unstored() == reason
 
 
-def test_a_410_while_paused_by_an_operator_leaves_the_resume_to_them():
-    pause = Pause("Counter server")
+def test_a_410_while_paused_by_an_operator_leaves_the_resume_to_them(caplog):
+    pause = Pause(LABEL)
     pause.seen(True, stored=False)
+    assert f"{LABEL} paused: claiming and sending nothing until resumed" in caplog.text
     pause.observe(GONE, 0.0)
     assert pause.take_unstored() == ""
     pause.seen(False, stored=False)
@@ -93,7 +101,7 @@ def test_a_410_while_paused_by_an_operator_leaves_the_resume_to_them():
     ],
 )
 def test_the_most_restrictive_gate_decides(decisions, claimable, sendable):
-    gates = Gates.build("Counter server", threshold=2, probe_interval=1.0, max_rate=80)
+    gates = Gates.build(LABEL, threshold=2, probe_interval=1.0, max_rate=80)
     for decision in decisions:
         gates.observe(decision, 0.0)
     assert gates.claimable(10, 0.0) == claimable
@@ -102,7 +110,7 @@ def test_the_most_restrictive_gate_decides(decisions, claimable, sendable):
 
 def test_the_rate_limits_next_send_is_when_its_bucket_holds_a_token():
     clock = [0.0]
-    gates = Gates.build("Counter server", threshold=2, probe_interval=1.0, max_rate=0)
+    gates = Gates.build(LABEL, threshold=2, probe_interval=1.0, max_rate=0)
     gates.rate.bucket = TokenBucket(10, clock=lambda: clock[0])
     assert gates.sendable(5, 0.0) == 1
     assert gates.sends_resume_at(0.0) == pytest.approx(0.1)

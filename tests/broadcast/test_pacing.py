@@ -197,3 +197,85 @@ def test_once_finishes_when_nothing_was_found_and_nothing_is_left():
     assert not pacer.finished(Snapshot(now=10.0, in_flight=1))
     assert not pacer.finished(Snapshot(now=10.0, round_running=True))
     assert not pacer_after_a_round_at(10.0, claimed=2, asked=50).finished(Snapshot(now=10.0))
+
+
+# -- a round to read the switches again (read_due) -------------------------------------
+# After a round at 10.0 while listening, the next poll is the safety net's, at 20.0: only
+# the read due at 11.0 (when the switches may be read again) comes before it.
+
+
+def pacer_with_a_read_due_at(at: float) -> Pacer:
+    pacer = pacer_after_a_round_at(10.0, listening=True)
+    pacer.read_due(at)
+    return pacer
+
+
+@pytest.mark.parametrize(
+    ("now", "wanted"),
+    [
+        (10.5, False),
+        (10.999, False),
+        (11.0, True),  # at its time...
+        (15.0, True),  # ...or after
+    ],
+)
+def test_a_read_due_wants_a_round_at_its_time_and_not_before(now, wanted):
+    pacer = pacer_with_a_read_due_at(11.0)
+    snapshot = Snapshot(now=now, listening=True)
+    assert pacer.round_wanted(snapshot) is wanted
+    assert pacer.poll_due(snapshot) is wanted
+    assert pacer.timeout(snapshot) == pytest.approx(max(0.0, 11.0 - now))
+
+
+@pytest.mark.parametrize(
+    ("started", "next_round"),
+    [
+        (10.5, 11.0),  # a round before it: the read is still due
+        (11.0, 11.0 + SAFETY_NET_POLL),  # at it: cleared, the safety net's poll next
+        (12.5, 12.5 + SAFETY_NET_POLL),  # after it: cleared
+    ],
+)
+def test_a_round_at_or_after_a_read_due_clears_it(started, next_round):
+    pacer = pacer_with_a_read_due_at(11.0)
+    pacer.round_started(Snapshot(now=started, listening=True))
+    pacer.round_ended(claimed=0, asked=50, started=started)
+    after = Snapshot(now=started + 0.001, listening=True)
+    assert pacer.next_round_at(after) == pytest.approx(next_round)
+    assert pacer.round_wanted(Snapshot(now=11.0, listening=True)) is (started < 11.0)
+
+
+@pytest.mark.parametrize(
+    ("seen", "snapshot"),
+    [
+        ({"listening": True}, Snapshot(now=10.0, listening=True)),  # the safety net at 20.0
+        ({"paused": True}, Snapshot(now=10.0, paused=True)),  # the slow poll at 11.0
+        ({}, Snapshot(now=10.0, queued=25)),  # the queue full: the slow poll
+        ({}, Snapshot(now=10.0, answers=3, queued=25)),  # a full queue's trickle
+        ({"claims_resume_at": 14.0}, Snapshot(now=10.0, claims_resume_at=14.0)),  # the breaker
+    ],
+)
+@pytest.mark.parametrize("at", [10.01, 10.5, 10.999])
+def test_the_next_round_is_never_later_than_a_read_due(seen, snapshot, at):
+    pacer = pacer_after_a_round_at(10.0, **seen)
+    pacer.read_due(at)
+    assert pacer.next_round_at(snapshot) == pytest.approx(at)
+    assert pacer.timeout(snapshot) == pytest.approx(at - 10.0)
+
+
+def test_a_read_due_after_the_poll_leaves_the_poll_as_it_was():
+    pacer = pacer_after_a_round_at(10.0)
+    pacer.read_due(11.0)
+    assert pacer.next_round_at(Snapshot(now=10.0)) == pytest.approx(10.02)
+
+
+def test_a_later_read_due_supersedes_one_still_pending():
+    """The switches were read between the two (the later time is a second after that read),
+    so a round at the earlier time would find them not readable yet, and clear the read."""
+    pacer = pacer_with_a_read_due_at(10.6)
+    pacer.read_due(10.9)
+    listening = Snapshot(now=10.0, listening=True)
+    assert pacer.next_round_at(listening) == pytest.approx(10.9)
+    assert not pacer.round_wanted(Snapshot(now=10.6, listening=True))
+    assert pacer.round_wanted(Snapshot(now=10.9, listening=True))
+    pacer.read_due(10.9)  # the same read again: no change
+    assert pacer.next_round_at(listening) == pytest.approx(10.9)

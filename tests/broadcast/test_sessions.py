@@ -7,10 +7,10 @@ from django.db import connection
 
 from broadcast import sessions, store
 from broadcast.dispatch import rounds
-from broadcast.models import Event
 from broadcast.services import events_enqueue
 from defect.services import defect_create
 from tests.broadcast.conftest import deliver_once
+from tests.helpers import counter_deliveries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,7 +59,7 @@ def test_the_dispatchers_connections_are_set_up_as_a_dispatchers_and_the_webs_ar
     )
     thread.start()
     thread.join(30)
-    assert Event.objects.delivered().count() == 30
+    assert counter_deliveries().delivered().count() == 30
     assert {name.split("_")[0] for name, _ in during_rounds} == {"broadcast-db", "loop"}
     assert {answers for _, answers in during_rounds} == {tuple(d for _, d, _ in settings)}
     assert _session_settings() == [web for _, _, web in settings]  # this test's, as the web's
@@ -90,7 +90,7 @@ def test_retention_runs_on_a_dispatchers_connection_with_the_default_plans(
     )
     thread.start()
     thread.join(30)
-    assert Event.objects.delivered().count() == 3
+    assert counter_deliveries().delivered().count() == 3
     # How it commits stays the dispatcher's; on PostgreSQL it plans as the web does.
     expected = [settings[0][1]] + [web for _, _, web in settings[1:]]
     assert during_retention == [expected]

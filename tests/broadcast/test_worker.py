@@ -16,13 +16,13 @@ from broadcast.dispatch.pacing import Pacer
 from broadcast.models import Event, Status
 from defect.services import defect_create, defect_delete
 from tests.broadcast.conftest import Answer, FakeClock, deliver_once, make_config, no_jitter
-from tests.helpers import free_port, wait_for
+from tests.helpers import builtin_destination, counter_deliveries, free_port, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def make_due():
-    Event.objects.update(available_at=timezone.now())
+    counter_deliveries().update(available_at=timezone.now())
 
 
 def test_delivers_exact_payloads_with_idempotency_keys(scripted_server, user, other_user):
@@ -44,7 +44,8 @@ def test_delivers_exact_payloads_with_idempotency_keys(scripted_server, user, ot
     assert all(r.headers["Content-Type"] == "application/json" for r in scripted_server.received)
     keys = {r.headers["Idempotency-Key"] for r in scripted_server.received}
     assert keys == {str(k) for k in Event.objects.values_list("key", flat=True)}
-    assert set(Event.objects.values_list("status", "attempts")) == {(Status.DELIVERED, 1)}
+    assert counter_deliveries().count() == 3
+    assert set(counter_deliveries().values_list("status", "attempts")) == {(Status.DELIVERED, 1)}
 
 
 def test_server_error_is_retried_with_the_same_key(scripted_server, user):
@@ -53,17 +54,17 @@ def test_server_error_is_retried_with_the_same_key(scripted_server, user):
     clock = FakeClock()
 
     deliver_once(scripted_server.url, clock=clock, rand=no_jitter)
-    event = Event.objects.get()
-    assert (event.status, event.attempts) == (Status.PENDING, 1)
-    assert "HTTP 500" in event.last_error
+    delivery = counter_deliveries().get()
+    assert (delivery.status, delivery.attempts) == (Status.PENDING, 1)
+    assert "HTTP 500" in delivery.last_error
     # First retry after one second (the jitter's middle), then two.
-    assert event.available_at == clock.now + datetime.timedelta(seconds=1)
+    assert delivery.available_at == clock.now + datetime.timedelta(seconds=1)
 
     clock.advance(1)
     deliver_once(scripted_server.url, clock=clock, rand=no_jitter)
-    event.refresh_from_db()
-    assert (event.status, event.attempts) == (Status.PENDING, 2)
-    assert event.available_at == clock.now + datetime.timedelta(seconds=2)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (Status.PENDING, 2)
+    assert delivery.available_at == clock.now + datetime.timedelta(seconds=2)
 
     clock.advance(1.999)  # not due yet: nothing sent
     deliver_once(scripted_server.url, clock=clock, rand=no_jitter)
@@ -71,11 +72,11 @@ def test_server_error_is_retried_with_the_same_key(scripted_server, user):
 
     clock.advance(0.001)
     deliver_once(scripted_server.url, clock=clock, rand=no_jitter)
-    event.refresh_from_db()
-    assert (event.status, event.attempts, event.last_error) == (Status.DELIVERED, 3, "")
-    assert event.delivered_at == clock.now
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.last_error) == (Status.DELIVERED, 3, "")
+    assert delivery.delivered_at == clock.now
     keys = {r.headers["Idempotency-Key"] for r in scripted_server.received}
-    assert keys == {str(event.key)}
+    assert keys == {str(delivery.event.key)}
 
 
 def test_the_jitter_comes_from_the_injected_random_source(scripted_server, user):
@@ -84,7 +85,7 @@ def test_the_jitter_comes_from_the_injected_random_source(scripted_server, user)
     clock = FakeClock()
     deliver_once(scripted_server.url, clock=clock, rand=lambda: 0.0, retry_base=10)
     # 10 s of backoff, 20 % early.
-    assert Event.objects.get().available_at == clock.now + datetime.timedelta(seconds=8)
+    assert counter_deliveries().get().available_at == clock.now + datetime.timedelta(seconds=8)
 
 
 @pytest.mark.parametrize("status", [408, 429, 502])
@@ -92,8 +93,8 @@ def test_retryable_statuses(scripted_server, user, status):
     scripted_server.script = [Answer(status)]
     defect_create(user=user, comment="a")
     deliver_once(scripted_server.url)
-    event = Event.objects.get()
-    assert event.status == Status.PENDING and f"HTTP {status}" in event.last_error
+    delivery = counter_deliveries().get()
+    assert delivery.status == Status.PENDING and f"HTTP {status}" in delivery.last_error
 
 
 def test_retry_after_is_honoured(scripted_server, user):
@@ -101,8 +102,8 @@ def test_retry_after_is_honoured(scripted_server, user):
     defect_create(user=user, comment="a")
     clock = FakeClock()
     deliver_once(scripted_server.url, clock=clock, rand=no_jitter)
-    event = Event.objects.get()
-    assert event.available_at == clock.now + datetime.timedelta(seconds=120)
+    delivery = counter_deliveries().get()
+    assert delivery.available_at == clock.now + datetime.timedelta(seconds=120)
 
 
 @pytest.mark.parametrize("status", [400, 404, 409, 422])
@@ -110,9 +111,9 @@ def test_other_client_errors_fail_permanently(scripted_server, user, status):
     scripted_server.script = [Answer(status)]
     defect_create(user=user, comment="a")
     deliver_once(scripted_server.url)
-    event = Event.objects.get()
-    assert (event.status, event.attempts) == (Status.FAILED, 1)
-    assert f"HTTP {status}" in event.last_error
+    delivery = counter_deliveries().get()
+    assert (delivery.status, delivery.attempts) == (Status.FAILED, 1)
+    assert f"HTTP {status}" in delivery.last_error
 
     make_due()
     deliver_once(scripted_server.url)
@@ -122,22 +123,22 @@ def test_other_client_errors_fail_permanently(scripted_server, user, status):
 def test_connection_refused_is_retried(user):
     defect_create(user=user, comment="a")
     deliver_once(f"http://127.0.0.1:{free_port()}/")  # nothing listens there
-    event = Event.objects.get()
-    assert (event.status, event.attempts) == (Status.PENDING, 1)
-    assert "Connect" in event.last_error
+    delivery = counter_deliveries().get()
+    assert (delivery.status, delivery.attempts) == (Status.PENDING, 1)
+    assert "Connect" in delivery.last_error
 
 
 def test_timeout_is_retried(scripted_server, user):
     scripted_server.script = [Answer(200, delay=1.0)]
     defect_create(user=user, comment="a")
     deliver_once(scripted_server.url, request_timeout=0.2)
-    event = Event.objects.get()
-    assert (event.status, event.last_error) == (Status.PENDING, "timed out")
+    delivery = counter_deliveries().get()
+    assert (delivery.status, delivery.last_error) == (Status.PENDING, "timed out")
 
 
 def test_nothing_due_means_nothing_sent(scripted_server, user):
     defect_create(user=user, comment="a")
-    Event.objects.update(available_at=timezone.now() + datetime.timedelta(minutes=5))
+    counter_deliveries().update(available_at=timezone.now() + datetime.timedelta(minutes=5))
     deliver_once(scripted_server.url)
     assert scripted_server.received == []
 
@@ -149,7 +150,7 @@ def test_many_events_are_each_sent_once(scripted_server, user):
     deliver_once(scripted_server.url, concurrency=16, batch_size=40)
     keys = [r.headers["Idempotency-Key"] for r in scripted_server.received]
     assert len(keys) == 300 == len(set(keys))
-    assert Event.objects.delivered().count() == 300
+    assert counter_deliveries().delivered().count() == 300
 
 
 def test_answers_refill_the_queue_at_once_even_with_batches_smaller_than_concurrency(
@@ -161,7 +162,7 @@ def test_answers_refill_the_queue_at_once_even_with_batches_smaller_than_concurr
     started = time.monotonic()
     # Five batches of 4; waiting for the 5 s poll between them would take 25 s.
     deliver_once(scripted_server.url, concurrency=16, batch_size=4, poll_interval=5.0)
-    assert Event.objects.delivered().count() == 20
+    assert counter_deliveries().delivered().count() == 20
     assert time.monotonic() - started < 4
 
 
@@ -172,19 +173,20 @@ def test_a_backlogs_rounds_each_record_as_many_answers_as_a_claim_takes(
     per concurrency's worth of answers, and every one claims."""
     from defect.models import Defect
 
-    recorded, limits = [], []
+    recorded, limits = [], []  # each round's: answers recorded, deliveries it claims at most
+    builtin = builtin_destination().pk
     exchange = store.exchange
 
     def counted_exchange(**kwargs):
         recorded.append(len(kwargs["outcomes"]))
-        limits.append(kwargs["limit"])
+        limits.append(kwargs["limits"].get(builtin, 0))
         return exchange(**kwargs)
 
     monkeypatch.setattr(store, "exchange", counted_exchange)
     Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(400)])
     # A claim tops the queue up below 40 (half a batch); 4 in flight at a time.
     deliver_once(scripted_server.url, concurrency=4, batch_size=80, poll_interval=1.0)
-    assert Event.objects.delivered().count() == 400
+    assert counter_deliveries().delivered().count() == 400
     assert sum(recorded) == 400
     assert statistics.median(recorded) >= 20  # recording every 4 answers: rounds of 4 to 8
     # Each also tops the queue up, so that it never runs dry while a round records.
@@ -200,12 +202,12 @@ def test_an_answer_is_read_before_its_timeout_even_with_a_longer_poll_interval(
     thread = threading.Thread(target=dispatcher.run)
     thread.start()
     try:
-        wait_for(lambda: Event.objects.delivered().exists(), timeout=10, message="the event")
+        wait_for(lambda: counter_deliveries().delivered().exists(), timeout=10, message="the event")
     finally:
         dispatcher.stop()
         thread.join(15)
-    event = Event.objects.get()
-    assert (event.attempts, event.last_error) == (1, "")
+    delivery = counter_deliveries().get()
+    assert (delivery.attempts, delivery.last_error) == (1, "")
     assert len(scripted_server.received) == 1
 
 
@@ -217,8 +219,8 @@ def test_an_event_whose_lease_would_expire_in_flight_is_not_sent(scripted_server
         defect_create(user=user, comment=str(i))
     deliver_once(scripted_server.url, concurrency=1, batch_size=10, lease=4, request_timeout=2)
     assert len(scripted_server.received) == 2
-    assert Event.objects.delivered().count() == 2
-    left = Event.objects.pending().get()
+    assert counter_deliveries().delivered().count() == 2
+    left = counter_deliveries().pending().get()
     assert (left.attempts, left.claimed_by) == (0, "")  # released, due again at once
     assert left.available_at <= timezone.now()
 
@@ -231,10 +233,10 @@ def test_a_down_counter_server_is_probed_not_hammered(user):
     # A probe interval far longer than the run: after the first batch, the
     # breaker allows exactly one probe, then claims nothing more.
     deliver_once(url, concurrency=8, batch_size=50, probe_interval=60)
-    attempted = Event.objects.filter(attempts__gt=0).count()
+    attempted = counter_deliveries().filter(attempts__gt=0).count()
     assert 8 <= attempted <= 50 + 8  # the first batch, then a probe now and then
     assert attempted == 50 + 1
-    assert Event.objects.pending().count() == 300  # nothing lost, nothing failed
+    assert counter_deliveries().pending().count() == 300  # nothing lost, nothing failed
 
 
 def listening_per_wait_after_two_requests(scripted_server, monkeypatch, config, events):
@@ -259,7 +261,7 @@ def listening_per_wait_after_two_requests(scripted_server, monkeypatch, config, 
     thread = threading.Thread(target=dispatcher.run)
     thread.start()
     try:
-        wait_for(lambda: Event.objects.delivered().count() == events, timeout=10)
+        wait_for(lambda: counter_deliveries().delivered().count() == events, timeout=10)
         wait_for(
             lambda: dispatcher.announcer.listening.is_set(), timeout=10, message="listening again"
         )
@@ -331,7 +333,7 @@ def test_with_the_queue_full_answers_wait_to_be_recorded_until_a_claim_is_wanted
     # The first claim takes 8, sends 2 and queues 6; the low water mark is 4, max(2, 8 // 2).
     deliver_once(scripted_server.url, concurrency=2, batch_size=8, poll_interval=0.01)
 
-    assert Event.objects.delivered().count() == 8
+    assert counter_deliveries().delivered().count() == 8
     recording = [(queued, answers) for queued, answers in rounds if answers]
     assert recording
     # None while the queue was full, unless as many answers as a claim's worth waited.
@@ -344,7 +346,7 @@ def test_a_dispatcher_survives_losing_its_database_connection(scripted_server, u
     thread.start()
     try:
         defect_create(user=user, comment="before")
-        wait_for(lambda: Event.objects.delivered().count() == 1, timeout=10)
+        wait_for(lambda: counter_deliveries().delivered().count() == 1, timeout=10)
 
         if connection.vendor == "postgresql":
             # What a database restart or a network cut does to its sessions.
@@ -368,7 +370,7 @@ def test_a_dispatcher_survives_losing_its_database_connection(scripted_server, u
             monkeypatch.setattr(store, "exchange", failing_once)
         defect_create(user=user, comment="after")
 
-        wait_for(lambda: Event.objects.delivered().count() == 2, timeout=10)
+        wait_for(lambda: counter_deliveries().delivered().count() == 2, timeout=10)
         keys = [r.headers["Idempotency-Key"] for r in scripted_server.received]
         assert sorted(keys) == sorted(str(k) for k in Event.objects.values_list("key", flat=True))
     finally:
@@ -414,7 +416,7 @@ def test_a_commit_wakes_the_dispatcher_long_before_its_poll(scripted_server, use
     finally:
         dispatcher.stop()
         thread.join(15)
-    assert Event.objects.get().status == Status.DELIVERED  # recorded on the way out
+    assert counter_deliveries().get().status == Status.DELIVERED  # recorded on the way out
 
 
 def test_while_listening_only_retries_and_the_slow_poll_start_rounds(
@@ -444,7 +446,7 @@ def test_while_listening_only_retries_and_the_slow_poll_start_rounds(
     finally:
         dispatcher.stop()
         thread.join(15)
-    assert Event.objects.get().status == Status.DELIVERED
+    assert counter_deliveries().get().status == Status.DELIVERED
 
 
 @pytest.mark.sqlite
@@ -471,7 +473,7 @@ def test_an_idle_dispatcher_on_sqlite_probes_and_starts_no_round(
     finally:
         dispatcher.stop()
         thread.join(15)
-    assert Event.objects.get().status == Status.DELIVERED
+    assert counter_deliveries().get().status == Status.DELIVERED
 
 
 def test_a_trickles_answers_are_collected_together_not_each_at_a_wake_up(
@@ -500,7 +502,9 @@ def test_a_trickles_answers_are_collected_together_not_each_at_a_wake_up(
     thread = threading.Thread(target=dispatcher.run)
     thread.start()
     try:
-        wait_for(lambda: Event.objects.delivered().count() == 3, timeout=10, message="3 events")
+        wait_for(
+            lambda: counter_deliveries().delivered().count() == 3, timeout=10, message="3 events"
+        )
     finally:
         dispatcher.stop()
         thread.join(15)
@@ -520,7 +524,7 @@ def test_a_round_with_nothing_to_send_meanwhile_runs_on_the_loop_the_others_on_t
     # The first round: nothing to send until it ends. The next, with 2 events still
     # queued (a batch of 10, 8 requests in flight), while the loop sends them.
     deliver_once(scripted_server.url, batch_size=10, concurrency=8)
-    assert Event.objects.delivered().count() == 30
+    assert counter_deliveries().delivered().count() == 30
     loop = threading.current_thread()
     assert threads[0] is loop
     assert {thread.name.split("_")[0] for thread in threads if thread is not loop} == {

@@ -1,4 +1,5 @@
-"""The dispatcher's operations side: pause on 410, Retry-After holds, signing, rate, retention."""
+"""The dispatcher's operations side: a 410 disables its destination, Retry-After holds, signing,
+rate, retention."""
 
 import datetime
 import re
@@ -9,17 +10,26 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from broadcast import control, metrics
-from broadcast.models import Event, Status
+from broadcast.destinations import destination_update
+from broadcast.models import BUILTIN_NAME, Delivery, Event, Status
 from broadcast.signing import Signer, new_secret, parse_secrets
 from defect.models import Defect
 from defect.services import defect_create
 from tests.broadcast.conftest import Answer, FakeClock, deliver_once, no_jitter
-from tests.helpers import CounterServer, free_port, start_dispatcher, stop, wait_for
+from tests.helpers import (
+    CounterServer,
+    builtin_destination,
+    counter_deliveries,
+    free_port,
+    start_dispatcher,
+    stop,
+    wait_for,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_410_gone_pauses_the_broadcast_and_the_event_stays_pending(scripted_server, user):
+def test_410_gone_disables_the_destination_and_its_deliveries_stay_pending(scripted_server, user):
     scripted_server.script = [Answer(410)]
     for i in range(3):
         defect_create(user=user, comment=str(i))
@@ -27,19 +37,23 @@ def test_410_gone_pauses_the_broadcast_and_the_event_stays_pending(scripted_serv
     deliver_once(scripted_server.url, concurrency=1)
 
     assert len(scripted_server.received) == 1  # nothing more once gone
-    state = control.pause_state()
-    assert state.paused and "410" in state.reason
-    assert set(Event.objects.values_list("status", "claimed_by")) == {(Status.PENDING, "")}
-    gone = Event.objects.get(attempts=1)
+    destination = builtin_destination()
+    assert not destination.enabled
+    assert destination.disabled_reason.startswith(f"Destination {BUILTIN_NAME} answered HTTP 410")
+    assert not control.pause_state().paused  # the broadcast goes on: only this destination stops
+    assert set(counter_deliveries().values_list("status", "claimed_by")) == {(Status.PENDING, "")}
+    gone = counter_deliveries().get(attempts=1)
     assert "HTTP 410" in gone.last_error and gone.available_at <= timezone.now()
 
-    deliver_once(scripted_server.url, concurrency=1)  # still paused: nothing sent
+    deliver_once(scripted_server.url, concurrency=1)  # still disabled: nothing sent
     assert len(scripted_server.received) == 1
+    assert not builtin_destination().enabled
 
-    control.resume()
+    destination_update(destination=destination, enabled=True)
     deliver_once(scripted_server.url, concurrency=1)
-    assert Event.objects.delivered().count() == 3
+    assert counter_deliveries().delivered().count() == 3
     assert len(scripted_server.received) == 4
+    assert builtin_destination().disabled_reason == ""
 
 
 def test_an_overloaded_answers_retry_after_holds_every_request_up_to_the_retry_cap(
@@ -55,7 +69,7 @@ def test_an_overloaded_answers_retry_after_holds_every_request_up_to_the_retry_c
     assert second.at - first.at >= 1.5  # the whole dispatcher waited...
     assert second.at - first.at < 50  # ...the retry cap, not Retry-After's 100 s
     assert third.at - second.at < 50
-    assert Event.objects.delivered().count() == 2
+    assert counter_deliveries().delivered().count() == 2
 
 
 def test_a_retry_after_on_a_400_holds_nothing(scripted_server, user):
@@ -65,7 +79,9 @@ def test_a_retry_after_on_a_400_holds_nothing(scripted_server, user):
     deliver_once(scripted_server.url, concurrency=1, retry_max=30)
     first, second = scripted_server.received
     assert second.at - first.at < 20
-    assert Event.objects.failed().count() == 1 and Event.objects.delivered().count() == 1
+    assert (
+        counter_deliveries().failed().count() == 1 and counter_deliveries().delivered().count() == 1
+    )
 
 
 def test_every_attempt_is_signed_when_secrets_are_set(scripted_server, user):
@@ -100,20 +116,29 @@ def test_retention_prunes_old_deliveries_only_and_keeps_pending_and_failed(scrip
     for i in range(4):
         defect_create(user=user, comment=str(i))
     old = timezone.now() - datetime.timedelta(days=30)
+    # Every event 30 days old: what keeps one is a delivery not yet delivered or delivered lately.
+    Event.objects.update(created_at=old)
+    counter_deliveries().update(created_at=old)
     delivered_old, delivered_new, failed_old, pending_later = Event.objects.order_by("id")
-    Event.objects.filter(pk=delivered_old.pk).update(status=Status.DELIVERED, delivered_at=old)
-    Event.objects.filter(pk=delivered_new.pk).update(
+    deliveries = counter_deliveries()
+    deliveries.filter(event=delivered_old).update(status=Status.DELIVERED, delivered_at=old)
+    deliveries.filter(event=delivered_new).update(
         status=Status.DELIVERED, delivered_at=timezone.now()
     )
-    Event.objects.filter(pk=failed_old.pk).update(status=Status.FAILED, created_at=old)
-    Event.objects.filter(pk=pending_later.pk).update(
-        created_at=old, available_at=timezone.now() + datetime.timedelta(hours=1)
+    deliveries.filter(event=failed_old).update(status=Status.FAILED)
+    deliveries.filter(event=pending_later).update(
+        available_at=timezone.now() + datetime.timedelta(hours=1)
     )
 
     deliver_once(scripted_server.url, retention_days=7)
 
     left = set(Event.objects.values_list("id", flat=True))
     assert left == {delivered_new.pk, failed_old.pk, pending_later.pk}
+    assert set(Delivery.objects.values_list("event_id", "status")) == {
+        (delivered_new.pk, Status.DELIVERED),
+        (failed_old.pk, Status.FAILED),
+        (pending_later.pk, Status.PENDING),
+    }
     assert scripted_server.received == []
 
 
@@ -138,7 +163,9 @@ def test_each_delivery_observes_its_latency_from_creation(scripted_server, user)
     for i in range(3):
         defect_create(user=user, comment=str(i))
     # Created 100 s ago: each latency is then over 60 s, and under 300 s however slow the run.
-    Event.objects.update(created_at=timezone.now() - datetime.timedelta(seconds=100))
+    created = timezone.now() - datetime.timedelta(seconds=100)
+    Event.objects.update(created_at=created)
+    counter_deliveries().update(created_at=created)  # the event's, copied: latency's start
     registry = metrics.default().registry
     name = "broadcast_delivery_latency_seconds"
 
@@ -157,7 +184,7 @@ def test_each_delivery_observes_its_latency_from_creation(scripted_server, user)
     deliver_once(scripted_server.url, concurrency=1, retry_base=0.0)
     after = {key: value - before[key] for key, value in samples().items()}
 
-    assert Event.objects.filter(status=Status.DELIVERED).count() == 3
+    assert counter_deliveries().filter(status=Status.DELIVERED).count() == 3
     assert after["count"] == 3
     assert after["le 60"] == 0
     assert after["le 300"] == 3
@@ -208,7 +235,7 @@ def test_pause_and_resume_hold_and_release_two_dispatchers(tmp_path, user):
         wait_for(lambda: "paused" in (tmp_path / "d0.log").read_text(), timeout=20,
                  message="the first dispatcher to see the pause")  # fmt: skip
         assert server.counts() == {}
-        assert not Event.objects.exclude(claimed_by="").exists()
+        assert not Delivery.objects.exclude(claimed_by="").exists()
         control.resume()
         wait_for(lambda: server.counts() == {str(user.pk): {"create": 200, "delete": 0}},
                  timeout=30, message="200 events after the resume")  # fmt: skip
@@ -227,12 +254,12 @@ def test_retention_never_runs_while_due_events_wait(scripted_server, user, monke
     due_at_prune = []
 
     def prune(**kwargs) -> int:
-        due_at_prune.append(Event.objects.due().count())
+        due_at_prune.append(counter_deliveries().due().count())
         return 0
 
     monkeypatch.setattr(rounds, "prune_delivered", prune)
     deliver_once(scripted_server.url, batch_size=20, retention_days=7)
-    assert Event.objects.delivered().count() == 120
+    assert counter_deliveries().delivered().count() == 120
     assert due_at_prune == [0]  # once, after the backlog: not at the start's first claim
 
 
@@ -245,7 +272,7 @@ def test_the_dispatcher_serves_its_metrics(tmp_path, user):
     process = start_dispatcher(server.url, tmp_path / "d.log", BROADCAST_METRICS_PORT=str(port))
     try:
         defect_create(user=user, comment="a")
-        wait_for(lambda: Event.objects.delivered().exists(), timeout=20, message="delivery")
+        wait_for(lambda: counter_deliveries().delivered().exists(), timeout=20, message="delivery")
 
         def scraped() -> str:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
@@ -261,7 +288,7 @@ def test_the_dispatcher_serves_its_metrics(tmp_path, user):
         server.stop()
 
 
-def test_a_running_dispatcher_paused_by_a_410_resumes_when_told(scripted_server, user):
+def test_a_running_dispatcher_disabled_by_a_410_delivers_again_once_enabled(scripted_server, user):
     import threading
 
     from broadcast.dispatch.loop import Dispatcher
@@ -274,12 +301,27 @@ def test_a_running_dispatcher_paused_by_a_410_resumes_when_told(scripted_server,
     thread = threading.Thread(target=dispatcher.run)
     thread.start()
     try:
-        wait_for(lambda: control.pause_state().paused, timeout=10, message="the pause")
+        wait_for(lambda: not builtin_destination().enabled, timeout=10, message="the 410's disable")
+        reason = builtin_destination().disabled_reason
+        assert reason.startswith(f"Destination {BUILTIN_NAME} answered HTTP 410")
+        # Its deliveries stay pending, the claims the 410 left unsent released.
+        wait_for(
+            lambda: (
+                set(counter_deliveries().values_list("status", "claimed_by"))
+                == {(Status.PENDING, "")}
+            ),
+            timeout=10,
+            message="the unsent claims released",
+        )
         assert len(scripted_server.received) == 1
-        control.resume()
-        wait_for(lambda: Event.objects.delivered().count() == 3, timeout=15, message="resumed")
+        assert not dispatcher.paused  # the broadcast goes on: only this destination stops
+        destination_update(destination=builtin_destination(), enabled=True)
+        wait_for(
+            lambda: counter_deliveries().delivered().count() == 3, timeout=15, message="enabled"
+        )
         assert len(scripted_server.received) == 4
-        assert not dispatcher.paused
+        lane = dispatcher.lane(BUILTIN_NAME)
+        assert lane is not None and not lane.gates.paused
     finally:
         dispatcher.stop()
         thread.join(15)
