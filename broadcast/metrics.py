@@ -6,17 +6,19 @@ workers' files, railfleet/metrics.py): a dispatcher is one process, so
 prometheus-client's plain in-memory values are exact, and its HTTP server
 answers from them.
 
-The API costs one call per dispatcher round
-(`record_round(delivered=..., retried=..., failed=..., latencies=[...])`),
-not one per event, but for the latency histogram's observations. The
+The API costs one call per destination per dispatcher round
+(`record_round(destination, delivered=..., retried=..., failed=..., latencies=[...])`),
+not one per delivery, but for the latency histogram's observations. The
 metrics are built on first use, so a process that merely imports this module
-(a web worker) exports nothing.
+(a web worker) exports nothing. Every one is labelled with the destination's
+name.
 
-    broadcast_deliveries_total{result=delivered|retry|failed}  counter
-    broadcast_delivery_latency_seconds    histogram, commit to 2xx
-    broadcast_in_flight                   gauge, requests awaiting an answer
-    broadcast_breaker_open                gauge, 0 or 1
-    broadcast_rate_limited_seconds_total  counter, time held back by the rate limit
+    broadcast_deliveries_total{destination,result=delivered|retry|failed}  counter
+    broadcast_delivery_latency_seconds{destination}    histogram, commit to 2xx
+    broadcast_in_flight{destination}                   gauge, requests awaiting an answer
+    broadcast_breaker_open{destination}                gauge, 0 or 1
+    broadcast_rate_limited_seconds_total{destination}  counter, time held back by the rate
+                                                       limit or a Retry-After
 """
 
 import functools
@@ -46,61 +48,74 @@ class DispatcherMetrics:
         self.deliveries = Counter(
             "broadcast_deliveries",
             "Delivery attempts by result: delivered (2xx), retry (again later), failed (given up).",
-            ["result"],
+            ["destination", "result"],
             registry=self.registry,
         )
-        for result in RESULTS:  # every series exists from the start, at 0
-            self.deliveries.labels(result=result)
         self.latency = Histogram(
             "broadcast_delivery_latency_seconds",
-            "Seconds from the event's commit to the counter server's 2xx answer, as read.",
+            "Seconds from the event's commit to the destination's 2xx answer, as read.",
+            ["destination"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.in_flight = Gauge(
             "broadcast_in_flight",
-            "Requests sent to the counter server and not yet answered.",
+            "Requests sent to the destination and not yet answered.",
+            ["destination"],
             registry=self.registry,
         )
         self.breaker_open = Gauge(
             "broadcast_breaker_open",
-            "1 while the circuit breaker holds deliveries back, else 0.",
+            "1 while the destination's circuit breaker holds its deliveries back, else 0.",
+            ["destination"],
             registry=self.registry,
         )
         self.rate_limited = Counter(
             "broadcast_rate_limited_seconds",
-            "Seconds the dispatcher waited for the rate limit or a Retry-After.",
+            "Seconds the dispatcher held the destination back for its rate limit or a Retry-After.",
+            ["destination"],
             registry=self.registry,
         )
 
+    def add_destination(self, destination: str) -> None:
+        """Make every series of `destination`, at 0 (a dispatcher's lane for it is new)."""
+        for result in RESULTS:
+            self.deliveries.labels(destination, result)
+        self.latency.labels(destination)
+        self.in_flight.labels(destination)
+        self.breaker_open.labels(destination)
+        self.rate_limited.labels(destination)
+
     def record_round(
         self,
+        destination: str,
         *,
         delivered: int = 0,
         retried: int = 0,
         failed: int = 0,
         latencies: Iterable[float] = (),
     ) -> None:
-        """Count one round's outcomes; `latencies`: commit-to-2xx seconds of the delivered."""
+        """Count one round's outcomes for `destination`; `latencies`: commit-to-2xx seconds
+        of the delivered."""
         for result, count in (("delivered", delivered), ("retry", retried), ("failed", failed)):
             if count:
-                self.deliveries.labels(result=result).inc(count)
-        observe = self.latency.observe
+                self.deliveries.labels(destination, result).inc(count)
+        observe = self.latency.labels(destination).observe
         for seconds in latencies:
             observe(max(0.0, seconds))  # a wall clock stepped back is no negative latency
 
-    def set_in_flight(self, count: int) -> None:
-        """The number of requests awaiting an answer now."""
-        self.in_flight.set(count)
+    def set_in_flight(self, destination: str, count: int) -> None:
+        """The number of requests to `destination` awaiting an answer now."""
+        self.in_flight.labels(destination).set(count)
 
-    def set_breaker_open(self, is_open: bool) -> None:
-        """Whether the circuit breaker holds deliveries back now."""
-        self.breaker_open.set(1 if is_open else 0)
+    def set_breaker_open(self, destination: str, is_open: bool) -> None:
+        """Whether the breaker holds the deliveries to `destination` back now."""
+        self.breaker_open.labels(destination).set(1 if is_open else 0)
 
-    def add_rate_limited(self, seconds: float) -> None:
-        """Add time spent waiting for the rate limit (or a Retry-After)."""
+    def add_rate_limited(self, destination: str, seconds: float) -> None:
+        """Add time `destination` was held back for its rate limit (or a Retry-After)."""
         if seconds > 0:
-            self.rate_limited.inc(seconds)
+            self.rate_limited.labels(destination).inc(seconds)
 
     def serve(self, port: int, address: str = "127.0.0.1") -> HTTPServer:
         """Serve this registry at http://address:port/metrics (a daemon thread); return the server.
@@ -123,24 +138,29 @@ def default() -> DispatcherMetrics:
     return DispatcherMetrics()
 
 
-def record_round(**outcomes) -> None:
+def add_destination(destination: str) -> None:
+    """`DispatcherMetrics.add_destination` on this process's metrics."""
+    default().add_destination(destination)
+
+
+def record_round(destination: str, **outcomes) -> None:
     """`DispatcherMetrics.record_round` on this process's metrics."""
-    default().record_round(**outcomes)
+    default().record_round(destination, **outcomes)
 
 
-def set_in_flight(count: int) -> None:
+def set_in_flight(destination: str, count: int) -> None:
     """`DispatcherMetrics.set_in_flight` on this process's metrics."""
-    default().set_in_flight(count)
+    default().set_in_flight(destination, count)
 
 
-def set_breaker_open(is_open: bool) -> None:
+def set_breaker_open(destination: str, is_open: bool) -> None:
     """`DispatcherMetrics.set_breaker_open` on this process's metrics."""
-    default().set_breaker_open(is_open)
+    default().set_breaker_open(destination, is_open)
 
 
-def add_rate_limited(seconds: float) -> None:
+def add_rate_limited(destination: str, seconds: float) -> None:
     """`DispatcherMetrics.add_rate_limited` on this process's metrics."""
-    default().add_rate_limited(seconds)
+    default().add_rate_limited(destination, seconds)
 
 
 def serve(port: int, address: str = "127.0.0.1") -> HTTPServer:

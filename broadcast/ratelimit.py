@@ -21,6 +21,7 @@ import math
 import time
 
 from django.db import transaction
+from django.db.models import F
 
 from broadcast.conf import broadcast_setting
 from broadcast.models import RateBucket
@@ -113,3 +114,10 @@ def take_tokens(
         row.tokens, row.updated_at = bucket.tokens, max(row.updated_at, now)
         row.save(update_fields=["tokens", "updated_at"])
     return granted, wait
+
+
+def give_back_tokens(*, destination: int, tokens: int) -> None:
+    """Return tokens a round took and did not use (fewer deliveries were due) to the bucket
+    of `destination`; the next take caps the bucket at its capacity."""
+    with transaction.atomic():  # on SQLite: queued on the write lock, as every writer
+        RateBucket.objects.filter(destination_id=destination).update(tokens=F("tokens") + tokens)

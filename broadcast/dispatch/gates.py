@@ -11,7 +11,9 @@ set of them; a gate keeps no state but its own, takes the time as an argument
               pause, or a 410, which disables the destination)
     Breaker   one claim per probe interval while the destination looks down
     Hold      nothing sent until an overloaded answer's Retry-After has passed
-    RateLimit at most `max_rate` requests started per second (broadcast/ratelimit.py)
+    RateLimit at most `max_rate` deliveries claimed per second by every dispatcher
+              together: the rounds take tokens from the destination's bucket in
+              the database (broadcast/ratelimit.py); while it is dry, no claim
 """
 
 import logging
@@ -19,7 +21,6 @@ import math
 
 from broadcast import metrics
 from broadcast.dispatch.policy import Decision, Verdict
-from broadcast.ratelimit import TokenBucket
 
 logger = logging.getLogger("broadcast")
 
@@ -147,16 +148,16 @@ class Breaker(Gate):
 class Hold(Gate):
     """Nothing is sent until an overloaded answer's Retry-After (the policy's `hold`) has passed."""
 
-    def __init__(self, label: str) -> None:
-        self.label = label
+    def __init__(self, name: str) -> None:
+        self.name = name  # the destination's, for the logs and the metrics
         self.until = 0.0
 
     def observe(self, decision: Decision, now: float) -> None:
         until = now + decision.hold
         if decision.hold > 0 and until > self.until:
-            logger.warning("%s overloaded (%s): sending nothing for %.1fs",
-                           self.label, decision.error[:60], decision.hold)  # fmt: skip
-            metrics.add_rate_limited(decision.hold)
+            logger.warning("Destination %s overloaded (%s): sending nothing for %.1fs",
+                           self.name, decision.error[:60], decision.hold)  # fmt: skip
+            metrics.add_rate_limited(self.name, decision.hold)
             self.until = until
 
     def sendable(self, wanted: int, now: float) -> int:
@@ -167,21 +168,34 @@ class Hold(Gate):
 
 
 class RateLimit(Gate):
-    """At most the bucket's rate of requests started per second (0: unlimited)."""
+    """At most `rate` deliveries claimed per second (0: unlimited), by every dispatcher together.
 
-    def __init__(self, bucket: TokenBucket) -> None:
-        self.bucket = bucket
+    The bucket is in the database: a round takes a token for each delivery it claims
+    for the destination and claims no more than it got (broadcast/ratelimit.py
+    `take_tokens`). When it got fewer than it could use, the round says when the next
+    token comes (`ran_dry`), and until then this gate holds the destination's claims
+    back, so the next round for it comes then.
+    """
 
-    def sendable(self, wanted: int, now: float) -> int:
-        if not self.bucket.limited:
-            return wanted
-        granted = self.bucket.grant(wanted)
-        if wanted and not granted:
-            metrics.add_rate_limited(self.bucket.wait())
-        return granted
+    def __init__(self, name: str, rate: float) -> None:
+        self.name = name
+        self.rate = rate
+        self.resume_at = 0.0
 
-    def sends_resume_at(self, now: float) -> float:
-        return now + self.bucket.wait() if self.bucket.limited else now
+    @property
+    def limited(self) -> bool:
+        return self.rate > 0
+
+    def ran_dry(self, wait: float, now: float) -> None:
+        """The bucket ran dry in a round: its next token comes `wait` seconds after `now`."""
+        self.resume_at = now + wait
+        metrics.add_rate_limited(self.name, wait)
+
+    def claimable(self, wanted: int, now: float) -> int:
+        return 0 if now < self.resume_at else wanted
+
+    def claims_resume_at(self, now: float) -> float | None:
+        return self.resume_at if now < self.resume_at else None
 
 
 class Gates:
@@ -192,19 +206,19 @@ class Gates:
         self.all: tuple[Gate, ...] = (pause, breaker, hold, rate)
 
     @classmethod
-    def build(
-        cls, label: str, *, threshold: int, probe_interval: float, max_rate: float
-    ) -> "Gates":
+    def build(cls, name: str, *, threshold: int, probe_interval: float, max_rate: float) -> "Gates":
+        """The gates of the destination `name`."""
+        label = f"Destination {name}"
         return cls(
             pause=Pause(label),
             breaker=Breaker(label, threshold=threshold, probe_interval=probe_interval),
-            hold=Hold(label),
-            rate=RateLimit(TokenBucket(max_rate)),
+            hold=Hold(name),
+            rate=RateLimit(name, max_rate),
         )
 
     def set_rate(self, max_rate: float) -> None:
         """A new rate limit (the destination's changed); the other gates keep their state."""
-        self.rate = RateLimit(TokenBucket(max_rate))
+        self.rate = RateLimit(self.rate.name, max_rate)
         self.all = (self.pause, self.breaker, self.hold, self.rate)
 
     def observe(self, decision: Decision, now: float) -> None:

@@ -32,7 +32,7 @@ class Lane:
     def __init__(self, target: Target, config: Config) -> None:
         self.target = target
         self.gates = Gates.build(
-            f"Destination {target.name}", threshold=config.concurrency,
+            target.name, threshold=config.concurrency,
             probe_interval=config.probe_interval, max_rate=_rate(target, config),
         )  # fmt: skip
         self.pacer = Pacer(pace_of(config))
@@ -64,6 +64,11 @@ class Lanes:
         self.config = config
         self.by_id: dict[int, Lane] = {}
         self.idle = Pacer(pace_of(config))
+        self._names: dict[int, str] = {}  # of every destination that had a lane
+
+    def name_of(self, destination: int) -> str:
+        """The destination's name, even once its lane is gone (its answers still come)."""
+        return self._names.get(destination, f"destination {destination}")
 
     def __iter__(self) -> Iterator[Lane]:
         return iter(self.by_id.values())
@@ -97,6 +102,7 @@ class Lanes:
                 lane = self.by_id.pop(destination)
                 dropped += [delivery.id for _, delivery in lane.queue]
         for destination, target in wanted.items():
+            self._names[destination] = target.name
             if (kept := self.by_id.get(destination)) is None:
                 self.by_id[destination] = Lane(target, self.config)
             else:

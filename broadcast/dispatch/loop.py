@@ -87,8 +87,10 @@ class Dispatcher:
         self._once = False
         self._stopping = False
         self._next_retention = 0.0
-        self._counted = Stats()  # answers since the last round, for the metrics
-        self._latencies: list[float] = []  # creation to 2xx (seconds) of those delivered
+        # Answers since the last round, for the metrics, by destination name; and the
+        # creation-to-2xx seconds of those delivered.
+        self._counted: dict[str, Stats] = {}
+        self._latencies: dict[str, list[float]] = {}
         self.announcer = NoAnnouncer(self.wake)  # what announces new events, once running
         self._probe: DueProbe | None = None
 
@@ -205,14 +207,20 @@ class Dispatcher:
         now = views[0][1].now
         if not (self._done or any(limits.values()) or self._reads_due(views) or disable
                 or self._unsent or self._builtin_url is not None):  # fmt: skip
-            for pacer, view, _ in views:
-                pacer.nothing_to_do(view)
+            for pacer, view, lane in views:
+                # A lane waiting for its rate limit's next token has more due, surely:
+                # `--once` waits for it. Held by its breaker or its pause, it gives up.
+                waiting = lane is not None and lane.gates.rate.claims_resume_at(now) is not None
+                pacer.nothing_to_do(view, looked=not waiting)
             return
-        self._report(client.in_flight)
+        self._report()
+        rates = {lane.target.id: lane.gates.rate.rate
+                 for lane in self.lanes if lane.gates.rate.limited}  # fmt: skip
         job = RoundJob(
             outcomes=self._done, limits=limits, now=self.config.clock(), started=now,
             disable=disable, unsent=self._unsent, builtin_url=self._builtin_url,
             retention_days=self.config.retention_days if self._retention_due(now) else 0.0,
+            rates=rates,
         )  # fmt: skip
         self._done, self._unsent = [], []
         self._note_retries(job.outcomes)
@@ -270,6 +278,10 @@ class Dispatcher:
         if result.pruned:
             self._next_retention = time.monotonic() + RETENTION_INTERVAL
         self._follow(result.switches, job, client)
+        now = time.monotonic()
+        for destination, wait in result.dry.items():
+            if (dry := self.lanes.get(destination)) is not None:
+                dry.gates.rate.ran_dry(wait, now)
         claimed: dict[int, list[store.Claimed]] = {}
         for delivery in result.claimed:
             claimed.setdefault(delivery.destination, []).append(delivery)
@@ -279,18 +291,24 @@ class Dispatcher:
             lane.queue.extend((deadline, delivery) for delivery in mine)
             if lane.target.id in job.limits:  # not a lane the round has just made
                 asked = job.limits[lane.target.id]
-                lane.pacer.round_ended(claimed=len(mine), asked=asked, started=job.started)
+                lane.pacer.round_ended(claimed=len(mine), asked=asked, started=job.started,
+                                       cut_short=lane.target.id in result.dry)  # fmt: skip
         for lost in claimed.values():  # a lane gone while its claim ran: released next round
             self._unsent += [delivery.id for delivery in lost]
-        if not self.lanes:
-            self.lanes.idle.round_ended(claimed=0, asked=0, started=job.started)
+        if not self.lanes:  # no destination to deliver to: the round found nothing to do
+            pacer, view, _ = self._views(client)[0]
+            pacer.nothing_to_do(view)
         if round_.woken and not result.fresh:
             for pacer in self._pacers():
                 pacer.read_due(self._switches.next_read_at)
 
     def _follow(self, switches: Switches, job: RoundJob, client: CounterClient) -> None:
         """The lanes follow the destinations as the round read them, and the pauses."""
+        known = set(self.lanes.by_id)
         self._unsent += self.lanes.follow(switches.targets)
+        for lane in self.lanes:
+            if lane.target.id not in known:
+                metrics.add_destination(lane.target.name)
         client.reserve(self.lanes.connections)
         if switches.paused != self._paused:
             logger.warning("Broadcast paused: claiming and sending nothing until resumed"
@@ -351,15 +369,16 @@ class Dispatcher:
     def _count(
         self, delivery: store.Claimed, decision: Decision, answered: float, lane: Lane | None
     ) -> None:
-        to = f"to {lane.target.name if lane else f'destination {delivery.destination}'}"
+        name = self.lanes.name_of(delivery.destination)
+        counted, to = self._counted.setdefault(name, Stats()), f"to {name}"
         if decision.verdict == Verdict.DELIVERED:
-            self._counted.delivered += 1
-            self._latencies.append(answered - delivery.created)
+            counted.delivered += 1
+            self._latencies.setdefault(name, []).append(answered - delivery.created)
         elif decision.verdict == Verdict.FAILED:
-            self._counted.failed += 1
+            counted.failed += 1
             logger.error("Event %s %s failed permanently: %s", delivery.key, to, decision.error)
         else:
-            self._counted.retried += 1
+            counted.retried += 1
             if not decision.stop:
                 logger.warning("Event %s %s: attempt %d failed (%s); retrying in %.1fs",
                                delivery.key, to, delivery.attempts + 1, decision.error,
@@ -381,19 +400,20 @@ class Dispatcher:
     def _retention_due(self, now: float) -> bool:
         return self.config.retention_days > 0 and now >= self._next_retention
 
-    def _report(self, in_flight: int) -> None:
+    def _report(self) -> None:
         """This round's figures to the metrics (per round, never per delivery)."""
         self._fold_counts()
-        metrics.set_breaker_open(any(lane.gates.breaker.open for lane in self.lanes))
-        metrics.set_in_flight(in_flight)
+        for lane in self.lanes:
+            metrics.set_breaker_open(lane.target.name, lane.gates.breaker.open)
+            metrics.set_in_flight(lane.target.name, lane.in_flight)
 
     def _fold_counts(self) -> None:
-        counted = self._counted
-        if counted:
-            metrics.record_round(delivered=counted.delivered, retried=counted.retried,
-                                 failed=counted.failed, latencies=self._latencies)  # fmt: skip
+        for name, counted in self._counted.items():
+            metrics.record_round(name, delivered=counted.delivered, retried=counted.retried,
+                                 failed=counted.failed,
+                                 latencies=self._latencies.get(name, ()))  # fmt: skip
             self.stats.add(counted)
-            self._counted, self._latencies = Stats(), []
+        self._counted, self._latencies = {}, {}
 
     def _wind_down(self, client: CounterClient) -> None:
         """On stop: drop unsent deliveries (released later), let in-flight requests finish,

@@ -198,10 +198,11 @@ class Pacer:
         return not (polling or self.backlogged or s.claims_resume_at is not None)
 
     def finished(self, s: Snapshot) -> bool:
-        """`--once`: the last round found nothing due and nothing is left to send or record."""
+        """`--once`: the last round found nothing due (or nothing may be sent: paused) and
+        nothing is left to send or record."""
         return (
             not s.round_running
-            and self.found_nothing
+            and (self.found_nothing or s.paused)
             and not (s.queued or s.answers or s.in_flight)
         )
 
@@ -214,8 +215,14 @@ class Pacer:
         if s.now >= self.next_read:
             self.next_read = math.inf
 
-    def round_ended(self, *, claimed: int, asked: int, started: float) -> None:
-        self.found_nothing = claimed == 0
+    def round_ended(
+        self, *, claimed: int, asked: int, started: float, cut_short: bool = False
+    ) -> None:
+        """A round that started at `started` claimed `claimed` of the `asked`; `cut_short`:
+        its claim was cut to its rate limit's tokens, so more may be due. A round that asked
+        for nothing (claims held back, the queue full) learns nothing of what is due."""
+        if asked > 0:
+            self.found_nothing = claimed == 0 and not cut_short
         # Fewer than asked for: nothing more is due yet, so wait for a wake-up or the
         # poll rather than ask again at once (under a trickle, a wasted round each time).
         self.claim_again = claimed >= asked > 0
@@ -232,12 +239,15 @@ class Pacer:
         self.next_poll = now + 1.0
         self.claim_again = False
 
-    def nothing_to_do(self, s: Snapshot) -> None:
+    def nothing_to_do(self, s: Snapshot, *, looked: bool = True) -> None:
         """A round was due but had nothing to record and nothing to claim, or the loop's
-        probe found nothing due: the next poll comes as after a round that found none."""
+        probe found nothing due: the next poll comes as after a round that found none.
+        `looked`: false when nothing is learnt of what is due (a rate limit holding the
+        claims back for its next token)."""
         self.next_poll = s.now + self._poll_interval(s)
         self._looked(s.now)
-        self.found_nothing = True
+        if looked:
+            self.found_nothing = True
         self.claim_again = False
 
     def retry_due(self, at: float) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from broadcast import control, sessions, store
 from broadcast.destinations import Target, delivery_targets, disable_gone, sync_builtin_destination
+from broadcast.ratelimit import give_back_tokens, take_tokens
 from broadcast.retention import prune_delivered
 
 logger = logging.getLogger("broadcast")
@@ -49,6 +50,7 @@ class RoundJob:
     unsent: list[int] = field(default_factory=list)  # claims a pause left unsent
     retention_days: float = 0.0  # prune deliveries older than this if nothing is due (0: no)
     builtin_url: str | None = None  # the built-in destination's URL, to store (None: done)
+    rates: dict[int, float] = field(default_factory=dict)  # the rate-limited destinations' rates
 
 
 @dataclass(slots=True)
@@ -57,6 +59,8 @@ class RoundResult:
     switches: Switches
     pruned: bool  # retention ran
     fresh: bool  # the switches were read by this round (not the last read's)
+    # Per rate-limited destination whose bucket ran dry: seconds until its next token.
+    dry: dict[int, float] = field(default_factory=dict)
 
 
 def run_round(
@@ -74,9 +78,11 @@ def run_round(
         store.release(owner=owner, now=job.now, ids=job.unsent)
     enabled = {target.id for target in state.targets if not target.paused}
     limits = {} if state.paused else {d: n for d, n in job.limits.items() if d in enabled}
+    granted = _take_tokens(limits, job)
     claimed = store.exchange(
         owner=owner, outcomes=job.outcomes, limits=limits, lease=lease, now=job.now
     )
+    dry = _give_back_unused(granted, claimed)
     # Retention never while due deliveries wait: only after a claim found none.
     prune = job.retention_days > 0 and bool(limits) and not claimed
     if prune:
@@ -84,4 +90,32 @@ def run_round(
             pruned = prune_delivered(days=job.retention_days, now=job.now)
         if pruned:
             logger.info("Pruned %d delivered events older than %g days", pruned, job.retention_days)
-    return RoundResult(claimed, state, prune, fresh=switches.read_count != before)
+    return RoundResult(claimed, state, prune, fresh=switches.read_count != before, dry=dry)
+
+
+def _take_tokens(limits: dict[int, int], job: RoundJob) -> dict[int, tuple[int, float]]:
+    """Each rate-limited destination's limit cut to the tokens its bucket gave: per
+    destination, (granted, seconds until the next token)."""
+    granted = {}
+    for destination, rate in job.rates.items():
+        if limits.get(destination, 0) > 0:
+            taken = take_tokens(destination=destination, rate=rate,
+                                wanted=limits[destination], now=job.now)  # fmt: skip
+            limits[destination] = taken[0]
+            granted[destination] = taken
+    return granted
+
+
+def _give_back_unused(
+    granted: dict[int, tuple[int, float]], claimed: list[store.Claimed]
+) -> dict[int, float]:
+    """Tokens taken for deliveries that were not due go back to their buckets; the
+    destinations that used every token they got, with the wait for the next one."""
+    dry = {}
+    for destination, (tokens, wait) in granted.items():
+        used = sum(1 for delivery in claimed if delivery.destination == destination)
+        if used < tokens:
+            give_back_tokens(destination=destination, tokens=tokens - used)
+        elif wait > 0:
+            dry[destination] = wait
+    return dry

@@ -4,15 +4,16 @@ import math
 
 import pytest
 
+from broadcast import metrics
 from broadcast.dispatch.gates import Breaker, Gates, Hold, Pause
 from broadcast.dispatch.policy import DELIVERED, Decision, Verdict
-from broadcast.ratelimit import TokenBucket
 
 RETRY = Decision(Verdict.RETRY, delay=1.0, error="refused")
 FAILED = Decision(Verdict.FAILED, error="HTTP 400")
 GONE = Decision(Verdict.RETRY, stop="answered HTTP 410: gone", error="HTTP 410: gone")
 # How a lane labels its destination's gates (broadcast/dispatch/lanes.py).
-LABEL = "Destination counter-server"
+NAME = "counter-server"
+LABEL = f"Destination {NAME}"
 
 
 def test_the_breaker_opens_after_a_run_of_retries_and_closes_on_any_other_answer(caplog):
@@ -46,7 +47,7 @@ def test_the_breaker_probes_once_per_interval():
 
 
 def test_a_hold_stops_sends_until_it_has_passed_and_never_shortens():
-    hold = Hold(LABEL)
+    hold = Hold(NAME)
     hold.observe(Decision(Verdict.RETRY, delay=30, hold=30), 10.0)
     assert hold.sendable(5, 39.9) == 0
     assert hold.sends_resume_at(20.0) == 40.0
@@ -94,23 +95,44 @@ def test_a_410_while_paused_by_an_operator_leaves_the_resume_to_them(caplog):
 @pytest.mark.parametrize(
     ("decisions", "claimable", "sendable"),
     [
-        ([], 10, 4),  # the rate limit's bucket holds 4 at 80/s
-        ([RETRY, RETRY], 1, 4),  # the breaker open (threshold 2): one probe
+        ([], 10, 10),
+        ([RETRY, RETRY], 1, 10),  # the breaker open (threshold 2): one probe
         ([Decision(Verdict.RETRY, delay=9, hold=9)], 10, 0),  # held
         ([GONE], 0, 0),  # paused
     ],
 )
 def test_the_most_restrictive_gate_decides(decisions, claimable, sendable):
-    gates = Gates.build(LABEL, threshold=2, probe_interval=1.0, max_rate=80)
+    gates = Gates.build(NAME, threshold=2, probe_interval=1.0, max_rate=80)
     for decision in decisions:
         gates.observe(decision, 0.0)
     assert gates.claimable(10, 0.0) == claimable
     assert gates.sendable(10, 0.0) == sendable
 
 
-def test_the_rate_limits_next_send_is_when_its_bucket_holds_a_token():
-    clock = [0.0]
-    gates = Gates.build(LABEL, threshold=2, probe_interval=1.0, max_rate=0)
-    gates.rate.bucket = TokenBucket(10, clock=lambda: clock[0])
-    assert gates.sendable(5, 0.0) == 1
-    assert gates.sends_resume_at(0.0) == pytest.approx(0.1)
+def test_a_dry_bucket_holds_claims_until_its_next_token_and_counts_the_wait(caplog):
+    gates = Gates.build(NAME, threshold=2, probe_interval=1.0, max_rate=10)
+    assert gates.rate.limited
+    before = (
+        metrics.default().registry.get_sample_value(
+            "broadcast_rate_limited_seconds_total", {"destination": NAME}
+        )
+        or 0.0
+    )
+    gates.rate.ran_dry(0.1, now=5.0)
+    assert gates.claimable(10, 5.05) == 0
+    assert gates.claims_resume_at(5.05) == pytest.approx(5.1)
+    assert gates.claimable(10, 5.1) == 10
+    assert gates.claims_resume_at(5.1) is None
+    assert gates.sendable(10, 5.05) == 10  # its tokens were taken at the claim
+    after = metrics.default().registry.get_sample_value(
+        "broadcast_rate_limited_seconds_total", {"destination": NAME}
+    )
+    assert after - before == pytest.approx(0.1)
+
+
+def test_a_new_rate_keeps_the_other_gates_state():
+    gates = Gates.build(NAME, threshold=1, probe_interval=1.0, max_rate=0)
+    gates.observe(RETRY, 0.0)
+    assert not gates.rate.limited and gates.breaker.open
+    gates.set_rate(20)
+    assert gates.rate.limited and gates.rate.rate == 20 and gates.breaker.open

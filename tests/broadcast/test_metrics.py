@@ -31,78 +31,109 @@ def value(m: DispatcherMetrics, name: str, **labels) -> float | None:
     return m.registry.get_sample_value(name, labels)
 
 
-def test_every_delivery_series_starts_at_zero(dispatcher_metrics):
+D = "counter-server"  # a destination's name, every series' label
+
+
+def test_every_series_of_a_new_destination_starts_at_zero(dispatcher_metrics):
+    assert value(dispatcher_metrics, "broadcast_in_flight", destination=D) is None
+    dispatcher_metrics.add_destination(D)
     for result in ("delivered", "retry", "failed"):
-        assert value(dispatcher_metrics, "broadcast_deliveries_total", result=result) == 0
-    assert value(dispatcher_metrics, "broadcast_in_flight") == 0
-    assert value(dispatcher_metrics, "broadcast_breaker_open") == 0
+        assert value(dispatcher_metrics, "broadcast_deliveries_total", destination=D,
+                     result=result) == 0  # fmt: skip
+    assert value(dispatcher_metrics, "broadcast_in_flight", destination=D) == 0
+    assert value(dispatcher_metrics, "broadcast_breaker_open", destination=D) == 0
+    assert value(dispatcher_metrics, "broadcast_rate_limited_seconds_total", destination=D) == 0
+    assert value(dispatcher_metrics, "broadcast_delivery_latency_seconds_count",
+                 destination=D) == 0  # fmt: skip
 
 
-def test_rounds_add_up_by_result(dispatcher_metrics):
-    dispatcher_metrics.record_round(delivered=5, retried=2, failed=1, latencies=[0.004] * 5)
-    dispatcher_metrics.record_round(delivered=3, latencies=[0.2, 0.3, 7.0])
-    assert value(dispatcher_metrics, "broadcast_deliveries_total", result="delivered") == 8
-    assert value(dispatcher_metrics, "broadcast_deliveries_total", result="retry") == 2
-    assert value(dispatcher_metrics, "broadcast_deliveries_total", result="failed") == 1
+def test_rounds_add_up_by_destination_and_result(dispatcher_metrics):
+    dispatcher_metrics.record_round(D, delivered=5, retried=2, failed=1, latencies=[0.004] * 5)
+    dispatcher_metrics.record_round(D, delivered=3, latencies=[0.2, 0.3, 7.0])
+    dispatcher_metrics.record_round("planning", delivered=1, latencies=[0.1])
+
+    def deliveries(destination: str, result: str) -> float | None:
+        return value(dispatcher_metrics, "broadcast_deliveries_total", destination=destination,
+                     result=result)  # fmt: skip
+
+    assert (deliveries(D, "delivered"), deliveries(D, "retry"), deliveries(D, "failed")) == (
+        8,
+        2,
+        1,
+    )
+    assert deliveries("planning", "delivered") == 1
+    assert value(dispatcher_metrics, "broadcast_delivery_latency_seconds_count",
+                 destination="planning") == 1  # fmt: skip
 
 
 def test_latencies_fill_the_histogram(dispatcher_metrics):
-    dispatcher_metrics.record_round(delivered=4, latencies=[0.004, 0.02, 0.02, 7.0])
+    dispatcher_metrics.record_round(D, delivered=4, latencies=[0.004, 0.02, 0.02, 7.0])
     name = "broadcast_delivery_latency_seconds"
-    assert value(dispatcher_metrics, f"{name}_count") == 4
-    assert value(dispatcher_metrics, f"{name}_sum") == pytest.approx(7.044)
-    assert value(dispatcher_metrics, f"{name}_bucket", le="0.005") == 1
-    assert value(dispatcher_metrics, f"{name}_bucket", le="0.025") == 3
-    assert value(dispatcher_metrics, f"{name}_bucket", le="5.0") == 3
-    assert value(dispatcher_metrics, f"{name}_bucket", le="10.0") == 4
+    assert value(dispatcher_metrics, f"{name}_count", destination=D) == 4
+    assert value(dispatcher_metrics, f"{name}_sum", destination=D) == pytest.approx(7.044)
+    assert value(dispatcher_metrics, f"{name}_bucket", destination=D, le="0.005") == 1
+    assert value(dispatcher_metrics, f"{name}_bucket", destination=D, le="0.025") == 3
+    assert value(dispatcher_metrics, f"{name}_bucket", destination=D, le="5.0") == 3
+    assert value(dispatcher_metrics, f"{name}_bucket", destination=D, le="10.0") == 4
 
 
 def test_a_clock_step_back_is_not_a_negative_latency(dispatcher_metrics):
-    dispatcher_metrics.record_round(delivered=1, latencies=[-0.5])
-    assert value(dispatcher_metrics, "broadcast_delivery_latency_seconds_sum") == 0
-    assert value(dispatcher_metrics, "broadcast_delivery_latency_seconds_bucket", le="0.005") == 1
+    dispatcher_metrics.record_round(D, delivered=1, latencies=[-0.5])
+    name = "broadcast_delivery_latency_seconds"
+    assert value(dispatcher_metrics, f"{name}_sum", destination=D) == 0
+    assert value(dispatcher_metrics, f"{name}_bucket", destination=D, le="0.005") == 1
 
 
-def test_gauges_follow_the_latest_value(dispatcher_metrics):
-    dispatcher_metrics.set_in_flight(17)
-    dispatcher_metrics.set_breaker_open(True)
-    assert value(dispatcher_metrics, "broadcast_in_flight") == 17
-    assert value(dispatcher_metrics, "broadcast_breaker_open") == 1
-    dispatcher_metrics.set_in_flight(0)
-    dispatcher_metrics.set_breaker_open(False)
-    assert value(dispatcher_metrics, "broadcast_in_flight") == 0
-    assert value(dispatcher_metrics, "broadcast_breaker_open") == 0
+def test_gauges_follow_the_latest_value_per_destination(dispatcher_metrics):
+    dispatcher_metrics.set_in_flight(D, 17)
+    dispatcher_metrics.set_breaker_open(D, True)
+    dispatcher_metrics.set_in_flight("planning", 3)
+    assert value(dispatcher_metrics, "broadcast_in_flight", destination=D) == 17
+    assert value(dispatcher_metrics, "broadcast_breaker_open", destination=D) == 1
+    assert value(dispatcher_metrics, "broadcast_in_flight", destination="planning") == 3
+    dispatcher_metrics.set_in_flight(D, 0)
+    dispatcher_metrics.set_breaker_open(D, False)
+    assert value(dispatcher_metrics, "broadcast_in_flight", destination=D) == 0
+    assert value(dispatcher_metrics, "broadcast_breaker_open", destination=D) == 0
 
 
 def test_rate_limited_time_accumulates(dispatcher_metrics):
-    dispatcher_metrics.add_rate_limited(0.25)
-    dispatcher_metrics.add_rate_limited(1.5)
-    dispatcher_metrics.add_rate_limited(0)
-    assert value(dispatcher_metrics, "broadcast_rate_limited_seconds_total") == 1.75
+    dispatcher_metrics.add_rate_limited(D, 0.25)
+    dispatcher_metrics.add_rate_limited(D, 1.5)
+    dispatcher_metrics.add_rate_limited(D, 0)
+    name = "broadcast_rate_limited_seconds_total"
+    assert value(dispatcher_metrics, name, destination=D) == 1.75
 
 
 def test_the_registry_is_the_dispatchers_own(dispatcher_metrics):
-    dispatcher_metrics.set_in_flight(3)
-    assert REGISTRY.get_sample_value("broadcast_in_flight") is None
-    assert DispatcherMetrics().registry.get_sample_value("broadcast_in_flight") == 0
+    dispatcher_metrics.set_in_flight(D, 3)
+    assert REGISTRY.get_sample_value("broadcast_in_flight", {"destination": D}) is None
+    assert (
+        DispatcherMetrics().registry.get_sample_value("broadcast_in_flight", {"destination": D})
+        is None
+    )
 
 
 def test_module_functions_use_the_process_metrics():
-    before = metrics.default().registry.get_sample_value(
-        "broadcast_deliveries_total", {"result": "failed"}
+    def failed() -> float:
+        sample = metrics.default().registry.get_sample_value(
+            "broadcast_deliveries_total", {"destination": D, "result": "failed"}
+        )
+        return sample or 0.0
+
+    before = failed()
+    metrics.record_round(D, failed=2)
+    metrics.set_in_flight(D, 9)
+    assert failed() - before == 2
+    assert (
+        metrics.default().registry.get_sample_value("broadcast_in_flight", {"destination": D}) == 9
     )
-    metrics.record_round(failed=2)
-    metrics.set_in_flight(9)
-    after = metrics.default().registry.get_sample_value(
-        "broadcast_deliveries_total", {"result": "failed"}
-    )
-    assert after - before == 2
-    assert metrics.default().registry.get_sample_value("broadcast_in_flight") == 9
 
 
 def test_the_http_server_answers_with_every_name(dispatcher_metrics):
-    dispatcher_metrics.record_round(delivered=2, retried=1, latencies=[0.01, 0.02])
-    dispatcher_metrics.set_breaker_open(True)
+    dispatcher_metrics.add_destination(D)
+    dispatcher_metrics.record_round(D, delivered=2, retried=1, latencies=[0.01, 0.02])
+    dispatcher_metrics.set_breaker_open(D, True)
     server = dispatcher_metrics.serve(0, "127.0.0.1")
     try:
         url = f"http://127.0.0.1:{server.server_port}/metrics"
@@ -115,10 +146,10 @@ def test_the_http_server_answers_with_every_name(dispatcher_metrics):
         server.server_close()
     for name in NAMES:
         assert f"\n{name}" in text, name
-    assert 'broadcast_deliveries_total{result="delivered"} 2.0' in text
-    assert 'broadcast_deliveries_total{result="retry"} 1.0' in text
-    assert "broadcast_breaker_open 1.0" in text
-    assert "broadcast_delivery_latency_seconds_count 2.0" in text
+    assert f'broadcast_deliveries_total{{destination="{D}",result="delivered"}} 2.0' in text
+    assert f'broadcast_deliveries_total{{destination="{D}",result="retry"}} 1.0' in text
+    assert f'broadcast_breaker_open{{destination="{D}"}} 1.0' in text
+    assert f'broadcast_delivery_latency_seconds_count{{destination="{D}"}} 2.0' in text
 
 
 def test_serving_refuses_the_web_multiprocess_directory(dispatcher_metrics, monkeypatch, tmp_path):

@@ -279,3 +279,34 @@ def test_a_later_read_due_supersedes_one_still_pending():
     assert pacer.round_wanted(Snapshot(now=10.9, listening=True))
     pacer.read_due(10.9)  # the same read again: no change
     assert pacer.next_round_at(listening) == pytest.approx(10.9)
+
+
+@pytest.mark.parametrize(
+    ("claimed", "asked", "cut_short", "found_nothing"),
+    [
+        (0, 50, False, True),  # looked, found none
+        (3, 50, False, False),
+        (0, 50, True, False),  # the rate limit's tokens ran out: more may be due
+        (0, 0, False, False),  # asked for nothing (claims held): learnt nothing
+    ],
+)
+def test_what_a_round_learns_of_what_is_due(claimed, asked, cut_short, found_nothing):
+    pacer = Pacer(PACE)
+    pacer.round_started(Snapshot(now=1.0))
+    pacer.round_ended(claimed=claimed, asked=asked, started=1.0, cut_short=cut_short)
+    assert pacer.found_nothing is found_nothing
+    assert pacer.finished(Snapshot(now=1.1)) is found_nothing
+
+
+def test_nothing_to_do_while_a_rate_limit_holds_claims_learns_nothing():
+    pacer = Pacer(PACE)
+    pacer.nothing_to_do(Snapshot(now=1.0), looked=False)
+    assert not pacer.finished(Snapshot(now=1.0))
+    pacer.nothing_to_do(Snapshot(now=1.0))  # the probe looked
+    assert pacer.finished(Snapshot(now=1.0))
+
+
+def test_once_finishes_while_paused_with_nothing_left_to_send_or_record():
+    pacer = Pacer(PACE)
+    assert pacer.finished(Snapshot(now=1.0, paused=True))
+    assert not pacer.finished(Snapshot(now=1.0, paused=True, in_flight=1))

@@ -149,8 +149,8 @@ def test_each_round_counts_its_outcomes_in_the_metrics(scripted_server, user):
     registry = metrics.default().registry
 
     def count(result: str) -> float:
-        value = registry.get_sample_value("broadcast_deliveries_total", {"result": result})
-        return value or 0.0
+        labels = {"destination": "counter-server", "result": result}
+        return registry.get_sample_value("broadcast_deliveries_total", labels) or 0.0
 
     before = {result: count(result) for result in ("delivered", "retry", "failed")}
     deliver_once(scripted_server.url, concurrency=1)
@@ -170,6 +170,7 @@ def test_each_delivery_observes_its_latency_from_creation(scripted_server, user)
     name = "broadcast_delivery_latency_seconds"
 
     def sample(suffix: str, **labels: str) -> float:
+        labels["destination"] = "counter-server"
         return registry.get_sample_value(f"{name}{suffix}", labels) or 0.0
 
     def samples() -> dict[str, float]:
@@ -224,6 +225,30 @@ def test_the_rate_limit_bounds_every_second_at_the_real_counter_server(tmp_path,
 
 
 @pytest.mark.e2e
+def test_a_destinations_rate_holds_across_two_dispatchers(tmp_path, user):
+    """The bucket is in the database: two dispatchers together keep to the rate."""
+    server = CounterServer(free_port(), tmp_path / "counter.log").start()
+    dispatchers = [
+        start_dispatcher(server.url, tmp_path / f"d{n}.log", BROADCAST_MAX_RATE="40")
+        for n in range(2)
+    ]
+    try:
+        Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(160)])
+        wait_for(lambda: server.counts() == {str(user.pk): {"create": 160, "delete": 0}},
+                 timeout=30, message="every creation counted")  # fmt: skip
+    finally:
+        for process in dispatchers:
+            assert stop(process, signal.SIGTERM) == 0
+        server.stop()
+    times = arrivals(server.log())
+    assert len(times) == 160
+    assert most_in_one_second(times) <= 40 * 1.1
+    # Both took part (each logged its summary with deliveries).
+    logs = [(tmp_path / f"d{n}.log").read_text() for n in range(2)]
+    assert all(re.search(r"Last \d+s: [1-9]\d* delivered", log) for log in logs)
+
+
+@pytest.mark.e2e
 def test_pause_and_resume_hold_and_release_two_dispatchers(tmp_path, user):
     server = CounterServer(free_port(), tmp_path / "counter.log").start()
     control.pause(reason="maintenance")
@@ -263,6 +288,9 @@ def test_retention_never_runs_while_due_events_wait(scripted_server, user, monke
     assert due_at_prune == [0]  # once, after the backlog: not at the start's first claim
 
 
+DELIVERED_ONCE = 'broadcast_deliveries_total{destination="counter-server",result="delivered"} 1.0'
+
+
 @pytest.mark.e2e
 def test_the_dispatcher_serves_its_metrics(tmp_path, user):
     import urllib.request
@@ -279,7 +307,7 @@ def test_the_dispatcher_serves_its_metrics(tmp_path, user):
                 return r.read().decode()
 
         wait_for(
-            lambda: 'broadcast_deliveries_total{result="delivered"} 1.0' in scraped(),
+            lambda: DELIVERED_ONCE in scraped(),
             timeout=10,
             message="the delivery counted in /metrics",
         )
