@@ -1,10 +1,12 @@
 """Pausing and resuming the broadcast, for every dispatcher at once.
 
 The state is one database row (`broadcast.models.Control`), so dispatchers on
-every machine see it: each reads it at most once a second (`PauseWatcher`)
-and, while paused, claims and sends nothing; events keep accumulating as
-pending. The commands `broadcast_pause`/`broadcast_resume`, the admin's
-buttons, and a dispatcher that gets 410 Gone all call `pause`/`resume` here.
+every machine see it: each reads it in its rounds, at most once a second
+(`Watcher`, through broadcast/dispatch/rounds.py `switch_watcher`), and, while
+paused, claims and sends nothing; deliveries keep accumulating as pending. The
+commands `broadcast_pause`/`broadcast_resume` and the admin's buttons call
+`pause`/`resume` here, which wake the dispatchers at commit. (One destination
+is paused through broadcast/destinations.py.)
 """
 
 import datetime
@@ -19,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from broadcast.models import Control
+from broadcast.services import wake_dispatchers
 
 # How often a dispatcher reads the state at most: the issue's "within a second".
 READ_INTERVAL = 1.0
@@ -50,6 +53,7 @@ def pause(*, reason: str, using: str = "default") -> PauseState:
             row.paused, row.since = True, timezone.now()
         row.reason = reason
         row.save(using=using)
+        wake_dispatchers(using)
     return _state(row)
 
 
@@ -59,6 +63,7 @@ def resume(*, using: str = "default") -> PauseState:
         Control.objects.using(using).filter(pk=Control.SINGLETON).update(
             paused=False, reason="", since=None
         )
+        wake_dispatchers(using)
     return RUNNING
 
 

@@ -21,6 +21,7 @@ name.
                                                        limit or a Retry-After
 """
 
+import contextlib
 import functools
 import os
 from collections.abc import Iterable
@@ -86,6 +87,19 @@ class DispatcherMetrics:
         self.breaker_open.labels(destination)
         self.rate_limited.labels(destination)
 
+    def forget_destination(self, destination: str) -> None:
+        """Drop every series of `destination` (its lane is gone: disabled, deleted), so that
+        its last values (a breaker open) do not linger."""
+        for result in RESULTS:
+            self._remove(self.deliveries, destination, result)
+        for metric in (self.latency, self.in_flight, self.breaker_open, self.rate_limited):
+            self._remove(metric, destination)
+
+    @staticmethod
+    def _remove(metric, *labels: str) -> None:
+        with contextlib.suppress(KeyError):  # never made
+            metric.remove(*labels)
+
     def record_round(
         self,
         destination: str,
@@ -141,6 +155,11 @@ def default() -> DispatcherMetrics:
 def add_destination(destination: str) -> None:
     """`DispatcherMetrics.add_destination` on this process's metrics."""
     default().add_destination(destination)
+
+
+def forget_destination(destination: str) -> None:
+    """`DispatcherMetrics.forget_destination` on this process's metrics."""
+    default().forget_destination(destination)
 
 
 def record_round(destination: str, **outcomes) -> None:

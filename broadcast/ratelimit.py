@@ -1,13 +1,20 @@
-"""A token bucket bounding how many requests a dispatcher starts per second.
+"""A destination's rate limit: a token bucket in the database, shared by every dispatcher.
 
-`BROADCAST_MAX_RATE` (settings.BROADCAST["MAX_RATE"]) sets the rate; 0 means
-unlimited. The dispatcher asks once per loop turn how many of its ready
-requests may start (`grant`) and, when none may, how long to wait (`wait`).
+A destination's `max_rate` (the built-in destination's, when its row sets none:
+`BROADCAST_MAX_RATE`) is deliveries per second to it from all dispatchers
+together; 0 means unlimited. The bucket's state is one row per destination
+(`RateBucket`): a round takes a token for each delivery it may claim for the
+destination (`take_tokens`, the row locked while it is read and written back),
+claims no more, and gives back what it did not use (`give_back_tokens`); when
+the bucket ran dry, the dispatcher holds that destination's claims until the
+next token (broadcast/dispatch/gates.py `RateLimit`). The arithmetic is
+`TokenBucket`'s.
 
 Hand-written rather than a library's: the rate limiters on PyPI (aiolimiter,
-pyrate-limiter...) hand out one permit per awaited call, while the dispatcher
-needs a batch answer per loop turn without a coroutine per request, and an
-injected clock for exact tests. It is a dozen lines of arithmetic.
+pyrate-limiter...) hand out one permit per awaited call from one process's
+memory, while the limit here is the destination's, whatever the number of
+dispatchers, and needs a batch answer per round and an injected clock for
+exact tests. It is a dozen lines of arithmetic.
 
 The bucket holds at most `capacity = max(1, rate * BURST_SECONDS)` tokens and
 starts full, so over any window of T seconds it grants at most
@@ -23,7 +30,6 @@ import time
 from django.db import transaction
 from django.db.models import F
 
-from broadcast.conf import broadcast_setting
 from broadcast.models import RateBucket
 
 # How much unused allowance may accumulate: a twentieth of a second's worth, so
@@ -51,11 +57,6 @@ class TokenBucket:
         self.capacity = max(1.0, self.rate * BURST_SECONDS)
         self.tokens = self.capacity if tokens is None else min(tokens, self.capacity)
         self.updated = clock() if updated is None else updated
-
-    @classmethod
-    def from_settings(cls, *, clock=time.monotonic) -> "TokenBucket":
-        """The bucket of settings.BROADCAST["MAX_RATE"] (BROADCAST_MAX_RATE)."""
-        return cls(broadcast_setting("MAX_RATE", 0.0), clock=clock)
 
     @property
     def limited(self) -> bool:

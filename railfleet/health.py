@@ -7,9 +7,10 @@ backlog, and 503 when it does not, so traffic goes to other instances.
 
 Both are plain Django views: no authentication, no DRF throttling, no
 session, no caching, and nothing in the body beyond the fields below. Each
-costs at most three indexed queries (pending and failed events are found
-through the indexes that lead with the event's status; the pause state is one
-row read by primary key). A paused broadcast is reported, not a failure.
+costs at most four queries (the pending and failed deliveries' counts, the
+pause state, one row read by primary key, and each destination's pending
+count). A paused broadcast, or a paused or disabled destination, is reported,
+not a failure.
 """
 
 import logging

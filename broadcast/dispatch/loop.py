@@ -304,11 +304,14 @@ class Dispatcher:
 
     def _follow(self, switches: Switches, job: RoundJob, client: CounterClient) -> None:
         """The lanes follow the destinations as the round read them, and the pauses."""
-        known = set(self.lanes.by_id)
+        known = {lane.target.id: lane.target.name for lane in self.lanes}
         self._unsent += self.lanes.follow(switches.targets)
         for lane in self.lanes:
             if lane.target.id not in known:
                 metrics.add_destination(lane.target.name)
+        for destination, name in known.items():
+            if self.lanes.get(destination) is None:
+                metrics.forget_destination(name)
         client.reserve(self.lanes.connections)
         if switches.paused != self._paused:
             logger.warning("Broadcast paused: claiming and sending nothing until resumed"

@@ -83,8 +83,8 @@ def run_round(
         owner=owner, outcomes=job.outcomes, limits=limits, lease=lease, now=job.now
     )
     dry = _give_back_unused(granted, claimed)
-    # Retention never while due deliveries wait: only after a claim found none.
-    prune = job.retention_days > 0 and bool(limits) and not claimed
+    # Retention never while due deliveries wait: only after a claim that asked found none.
+    prune = job.retention_days > 0 and any(limits.values()) and not claimed
     if prune:
         with sessions.custom_plans():  # its plan depends on its cutoff
             pruned = prune_delivered(days=job.retention_days, now=job.now)

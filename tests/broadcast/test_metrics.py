@@ -97,6 +97,18 @@ def test_gauges_follow_the_latest_value_per_destination(dispatcher_metrics):
     assert value(dispatcher_metrics, "broadcast_breaker_open", destination=D) == 0
 
 
+def test_a_forgotten_destination_has_no_series_left(dispatcher_metrics):
+    dispatcher_metrics.add_destination(D)
+    dispatcher_metrics.set_breaker_open(D, True)
+    dispatcher_metrics.add_destination("planning")
+    dispatcher_metrics.forget_destination(D)
+    dispatcher_metrics.forget_destination("never-seen")  # nothing to drop: no error
+    assert value(dispatcher_metrics, "broadcast_breaker_open", destination=D) is None
+    assert value(dispatcher_metrics, "broadcast_deliveries_total", destination=D,
+                 result="delivered") is None  # fmt: skip
+    assert value(dispatcher_metrics, "broadcast_breaker_open", destination="planning") == 0
+
+
 def test_rate_limited_time_accumulates(dispatcher_metrics):
     dispatcher_metrics.add_rate_limited(D, 0.25)
     dispatcher_metrics.add_rate_limited(D, 1.5)

@@ -87,13 +87,6 @@ def test_a_clock_that_goes_back_adds_nothing(clock):
     assert bucket.grant(1) == 0
 
 
-def test_from_settings_reads_max_rate(settings, clock):
-    settings.BROADCAST = {**settings.BROADCAST, "MAX_RATE": 40.0}
-    assert TokenBucket.from_settings(clock=clock).rate == 40.0
-    settings.BROADCAST = {**settings.BROADCAST, "MAX_RATE": 0.0}
-    assert not TokenBucket.from_settings(clock=clock).limited
-
-
 def _greedy_dispatcher(rate: float, seconds: float, seed: int, *, prompt: bool) -> list[float]:
     """Grant times of a dispatcher that always wants more.
 
