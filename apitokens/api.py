@@ -19,8 +19,7 @@ from apitokens.authentication import TokenAuthentication
 from apitokens.models import NAME_MAX_LENGTH, ApiToken
 from apitokens.selectors import token_list
 from apitokens.services import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS, token_create, token_revoke
-from defect.api.serializers import ErrorSerializer
-from defect.api.views import RETRY_AFTER, WITH_A_BODY, answers
+from railfleet.api import RETRY_AFTER, WITH_A_BODY, ErrorSerializer, answers
 from railfleet.api_errors import BodySizeLimitMixin
 
 

@@ -5,8 +5,8 @@ an authenticated user who is not staff 403. The views validate, call a service
 of broadcast/destinations.py and serialize. A destination's signing secret is
 in the answer that made it (POST) or rotated it, and in no other answer.
 
-The OpenAPI helpers (`answers`, the common errors) are the defects API's, as
-/api/tokens uses them.
+The OpenAPI helpers (`answers`, the common errors) are the project's
+(railfleet/api.py), as every API's.
 """
 
 import math
@@ -34,8 +34,7 @@ from broadcast.models import (
     Format,
     validate_http_url,
 )
-from defect.api.serializers import ErrorSerializer, StrictCharField
-from defect.api.views import RETRY_AFTER, WITH_A_BODY, answers
+from railfleet.api import RETRY_AFTER, WITH_A_BODY, ErrorSerializer, StrictCharField, answers
 from railfleet.api_errors import BodySizeLimitMixin
 
 REASON_MAX_LENGTH = 1000

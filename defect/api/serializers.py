@@ -11,15 +11,7 @@ from rest_framework import serializers
 
 from defect.models import COMMENT_MAX_LENGTH, Defect
 from defect.services import defect_create, defect_update
-
-
-class StrictCharField(serializers.CharField):
-    """A CharField that takes only JSON strings (DRF's also turns numbers into text)."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
+from railfleet.api import StrictCharField
 
 
 class CommentText(RegexValidator):
@@ -151,12 +143,6 @@ class DefectSerializer(serializers.Serializer):
             comment=validated_data.get("comment"),
             timestamp=validated_data.get("timestamp"),
         )
-
-
-class ErrorSerializer(serializers.Serializer):
-    """The body of every error not about given fields (401, 403, 404, 405, 413, 415, 429, 503)."""
-
-    detail = serializers.CharField()
 
 
 class ValidationErrorSerializer(serializers.Serializer):

@@ -2,12 +2,7 @@
 serializer's create/update, or defect_delete) and serialize; the creator is
 passed in explicitly from request.user, never read from a thread-local."""
 
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    extend_schema_view,
-)
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import JSONParser
@@ -16,52 +11,18 @@ from rest_framework.permissions import IsAuthenticated
 from defect.api.filters import DefectFilter, DefectFilterBackend
 from defect.api.pagination import KeysetPagination
 from defect.api.permissions import CreatorMayDelete
-from defect.api.serializers import DefectSerializer, ErrorSerializer, ValidationErrorSerializer
+from defect.api.serializers import DefectSerializer, ValidationErrorSerializer
 from defect.models import Defect
 from defect.services import defect_delete
+from railfleet.api import RETRY_AFTER, ErrorSerializer, answers
+from railfleet.api import WITH_A_BODY as SHARED_WITH_A_BODY
 from railfleet.api_errors import BodySizeLimitMixin
 
 BAD_REQUEST = OpenApiResponse(ValidationErrorSerializer, description="Invalid input.")
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No defect with this id.")
 
-# What every operation may answer, whatever its input (railfleet/api_errors.py,
-# railfleet/security.py, railfleet/outage.py), beside its own answers.
-ANY_OPERATION = {
-    401: OpenApiResponse(
-        ErrorSerializer,
-        description="No or wrong credentials (with `WWW-Authenticate: Basic`). A browser "
-        "asking for HTML without credentials is redirected to the login page instead.",
-    ),
-    429: OpenApiResponse(
-        ErrorSerializer,
-        description="Too many requests (`API_THROTTLE_RATE`), or a username locked after "
-        "failed logins (then `code` is `locked_out`): retry after `Retry-After` seconds.",
-    ),
-    503: OpenApiResponse(
-        ErrorSerializer, description="The database is unavailable: retry after `Retry-After`."
-    ),
-}
-# What every operation with a request body may answer.
-WITH_A_BODY = {
-    400: BAD_REQUEST,
-    403: OpenApiResponse(
-        ErrorSerializer, description="Session authentication without its CSRF token."
-    ),
-    413: OpenApiResponse(ErrorSerializer, description="Request body over 1 MiB."),
-    415: OpenApiResponse(ErrorSerializer, description="Request body not `application/json`."),
-}
-RETRY_AFTER = OpenApiParameter(
-    "Retry-After",
-    type=int,
-    location=OpenApiParameter.HEADER,
-    response=[429, 503],
-    description="Seconds to wait before retrying.",
-)
-
-
-def answers(ok: dict, *others: dict) -> dict:
-    """An operation's documented responses: its success, its own errors, and ANY_OPERATION's."""
-    return {**ok, **{k: v for other in others for k, v in other.items()}, **ANY_OPERATION}
+# What every operation with a request body may answer: the project's, and this API's 400.
+WITH_A_BODY = {**SHARED_WITH_A_BODY, 400: BAD_REQUEST}
 
 
 class DefectAPIView(BodySizeLimitMixin, generics.GenericAPIView):
