@@ -291,8 +291,11 @@ class Dispatcher:
             lane.queue.extend((deadline, delivery) for delivery in mine)
             if lane.target.id in job.limits:  # not a lane the round has just made
                 asked = job.limits[lane.target.id]
+                # Its rate limit held this round's claim back, or cut it to its tokens.
+                held = lane.gates.rate.claims_resume_at(job.started) is not None
+                cut_short = held or lane.target.id in result.dry
                 lane.pacer.round_ended(claimed=len(mine), asked=asked, started=job.started,
-                                       cut_short=lane.target.id in result.dry)  # fmt: skip
+                                       cut_short=cut_short)  # fmt: skip
         for lost in claimed.values():  # a lane gone while its claim ran: released next round
             self._unsent += [delivery.id for delivery in lost]
         if not self.lanes:  # no destination to deliver to: the round found nothing to do

@@ -219,10 +219,8 @@ class Pacer:
         self, *, claimed: int, asked: int, started: float, cut_short: bool = False
     ) -> None:
         """A round that started at `started` claimed `claimed` of the `asked`; `cut_short`:
-        its claim was cut to its rate limit's tokens, so more may be due. A round that asked
-        for nothing (claims held back, the queue full) learns nothing of what is due."""
-        if asked > 0:
-            self.found_nothing = claimed == 0 and not cut_short
+        its rate limit held its claim back or cut it to its tokens, so more may be due."""
+        self.found_nothing = claimed == 0 and not cut_short
         # Fewer than asked for: nothing more is due yet, so wait for a wake-up or the
         # poll rather than ask again at once (under a trickle, a wasted round each time).
         self.claim_again = claimed >= asked > 0

@@ -287,7 +287,8 @@ def test_a_later_read_due_supersedes_one_still_pending():
         (0, 50, False, True),  # looked, found none
         (3, 50, False, False),
         (0, 50, True, False),  # the rate limit's tokens ran out: more may be due
-        (0, 0, False, False),  # asked for nothing (claims held): learnt nothing
+        (0, 0, True, False),  # the rate limit held the claim back: more may be due
+        (0, 0, False, True),  # held back by the breaker or the pause: `--once` gives up
     ],
 )
 def test_what_a_round_learns_of_what_is_due(claimed, asked, cut_short, found_nothing):
