@@ -160,7 +160,8 @@ class DestinationPagination(CursorPagination):
         value = request.query_params.get(self.page_size_query_param)
         if value is None:
             return self.page_size
-        if not value.isdigit() or int(value) < 1:
+        # ASCII digits only: str.isdigit() also takes "³", which int() refuses.
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:
             raise serializers.ValidationError(
                 {self.page_size_query_param: ["A positive integer is required."]},
                 code="invalid",

@@ -158,7 +158,8 @@ def test_the_list_is_paginated_as_the_defects(staff, planning):
 
 
 @pytest.mark.parametrize(("query", "field"), [("cursor=nonsense", "cursor"),
-                                              ("page_size=0", "page_size")])  # fmt: skip
+                                              ("page_size=0", "page_size"),
+                                              ("page_size=%C2%B3", "page_size")])  # fmt: skip
 def test_a_cursor_it_did_not_make_or_a_bad_page_size_is_a_400(staff, query, field):
     response = staff.get(f"/api/destinations?{query}")
     assert (response.status_code, set(response.json())) == (400, {field})
