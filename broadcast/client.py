@@ -17,41 +17,57 @@ from typing import Any
 import pycurl
 
 from broadcast.dispatch.policy import Answer
+from broadcast.models import RESPONSE_EXCERPT_BYTES
 from broadcast.retry import parse_retry_after
 
 CONTENT_TYPE = "Content-Type: application/json"
 # libcurl's transport errors that mean "could not reach the server".
 CONNECT_ERRORS = frozenset({pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST})
 
-OK = Answer(200)
-TIMED_OUT = Answer(0, "timed out")
-
 
 @dataclass(slots=True)
 class _Answer:
-    """A handle's answer: its header lines and body, kept only to explain a failure."""
+    """A handle's answer: its header lines, and the start of its body (at most
+    RESPONSE_EXCERPT_BYTES: the attempt log's excerpt, and a failure's explanation)."""
 
     headers: list[bytes] = field(default_factory=list)
-    body: list[bytes] = field(default_factory=list)
+    body: bytearray = field(default_factory=bytearray)
 
     def clear(self) -> None:
         self.headers.clear()
         self.body.clear()
 
+    def write(self, data: bytes) -> None:
+        """libcurl's write callback: keep the start of the body, read and drop the rest."""
+        room = RESPONSE_EXCERPT_BYTES - len(self.body)
+        if room > 0:
+            self.body += data[:room]
 
-def http_answer(status: int, retry_after: str | None, body: str) -> Answer:
+    @property
+    def excerpt(self) -> str:
+        return as_text(bytes(self.body))
+
+
+def as_text(raw: bytes) -> str:
+    """Bytes as received, as text a database column takes: UTF-8, anything else (a
+    character cut at the excerpt's end) replaced, and no NUL, which PostgreSQL's text refuses."""
+    return raw.decode(errors="replace").replace("\0", "\ufffd")
+
+
+def http_answer(status: int, retry_after: str | None, body: str, duration: float) -> Answer:
     """An HTTP answer as the delivery policy reads it (broadcast/dispatch/policy.py)."""
     if 200 <= status < 300:
-        return OK if status == 200 else Answer(status)
-    return Answer(status, f"HTTP {status}: {body[:200]}".strip(), parse_retry_after(retry_after))
+        return Answer(status, response=body, duration=duration)
+    error = f"HTTP {status}: {body[:200]}".strip()
+    return Answer(status, error, parse_retry_after(retry_after), body, duration)
 
 
-def transport_error(errno: int, message: str) -> Answer:
+def transport_error(errno: int, message: str, duration: float) -> Answer:
     """A request that got no answer (refused, reset, timed out): status 0."""
     if errno == pycurl.E_OPERATION_TIMEDOUT:
-        return TIMED_OUT
+        return Answer(0, "timed out", duration=duration)
     kind = "ConnectError" if errno in CONNECT_ERRORS else f"curl error {errno}"
-    return Answer(0, f"{kind}: {message}")
+    return Answer(0, f"{kind}: {as_text(message.encode())}", duration=duration)
 
 
 class CounterClient:
@@ -90,7 +106,7 @@ class CounterClient:
         handle.setopt(pycurl.PROXY, "")  # never an http_proxy from the environment
         handle.setopt(pycurl.FOLLOWLOCATION, 0)  # a redirect is an answer, not followed
         handle.setopt(pycurl.HEADERFUNCTION, answer.headers.append)
-        handle.setopt(pycurl.WRITEFUNCTION, answer.body.append)
+        handle.setopt(pycurl.WRITEFUNCTION, answer.write)
         return handle
 
     def __enter__(self) -> "CounterClient":
@@ -181,7 +197,8 @@ class CounterClient:
             for handle in succeeded:
                 finished.append((self._release(handle), self._answer(handle)))
             for handle, errno, message in failed:
-                finished.append((self._release(handle), transport_error(errno, message)))
+                duration = handle.getinfo(pycurl.TOTAL_TIME)
+                finished.append((self._release(handle), transport_error(errno, message, duration)))
             if not queued:
                 return finished
 
@@ -192,12 +209,11 @@ class CounterClient:
 
     def _answer(self, handle: pycurl.Curl) -> Answer:
         status = handle.getinfo(pycurl.RESPONSE_CODE)
-        if 200 <= status < 300:
-            return OK if status == 200 else Answer(status)
-        answer = self._answers[handle]
+        answer, duration = self._answers[handle], handle.getinfo(pycurl.TOTAL_TIME)
         retry_after = None
-        for line in answer.headers:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"retry-after":
-                retry_after = value.decode("latin-1").strip()
-        return http_answer(status, retry_after, b"".join(answer.body).decode(errors="replace"))
+        if not 200 <= status < 300:
+            for line in answer.headers:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"retry-after":
+                    retry_after = value.decode("latin-1").strip()
+        return http_answer(status, retry_after, answer.excerpt, duration)

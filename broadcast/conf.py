@@ -42,6 +42,7 @@ SETTINGS_KEYS = {
     "probe_interval": "BREAKER_PROBE_SECONDS",
     "summary_interval": "SUMMARY_INTERVAL",
     "max_rate": "MAX_RATE",
+    "log_successes": "LOG_SUCCESSES",
 }
 
 
@@ -68,6 +69,8 @@ class Config:
     signer: Signer | None = None
     max_rate: float = 0.0
     retention_days: float = 0.0
+    # The attempt log keeps successful attempts too (failed ones always).
+    log_successes: bool = True
 
     def __post_init__(self) -> None:
         # An event waits in the local queue, then for its answer, within its

@@ -211,6 +211,10 @@ class Destination(models.Model):
     paused_reason = models.TextField(blank=True, default="")
     # Why it was disabled (by an operator, by a 410 Gone): empty while enabled.
     disabled_reason = models.TextField(blank=True, default="")
+    # Since when every attempt to it has failed, and how many have (None, 0: its last
+    # attempt succeeded): the dispatchers disable it after BROADCAST_DISABLE_AFTER_HOURS.
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    failing_attempts = models.PositiveIntegerField(default=0, editable=False)
     # The built-in destination, kept in step with COUNTER_SERVER_URL: its name and
     # URL come from the settings, its signing secrets are BROADCAST_SIGNING_SECRETS.
     managed = models.BooleanField(
@@ -353,6 +357,58 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"event {self.event_id} to destination {self.destination_id}, {self.status}"
+
+
+# The start of a response body an attempt keeps (bytes, as received).
+RESPONSE_EXCERPT_BYTES = 1024
+
+
+class AttemptQuerySet(models.QuerySet):
+    def failed(self) -> "AttemptQuerySet":
+        return self.filter(succeeded=False)
+
+    def succeeded(self) -> "AttemptQuerySet":
+        return self.filter(succeeded=True)
+
+
+class Attempt(models.Model):
+    """One attempt to deliver an event to a destination: when, how long, what came back.
+
+    Written by the dispatchers with the round that records the attempts' outcomes
+    (broadcast/store.py), never a statement per attempt. Successful attempts are
+    not written when BROADCAST_LOG_SUCCESSES is off. Deleted with their delivery
+    (retention: broadcast/retention.py).
+    """
+
+    # The index on (delivery, id) serves a delivery's attempts, and the cascade from it.
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
+    )
+    # The delivery's, copied: a destination's attempts are listed newest first by it.
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
+    )
+    number = models.PositiveIntegerField(help_text="1 for the delivery's first attempt.")
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    # None: no answer came (the connection failed, or the request timed out).
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    succeeded = models.BooleanField()
+    error = models.TextField(blank=True, default="")
+    # The start of the response body, at most RESPONSE_EXCERPT_BYTES, as received.
+    response = models.TextField(blank=True, default="")
+
+    objects = AttemptQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["delivery", "id"], name="broadcast_attempt_delivery_idx"),
+            models.Index(fields=["destination", "id"], name="broadcast_attempt_dest_idx"),
+        ]
+
+    def __str__(self) -> str:
+        outcome = self.status_code or "no answer"
+        return f"attempt {self.number} of delivery {self.delivery_id}: {outcome}"
 
 
 class RateBucket(models.Model):

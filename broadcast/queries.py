@@ -70,15 +70,25 @@ UPDATE broadcast_delivery
 SET status = %s, delivered_at = %s, attempts = attempts + 1, claimed_by = '', last_error = ''
 WHERE id = ANY(%s::bigint[]) AND status <> %s"""
 
-# A round's record of its deliveries and its claim, in one statement (a round
-# under a steady load carries a few: its cost is its statements'). The claim
-# leaves out the ids just delivered (a statement must not update a row twice),
-# through a subquery PostgreSQL hashes once; a data-modifying CTE runs to
-# completion even when nothing is due, so the deliveries are always recorded.
-# Parameters: delivered, now, the delivered ids (an array), delivered;
-# then the claim's: _PICKED's, the lease's end, the owner.
+# The attempt log's new rows, one array per column (broadcast/store.py `Attempted`).
+_ATTEMPT_COLUMNS = """broadcast_attempt (delivery_id, destination_id, number, started_at,
+                   duration_ms, status_code, succeeded, error, response)"""
+# Parameters: the nine columns' arrays.
+POSTGRESQL_LOG_ATTEMPTS = f"""
+INSERT INTO {_ATTEMPT_COLUMNS}
+SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::timestamptz[], %s::int[],
+                     %s::int[], %s::boolean[], %s::text[], %s::text[])"""  # noqa: S608
+
+# A round's record of its attempts and deliveries and its claim, in one statement
+# (a round under a steady load carries a few: its cost is its statements'). The
+# claim leaves out the ids just delivered (a statement must not update a row
+# twice), through a subquery PostgreSQL hashes once; data-modifying CTEs run to
+# completion even when nothing is due, so the attempts and deliveries are always
+# recorded. Parameters: POSTGRESQL_LOG_ATTEMPTS's; delivered, now, the delivered ids
+# (an array), delivered; then the claim's: _PICKED's, the lease's end, the owner.
 POSTGRESQL_DELIVER_AND_CLAIM = f"""
-WITH delivered AS ({POSTGRESQL_DELIVERED} RETURNING id),
+WITH logged AS ({POSTGRESQL_LOG_ATTEMPTS}),
+delivered AS ({POSTGRESQL_DELIVERED} RETURNING id),
 {_PICKED}
 UPDATE broadcast_delivery d SET available_at = %s, claimed_by = %s
 FROM broadcast_event e
@@ -127,6 +137,12 @@ UPDATE broadcast_delivery
 SET status = %s, delivered_at = %s, attempts = attempts + 1, claimed_by = '', last_error = ''
 WHERE id IN (SELECT value FROM json_each(%s)) AND status <> %s
 """
+
+# Parameters: the attempts, a JSON array of arrays of the nine columns.
+SQLITE_LOG_ATTEMPTS = f"""
+INSERT INTO {_ATTEMPT_COLUMNS}
+SELECT {", ".join(f"json_extract(value, '$[{i}]')" for i in range(9))}
+FROM json_each(%s)"""  # noqa: S608 - literal SQL, no value interpolated
 
 # Is a delivery due to one of the destinations (a JSON array of their ids)? The
 # idle claim's first, read-only question on SQLite, and the probe's (broadcast/probe.py,

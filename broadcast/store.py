@@ -20,7 +20,7 @@ import datetime
 import itertools
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from django.db import connection, transaction
@@ -50,6 +50,20 @@ class Claimed(NamedTuple):
     @property
     def payload(self) -> dict:
         return json.loads(self.body)
+
+
+class Attempted(NamedTuple):
+    """One attempt, as the attempt log keeps it (broadcast/models.py `Attempt`)."""
+
+    delivery: int
+    destination: int
+    number: int  # 1 for the delivery's first
+    started_at: datetime.datetime
+    duration_ms: int
+    status_code: int | None  # None: no answer
+    succeeded: bool
+    error: str
+    response: str  # the start of the body
 
 
 # A sent delivery, and the delivery policy's decision about it (broadcast/dispatch/policy.py).
@@ -134,30 +148,52 @@ def _lease_end(now: datetime.datetime, lease: float):
     return _db_time(now + datetime.timedelta(seconds=lease))
 
 
-def record(*, owner: str, outcomes: Outcomes, now: datetime.datetime | None = None) -> None:
-    """Store the decisions about sent deliveries: delivered, to retry (after a delay), or failed.
+def record(
+    *, owner: str, outcomes: Outcomes, attempts: Sequence[Attempted] = (),
+    now: datetime.datetime | None = None,
+) -> None:  # fmt: skip
+    """Store the decisions about sent deliveries: delivered, to retry (after a delay), or
+    failed; and the attempts in the attempt log.
 
     Retries and failures only touch rows still claimed by `owner`, so a
-    dispatcher whose lease ran out cannot undo another's delivery.
+    dispatcher whose lease ran out cannot undo another's delivery. Every attempt
+    is logged: one made after its lease ran out was made all the same.
     """
-    with _recording(owner, *_split(outcomes), now or timezone.now()):
+    with _recording(owner, *_split(outcomes), attempts, now or timezone.now()):
         pass
 
 
 @contextlib.contextmanager
 def _recording(
-    owner: str, delivered: list[int], unfinished: list[Answered], now: datetime.datetime
-) -> Iterator[CursorWrapper]:
-    """A write transaction that records the outcomes, and yields its cursor for what
-    the round runs next (its claim). Retries and failures lock their rows: always in
-    a transaction."""
-    with transaction.atomic(savepoint=False) if unfinished else _writing():
+    owner: str, delivered: list[int], unfinished: list[Answered], attempts: Sequence[Attempted],
+    now: datetime.datetime,
+) -> Iterator[CursorWrapper]:  # fmt: skip
+    """A write transaction that records the outcomes and the attempts, and yields its
+    cursor for what the round runs next (its claim). Retries and failures lock their
+    rows, and the log is written with the outcomes or not at all: in a transaction."""
+    with transaction.atomic(savepoint=False) if unfinished or attempts else _writing():
         if unfinished:
             _record_unfinished(owner, unfinished, now)
         with connection.cursor() as cursor:
             if delivered:
                 _record_delivered(cursor, delivered, now)
+            if attempts:
+                _log_attempts(cursor, attempts)
             yield cursor
+
+
+def _log_attempts(cursor: CursorWrapper, attempts: Sequence[Attempted]) -> None:
+    """Add `attempts` to the log, in one statement."""
+    if connection.vendor == "sqlite":
+        rows = [(*row[:3], _db_time(row.started_at), *row[4:]) for row in attempts]
+        cursor.execute(queries.SQLITE_LOG_ATTEMPTS, [json.dumps(rows)])
+    else:
+        cursor.execute(queries.POSTGRESQL_LOG_ATTEMPTS, _attempt_columns(attempts))
+
+
+def _attempt_columns(attempts: Sequence[Attempted]) -> list[list]:
+    """The attempts as one list per column, for PostgreSQL's unnest (nine empty lists for none)."""
+    return [list(column) for column in zip(*attempts, strict=True)] or [[]] * len(Attempted._fields)
 
 
 def _split(outcomes: Outcomes) -> tuple[list[int], list[Answered]]:
@@ -214,48 +250,50 @@ def exchange(
     outcomes: list[Answered],
     limits: Limits,
     lease: float,
+    attempts: Sequence[Attempted] = (),
     now: datetime.datetime | None = None,
 ) -> list[Claimed]:
-    """Record `outcomes`, then claim due deliveries as `claim` does.
+    """Record `outcomes` and log `attempts` (as `record`), then claim due deliveries as
+    `claim` does.
 
-    On SQLite in one transaction; on PostgreSQL the deliveries and the claim in
-    one statement (`_deliver_and_claim`), after any retries and failures, and
-    with no claim (no limit above 0) as on SQLite.
+    On SQLite in one transaction; on PostgreSQL the attempts, the deliveries and
+    the claim in one statement (`_deliver_and_claim`), after any retries and
+    failures, and with no claim (no limit above 0) as on SQLite.
     """
     now = now or timezone.now()
-    if not outcomes:
+    if not outcomes and not attempts:
         return claim(owner=owner, limits=limits, lease=lease, now=now)
     delivered, unfinished = _split(outcomes)
     limits = _wanted(limits)
     if connection.vendor == "postgresql" and limits:
-        if unfinished:
+        if unfinished:  # again, harmlessly, if the statement below fails: no longer ours then
             with transaction.atomic(savepoint=False):
                 _record_unfinished(owner, unfinished, now)
-        return _deliver_and_claim(
-            owner=owner, delivered=delivered, limits=limits, lease=lease, now=now
-        )
+        return _deliver_and_claim(owner=owner, delivered=delivered, attempts=attempts,
+                                  limits=limits, lease=lease, now=now)  # fmt: skip
     # One transaction and one cursor for the round: Django's nested atomic blocks
     # and cursors were a fifth of a warm round's CPU (bench/ANALYSIS.md).
-    with _recording(owner, delivered, unfinished, now) as cursor:
+    with _recording(owner, delivered, unfinished, attempts, now) as cursor:
         if not limits:
             return []
         return _claim_with(cursor, owner=owner, limits=limits, lease=lease, now=now)
 
 
 def _deliver_and_claim(
-    *, owner: str, delivered: list[int], limits: dict[int, int], lease: float,
-    now: datetime.datetime,
+    *, owner: str, delivered: list[int], attempts: Sequence[Attempted], limits: dict[int, int],
+    lease: float, now: datetime.datetime,
 ) -> list[Claimed]:  # fmt: skip
-    """PostgreSQL: mark `delivered` and claim the next deliveries in one statement.
+    """PostgreSQL: log `attempts`, mark `delivered` and claim the next deliveries in one
+    statement.
 
     Under a steady load a round carries a few, so its cost is its statements'
-    (round trip, parse, plan, commit): one instead of two.
+    (round trip, parse, plan, commit): one instead of three.
     """
     at = _db_time(now)
     with connection.cursor() as cursor:
         cursor.execute(
             queries.POSTGRESQL_DELIVER_AND_CLAIM,
-            [Status.DELIVERED, at, delivered, Status.DELIVERED,
+            [*_attempt_columns(attempts), Status.DELIVERED, at, delivered, Status.DELIVERED,
              list(limits), list(limits.values()), Status.PENDING, at,
              _lease_end(now, lease), owner],
         )  # fmt: skip

@@ -245,6 +245,8 @@ BROADCAST = {
     # rotated secret keeps signing beside its successor.
     "MAX_DESTINATIONS": env_int("BROADCAST_MAX_DESTINATIONS", 50),
     "SECRET_OVERLAP_HOURS": env_float("BROADCAST_SECRET_OVERLAP_HOURS", 24.0),
+    # The attempt log (docs/operations.md) keeps successful attempts too, or failures only.
+    "LOG_SUCCESSES": env_bool("BROADCAST_LOG_SUCCESSES", default=True),
 }
 
 # --- Logging ----------------------------------------------------------------

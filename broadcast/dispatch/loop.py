@@ -17,6 +17,7 @@ Claims are leases (60 s by default): a delivery whose lease would run out before
 its answer comes is not sent (whoever claims it next sends it).
 """
 
+import datetime
 import logging
 import os
 import socket
@@ -59,6 +60,22 @@ class Stats:
         self.failed += other.failed
 
 
+# What the client carries for each request: the delivery, and when its attempt started.
+Sent = tuple[store.Claimed, datetime.datetime]
+
+
+def attempted(
+    delivery: store.Claimed, started: datetime.datetime, answer: Answer
+) -> store.Attempted:
+    """The attempt log's record of `delivery`'s attempt that got `answer`."""
+    return store.Attempted(
+        delivery=delivery.id, destination=delivery.destination, number=delivery.attempts + 1,
+        started_at=started, duration_ms=round(answer.duration * 1000),
+        status_code=answer.status or None, succeeded=answer.ok, error=answer.error,
+        response=answer.response,
+    )  # fmt: skip
+
+
 @dataclass(slots=True)
 class Round:
     job: RoundJob
@@ -80,6 +97,7 @@ class Dispatcher:
         self._switches = switch_watcher()  # the pause and the destinations, read by rounds
         self._paused = False  # the broadcast's pause, as the last round read it
         self._done: list[store.Answered] = []  # decisions waiting to be recorded
+        self._attempts: list[store.Attempted] = []  # attempts waiting to be logged with them
         self._unsent: list[int] = []  # claims dropped while paused, released by the next round
         self._builtin_url: str | None = config.url  # stored by the first round that succeeds
         self._round: Round | None = None
@@ -220,9 +238,9 @@ class Dispatcher:
             outcomes=self._done, limits=limits, now=self.config.clock(), started=now,
             disable=disable, unsent=self._unsent, builtin_url=self._builtin_url,
             retention_days=self.config.retention_days if self._retention_due(now) else 0.0,
-            rates=rates,
+            rates=rates, attempts=self._attempts,
         )  # fmt: skip
-        self._done, self._unsent = [], []
+        self._done, self._unsent, self._attempts = [], [], []
         self._note_retries(job.outcomes)
         args = {"job": job, "owner": self.owner, "lease": self.config.lease,
                 "switches": self._switches}  # fmt: skip
@@ -265,6 +283,7 @@ class Dispatcher:
             logger.exception("Could not record %d outcomes and claim deliveries; retrying",
                              len(job.outcomes))  # fmt: skip
             self._done[:0] = job.outcomes
+            self._attempts[:0] = job.attempts
             self._unsent[:0] = job.unsent
             for destination, reason in job.disable.items():
                 if (lane := self.lanes.get(destination)) is not None:
@@ -328,11 +347,15 @@ class Dispatcher:
         return [lane.pacer for lane in self.lanes] or [self.lanes.idle]
 
     def _send(self, client: CounterClient, now: float) -> None:
+        started: datetime.datetime | None = None  # the attempts' start, read once for all
         for lane in self.lanes:
             if lane.queue:
-                self._send_lane(client, lane, now)
+                started = started or self.config.clock()
+                self._send_lane(client, lane, now, started)
 
-    def _send_lane(self, client: CounterClient, lane: Lane, now: float) -> None:
+    def _send_lane(
+        self, client: CounterClient, lane: Lane, now: float, started: datetime.datetime
+    ) -> None:
         queue = lane.queue
         if lane.gates.paused:  # nothing is sent while paused: the claims go back at the next round
             self._unsent += [delivery.id for _, delivery in queue]
@@ -352,19 +375,21 @@ class Dispatcher:
                 continue
             body = lane.body(delivery)
             headers = sign(delivery.key, body) if sign else None  # signed per attempt
-            client.send(url, delivery.key, body, delivery, headers)
+            client.send(url, delivery.key, body, (delivery, started), headers)
             lane.in_flight += 1
             budget -= 1
 
-    def _decide(self, answers: list[tuple[store.Claimed, Answer]]) -> None:
+    def _decide(self, answers: list[tuple[Sent, Answer]]) -> None:
         """The policy's decision for each answer, for the gates, the logs and the next round."""
         if not answers:
             return
         now = time.monotonic()
         # One wall-clock reading per batch of answers (created_at is on the wall clock).
         answered = time.time()
-        for delivery, answer in answers:
+        for (delivery, started), answer in answers:
             decision = decide(answer, delivery.attempts + 1, self.policy)
+            if self.config.log_successes or not answer.ok:
+                self._attempts.append(attempted(delivery, started, answer))
             lane = self.lanes.get(delivery.destination)
             if lane is not None:  # None: its destination was disabled or deleted meanwhile
                 lane.in_flight -= 1
@@ -441,9 +466,9 @@ class Dispatcher:
             self._end_round(self._round, client)
         if self._done:
             done, self._done = self._done, []
-            recorded = self._db.submit(
-                store.record, owner=self.owner, outcomes=done, now=self.config.clock()
-            )
+            attempts, self._attempts = self._attempts, []
+            recorded = self._db.submit(store.record, owner=self.owner, outcomes=done,
+                                       attempts=attempts, now=self.config.clock())  # fmt: skip
             try:
                 recorded.result()
             except Exception:

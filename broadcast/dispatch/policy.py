@@ -37,11 +37,14 @@ HOLD_STATUSES = frozenset({429, 502, 503, 504})
 @dataclass(frozen=True, slots=True)
 class Answer:
     """What came back for one request: its HTTP status (0: no answer at all), the
-    Retry-After in seconds if any, and an error text for anything but a 2xx."""
+    Retry-After in seconds if any, and an error text for anything but a 2xx; for the
+    attempt log, the start of the response body and the seconds the request took."""
 
     status: int
     error: str = ""
     retry_after: float | None = None
+    response: str = ""
+    duration: float = 0.0
 
     @property
     def ok(self) -> bool:

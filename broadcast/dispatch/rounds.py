@@ -4,10 +4,11 @@ A round points the built-in destination at the dispatcher's URL (its first),
 disables the destinations that answered 410 Gone, reads the switches (the
 broadcast's pause and the enabled destinations, at most once a second),
 releases the claims a pause left unsent, records the answers gathered since
-the last round and claims the next deliveries for each destination
-(broadcast/store.py `exchange`), and, when a claim found nothing due, prunes
-old deliveries. It runs on the dispatcher's database thread, or on the loop's
-own when nothing is queued to send meanwhile (broadcast/dbcalls.py).
+the last round with their attempts (the attempt log) and claims the next
+deliveries for each destination (broadcast/store.py `exchange`), and, when a
+claim found nothing due, prunes old deliveries. It runs on the dispatcher's
+database thread, or on the loop's own when nothing is queued to send meanwhile
+(broadcast/dbcalls.py).
 """
 
 import datetime
@@ -51,6 +52,7 @@ class RoundJob:
     retention_days: float = 0.0  # prune deliveries older than this if nothing is due (0: no)
     builtin_url: str | None = None  # the built-in destination's URL, to store (None: done)
     rates: dict[int, float] = field(default_factory=dict)  # the rate-limited destinations' rates
+    attempts: list[store.Attempted] = field(default_factory=list)  # for the log, with `outcomes`
 
 
 @dataclass(slots=True)
@@ -79,9 +81,8 @@ def run_round(
     enabled = {target.id for target in state.targets if not target.paused}
     limits = {} if state.paused else {d: n for d, n in job.limits.items() if d in enabled}
     granted = _take_tokens(limits, job)
-    claimed = store.exchange(
-        owner=owner, outcomes=job.outcomes, limits=limits, lease=lease, now=job.now
-    )
+    claimed = store.exchange(owner=owner, outcomes=job.outcomes, attempts=job.attempts,
+                             limits=limits, lease=lease, now=job.now)  # fmt: skip
     dry = _give_back_unused(granted, claimed)
     # Retention never while due deliveries wait: only after a claim that asked found none.
     prune = job.retention_days > 0 and any(limits.values()) and not claimed

@@ -23,6 +23,7 @@ class Answer:
     status: int = 200
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
+    body: bytes | None = None  # None: {"status": <status>}
 
 
 @dataclass
@@ -57,6 +58,8 @@ class ScriptedServer:
                 await asyncio.sleep(answer.delay)
         finally:
             self.in_flight -= 1
+        if answer.body is not None:
+            return web.Response(body=answer.body, status=answer.status, headers=answer.headers)
         return web.json_response(
             {"status": answer.status}, status=answer.status, headers=answer.headers
         )

@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from broadcast.client import OK, CounterClient
+from broadcast.client import CounterClient
 from tests.broadcast.conftest import Answer, ScriptedServer
 from tests.helpers import free_port
 
@@ -34,6 +34,11 @@ def collect(client: CounterClient, wakeup_fd: int, count: int, *, send_more=None
     return answers
 
 
+def answered(finished: list) -> list:
+    """(token, status) of each finished request."""
+    return [(token, answer.status) for token, answer in finished]
+
+
 def send_one(url: str, key: str = "k", token=None) -> tuple:
     """POST one event; its (token, Answer)."""
     pipe = Pipe()
@@ -47,7 +52,8 @@ def send_one(url: str, key: str = "k", token=None) -> tuple:
 
 
 def test_posts_exactly_the_body_with_its_two_headers(scripted_server):
-    assert send_one(scripted_server.url, "a1b2", token="first") == ("first", OK)
+    token, answer = send_one(scripted_server.url, "a1b2", token="first")
+    assert (token, answer.status, answer.error) == ("first", 200, "")
     (received,) = scripted_server.received
     assert received.body == BODY
     assert received.headers["Content-Type"] == "application/json"
@@ -71,7 +77,7 @@ def test_never_more_requests_in_flight_than_connections_and_each_is_kept_alive(s
         answers = collect(client, pipe.reader, 12, send_more=send_more)
     pipe.close()
     assert sorted(token for token, _ in answers) == list(range(12))
-    assert all(outcome == OK for _, outcome in answers)
+    assert all(outcome.status == 200 for _, outcome in answers)
     assert scripted_server.most_in_flight <= 4
     # Twelve requests over at most four connections: they were reused.
     assert len({r.peer for r in scripted_server.received}) <= 4
@@ -91,9 +97,25 @@ def test_retry_after_and_the_answer_explain_a_retry(scripted_server):
     assert outcome.error == 'HTTP 503: {"status": 503}'
 
 
+def test_an_answer_keeps_the_start_of_its_body_and_how_long_it_took(scripted_server):
+    body = "é".encode() + b"x" * 5000  # a character of two bytes first: cut by bytes, not text
+    scripted_server.script = [Answer(200, body=body, delay=0.2)]
+    _, outcome = send_one(scripted_server.url)
+    assert outcome.response == "é" + "x" * 1022
+    assert 0.2 <= outcome.duration < 5
+
+
+def test_an_excerpt_is_text_a_database_takes(scripted_server):
+    scripted_server.script = [Answer(500, body=b"nul\0 and a cut \xe2\x82")]
+    _, outcome = send_one(scripted_server.url)
+    assert outcome.response == "nul\ufffd and a cut \ufffd"
+    assert outcome.error == "HTTP 500: nul\ufffd and a cut \ufffd"
+
+
 def test_a_refused_connection_is_no_answer():
     _, outcome = send_one(f"http://127.0.0.1:{free_port()}/")
     assert outcome.status == 0 and outcome.error.startswith("ConnectError: ")
+    assert outcome.response == ""
 
 
 def test_an_answer_left_for_later_ends_no_wait_and_is_collected_by_the_next(scripted_server):
@@ -110,7 +132,7 @@ def test_an_answer_left_for_later_ends_no_wait_and_is_collected_by_the_next(scri
             if finished:
                 break
     pipe.close()
-    assert (finished, woken) == ([("t", OK)], False)
+    assert (answered(finished), woken) == ([("t", 200)], False)
     # The answer came 0.1 s after the request was written, yet the wait that read it
     # ran to its timeout.
     assert time.monotonic() - started >= 0.5
@@ -129,7 +151,7 @@ def test_on_a_kept_alive_connection_one_wait_writes_the_request_and_reads_its_an
         client.send(scripted_server.url, "k2", BODY, token="second")
         finished, woken = client.wait(5, pipe.reader)
     pipe.close()
-    assert (finished, woken) == ([("second", OK)], False)
+    assert (answered(finished), woken) == ([("second", 200)], False)
 
 
 def test_an_answer_read_before_the_wait_is_returned_at_once(scripted_server):
@@ -143,7 +165,7 @@ def test_an_answer_read_before_the_wait_is_returned_at_once(scripted_server):
         time.sleep(0.5)  # answered 0.1 s after, and not read yet
         client.send(scripted_server.url, "k2", BODY, token="second")
         finished, _ = client.wait(5, pipe.reader)
-        assert finished == [("first", OK)]
+        assert answered(finished) == [("first", 200)]
         assert client.in_flight == 1
     pipe.close()
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from broadcast import queries, store
 from broadcast.destinations import destination_create
 from broadcast.dispatch.policy import DELIVERED
-from broadcast.models import Delivery, Destination, Event, Status
+from broadcast.models import Attempt, Delivery, Destination, Event, Status
 from tests.helpers import builtin_destination
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,6 +64,7 @@ def test_the_statements_name_the_models_tables():
     assert Delivery._meta.db_table == "broadcast_delivery"
     assert Event._meta.db_table == "broadcast_event"
     assert Destination._meta.db_table == "broadcast_destination"
+    assert Attempt._meta.db_table == "broadcast_attempt"
 
 
 def test_each_destination_has_its_own_order(deliveries):

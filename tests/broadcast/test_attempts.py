@@ -1,0 +1,130 @@
+"""The attempt log: every attempt to deliver an event to a destination, as it was made."""
+
+import datetime
+import signal
+
+import pytest
+from django.db import IntegrityError
+from django.utils import timezone
+
+from broadcast import store
+from broadcast.dispatch.policy import Decision, Verdict
+from broadcast.models import Attempt, Status
+from defect.services import defect_create
+from tests.broadcast.conftest import Answer, FakeClock, deliver_once, no_jitter
+from tests.helpers import counter_deliveries, free_port, start_dispatcher, stop, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def log_of(delivery) -> list[tuple]:
+    """(number, status code, succeeded, started_at) of each of its attempts, first first."""
+    return list(
+        Attempt.objects.filter(delivery=delivery)
+        .order_by("id")
+        .values_list("number", "status_code", "succeeded", "started_at")
+    )
+
+
+def test_an_event_that_failed_twice_then_succeeded_has_three_attempts(scripted_server, user):
+    long_body = b"overloaded " + b"x" * 3000
+    scripted_server.script = [Answer(500, body=long_body), Answer(503, delay=0.3), Answer(200)]
+    defect_create(user=user, comment="a")
+    clock = FakeClock()
+    starts = []
+    for wait in (0, 1, 2):  # the first attempt, then each retry when it is due
+        clock.advance(wait)
+        starts.append(clock.now)
+        deliver_once(scripted_server.url, clock=clock, rand=no_jitter)
+
+    delivery = counter_deliveries().get()
+    assert (delivery.status, delivery.attempts) == (Status.DELIVERED, 3)
+    assert log_of(delivery) == [(1, 500, False, starts[0]), (2, 503, False, starts[1]),
+                                (3, 200, True, starts[2])]  # fmt: skip
+    first, second, third = Attempt.objects.filter(delivery=delivery).order_by("id")
+    assert first.response == long_body[:1024].decode()
+    assert first.error.startswith("HTTP 500: overloaded x")
+    assert second.duration_ms >= 300
+    assert (second.response, second.error) == ('{"status": 503}', 'HTTP 503: {"status": 503}')
+    assert (third.response, third.error) == ('{"status": 200}', "")
+    assert {a.destination_id for a in (first, second, third)} == {delivery.destination_id}
+
+
+def test_an_attempt_that_got_no_answer_has_no_status(user):
+    defect_create(user=user, comment="a")
+    deliver_once(f"http://127.0.0.1:{free_port()}/", rand=no_jitter)
+    (attempt,) = Attempt.objects.all()
+    assert (attempt.number, attempt.status_code, attempt.succeeded) == (1, None, False)
+    assert attempt.error.startswith("ConnectError: ")
+    assert attempt.response == ""
+
+
+def test_with_successes_off_only_failed_attempts_are_logged(scripted_server, user):
+    scripted_server.script = [Answer(500)]
+    defect_create(user=user, comment="a")
+    defect_create(user=user, comment="b")
+    deliver_once(scripted_server.url, log_successes=False, rand=no_jitter)
+    assert counter_deliveries().filter(status=Status.DELIVERED).count() == 1
+    assert list(Attempt.objects.values_list("status_code", "succeeded")) == [(500, False)]
+
+
+def claimed_delivery(user) -> store.Claimed:
+    defect_create(user=user, comment="a")
+    destination = counter_deliveries().get().destination_id
+    (claimed,) = store.claim(owner="me", limits={destination: 1}, lease=60)
+    return claimed
+
+
+def an_attempt(claimed: store.Claimed, status: int) -> store.Attempted:
+    return store.Attempted(
+        delivery=claimed.id, destination=claimed.destination, number=1,
+        started_at=timezone.now(), duration_ms=12, status_code=status, succeeded=status == 200,
+        error="" if status == 200 else f"HTTP {status}: no", response="é\u2603",
+    )  # fmt: skip
+
+
+# Without a claim, and with one (on PostgreSQL, one statement).
+@pytest.mark.parametrize("limit", [0, 5])
+def test_an_exchange_logs_the_attempts_with_their_outcomes(user, limit):
+    claimed = claimed_delivery(user)
+    attempt = an_attempt(claimed, 200)
+    store.exchange(owner="me", outcomes=[(claimed, Decision(Verdict.DELIVERED))],
+                   attempts=[attempt], limits={claimed.destination: limit}, lease=60)  # fmt: skip
+    logged = Attempt.objects.get()
+    assert (logged.delivery_id, logged.status_code, logged.succeeded, logged.response,
+            logged.started_at, logged.duration_ms) == (claimed.id, 200, True, "é\u2603",
+                                                       attempt.started_at, 12)  # fmt: skip
+    assert counter_deliveries().get().status == Status.DELIVERED
+
+
+@pytest.mark.parametrize("limit", [0, 5])
+def test_the_log_is_written_with_the_outcomes_or_not_at_all(user, limit):
+    claimed = claimed_delivery(user)
+    delivered = [(claimed, Decision(Verdict.DELIVERED))]
+    attempt = an_attempt(claimed, 200)
+    of_nothing = attempt._replace(delivery=claimed.id + 1000)  # refused at commit
+    limits = {claimed.destination: limit}
+    with pytest.raises(IntegrityError):
+        store.exchange(owner="me", outcomes=delivered, attempts=[attempt, of_nothing],
+                       limits=limits, lease=60)  # fmt: skip
+    assert not Attempt.objects.exists()
+    assert counter_deliveries().get().status == Status.PENDING
+    # The round's outcomes and attempts are kept for the next, which logs them once.
+    store.exchange(owner="me", outcomes=delivered, attempts=[attempt], limits=limits, lease=60)
+    assert Attempt.objects.count() == 1
+    assert counter_deliveries().get().status == Status.DELIVERED
+
+
+@pytest.mark.e2e
+def test_the_real_counter_servers_answer_is_logged(counter_server, user, tmp_path):
+    defect_create(user=user, comment="a")
+    process = start_dispatcher(counter_server.url, tmp_path / "dispatcher.log")
+    try:
+        wait_for(lambda: Attempt.objects.exists(), timeout=30, message="no attempt logged")
+    finally:
+        stop(process, signal.SIGTERM)
+    (attempt,) = Attempt.objects.all()
+    assert (attempt.number, attempt.status_code, attempt.succeeded, attempt.error) == (
+        1, 200, True, "")  # fmt: skip
+    assert attempt.started_at <= timezone.now()
+    assert timezone.now() - attempt.started_at < datetime.timedelta(minutes=1)
