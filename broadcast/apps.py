@@ -4,7 +4,7 @@ from django.db.models.signals import post_migrate
 
 class BroadcastConfig(AppConfig):
     name = "broadcast"
-    verbose_name = "Broadcast to the counter server"
+    verbose_name = "Broadcast to destinations"
 
     def ready(self) -> None:
         from broadcast import checks  # noqa: F401 - registers the system checks
@@ -23,6 +23,7 @@ def builtin_destination_after_migrate(sender, using: str, apps=None, **kwargs) -
             apps.get_model("broadcast", "Destination")
     except LookupError:
         return
-    from broadcast.destinations import sync_builtin_destination
+    from broadcast.destinations import sync_alerts_destination, sync_builtin_destination
 
     sync_builtin_destination(using=using)
+    sync_alerts_destination(using=using)

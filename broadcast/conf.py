@@ -43,6 +43,7 @@ SETTINGS_KEYS = {
     "summary_interval": "SUMMARY_INTERVAL",
     "max_rate": "MAX_RATE",
     "log_successes": "LOG_SUCCESSES",
+    "disable_after_hours": "DISABLE_AFTER_HOURS",
 }
 
 
@@ -71,6 +72,8 @@ class Config:
     retention_days: float = 0.0
     # The attempt log keeps successful attempts too (failed ones always).
     log_successes: bool = True
+    # A destination failing this long is disabled (broadcast/failing.py); 0: never.
+    disable_after_hours: float = 120.0
 
     def __post_init__(self) -> None:
         # An event waits in the local queue, then for its answer, within its

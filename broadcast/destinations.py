@@ -15,6 +15,7 @@ that its pending deliveries are kept for when the setting comes back.
 """
 
 import datetime
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from django.utils import timezone
 
 from broadcast.conf import broadcast_setting, counter_server_url
 from broadcast.models import (
+    ALERTS_NAME,
     BUILTIN_NAME,
     Action,
     Destination,
@@ -32,8 +34,10 @@ from broadcast.models import (
     Format,
     Status,
 )
-from broadcast.services import wake_dispatchers
+from broadcast.services import announce, wake_dispatchers
 from broadcast.signing import new_secret
+
+logger = logging.getLogger("broadcast")
 
 DEFAULT_MAX_DESTINATIONS = 50
 DEFAULT_SECRET_OVERLAP_HOURS = 24.0
@@ -42,6 +46,9 @@ EDITABLE = ("name", "url", "actions", "format", "enabled", "max_rate", "paused",
 # The built-in destination's fields that the settings own.
 MANAGED_FIELDS = ("name", "url")
 NO_URL_REASON = "COUNTER_SERVER_URL is empty: no built-in destination."
+NO_ALERT_URL_REASON = "BROADCAST_ALERT_URL is empty: alerts go nowhere."
+# What the alerts destination receives, and how, is not an operator's to change.
+ALERTS_FIELDS = ("actions", "format")
 DISABLED_BY_OPERATOR = "disabled by an operator"
 
 
@@ -225,6 +232,7 @@ class Target:
     paused: bool = False
     managed: bool = False
     secrets: tuple[str, ...] = ()
+    failing: bool = False  # its attempts have failed since its last success (broadcast/failing.py)
 
 
 def delivery_targets(*, now: datetime.datetime | None = None) -> tuple[Target, ...]:
@@ -251,6 +259,7 @@ def delivery_targets(*, now: datetime.datetime | None = None) -> tuple[Target, .
             paused=row.paused,
             managed=row.managed,
             secrets=tuple(signing[row.pk]),
+            failing=row.failing_since is not None,
         )
         for row in rows
     )
@@ -258,9 +267,22 @@ def delivery_targets(*, now: datetime.datetime | None = None) -> tuple[Target, .
 
 def disable_gone(*, destination_id: int, reason: str) -> None:
     """A dispatcher's 410 Gone: disable the destination with `reason`, if still enabled."""
-    Destination.objects.filter(pk=destination_id, enabled=True).update(
-        enabled=False, disabled_reason=reason
-    )
+    disable_and_announce(destination_id=destination_id, reason=reason)
+
+
+def disable_and_announce(*, destination_id: int, reason: str) -> bool:
+    """A dispatcher disables a destination (a 410, or failing for days), if still enabled:
+    logged at ERROR and announced to the alerts destination (broadcast/alerts.py), once
+    whichever dispatchers see it. Whether this call disabled it."""
+    with transaction.atomic():
+        disabled = Destination.objects.filter(pk=destination_id, enabled=True).update(
+            enabled=False, disabled_reason=reason
+        )
+        if disabled:
+            name = Destination.objects.values_list("name", flat=True).get(pk=destination_id)
+            transaction.on_commit(lambda: logger.error("Destination %s disabled: %s", name, reason))
+            announce({"type": "destination.disabled", "destination": name, "reason": reason})
+    return bool(disabled)
 
 
 def sync_builtin_destination(
@@ -275,26 +297,66 @@ def sync_builtin_destination(
     What an operator set on it otherwise (pause, rate, actions) is kept.
     """
     url = counter_server_url() if url is None else url
+    return _sync_managed(BUILTIN, url, using)
+
+
+def sync_alerts_destination(*, using: str = "default") -> Destination | None:
+    """Keep the alerts destination in step with BROADCAST_ALERT_URL, as the built-in one
+    with COUNTER_SERVER_URL: subscribed to the broadcast's alerts only (broadcast/alerts.py),
+    in the `event` format, signed with BROADCAST_SIGNING_SECRETS."""
+    return _sync_managed(ALERTS, alert_url(), using)
+
+
+@dataclass(frozen=True, slots=True)
+class Managed:
+    """A destination the settings keep: its row's fixed fields and its setting."""
+
+    name: str
+    setting: str
+    fields: dict
+    no_url_reason: str
+
+
+BUILTIN = Managed(BUILTIN_NAME, "COUNTER_SERVER_URL", {}, NO_URL_REASON)
+ALERTS = Managed(
+    ALERTS_NAME, "BROADCAST_ALERT_URL",
+    {"on_alert": True, "on_create": False, "on_delete": False, "format": Format.EVENT},
+    NO_ALERT_URL_REASON,
+)  # fmt: skip
+
+
+def alert_url() -> str:
+    """BROADCAST_ALERT_URL: where the broadcast's alerts go; empty, nowhere."""
+    return str(broadcast_setting("ALERT_URL", ""))
+
+
+def _managed(destination: Destination) -> Managed:
+    return ALERTS if destination.on_alert else BUILTIN
+
+
+def _sync_managed(managed: Managed, url: str, using: str) -> Destination | None:
+    alerts = managed is ALERTS
     with transaction.atomic(using=using):
-        builtin = Destination.objects.using(using).select_for_update().filter(managed=True).first()
+        rows = Destination.objects.using(using).select_for_update()
+        row = rows.filter(managed=True, on_alert=alerts).first()
         if not url:
-            if builtin is not None and builtin.enabled:
-                builtin.enabled, builtin.disabled_reason = False, NO_URL_REASON
-                builtin.save(using=using, update_fields=["enabled", "disabled_reason"])
-            return builtin
-        if builtin is None:
-            builtin = Destination(name=BUILTIN_NAME, url=url, managed=True)
-            builtin.save(using=using, force_insert=True)
-            return builtin
-        changed: dict[str, object] = {"url": url, "name": BUILTIN_NAME}
-        if not builtin.enabled and builtin.disabled_reason == NO_URL_REASON:
+            if row is not None and row.enabled:
+                row.enabled, row.disabled_reason = False, managed.no_url_reason
+                row.save(using=using, update_fields=["enabled", "disabled_reason"])
+            return row
+        if row is None:
+            row = Destination(name=managed.name, url=url, managed=True, **managed.fields)
+            row.save(using=using, force_insert=True)
+            return row
+        changed: dict[str, object] = {"url": url, "name": managed.name}
+        if not row.enabled and row.disabled_reason == managed.no_url_reason:
             changed |= {"enabled": True, "disabled_reason": ""}
-        changed = {k: v for k, v in changed.items() if getattr(builtin, k) != v}
+        changed = {k: v for k, v in changed.items() if getattr(row, k) != v}
         if changed:
             for field, value in changed.items():
-                setattr(builtin, field, value)
-            builtin.save(using=using, update_fields=list(changed))
-        return builtin
+                setattr(row, field, value)
+            row.save(using=using, update_fields=list(changed))
+        return row
 
 
 def destination_check(*, destination: Destination | None, changes: dict) -> None:
@@ -314,9 +376,10 @@ def destination_check(*, destination: Destination | None, changes: dict) -> None
             )
     elif destination.managed:
         _refuse_managed_changes(destination, changes)
-    if changes.get("name") == BUILTIN_NAME and not (destination and destination.managed):
+    name = changes.get("name")
+    if name in (BUILTIN_NAME, ALERTS_NAME) and not (destination and destination.managed):
         raise ValidationError(
-            {"name": f"{BUILTIN_NAME!r} is the built-in destination's name: choose another."}
+            {"name": f"{name!r} is the name of a destination the settings keep: choose another."}
         )
     if "actions" in changes:
         _actions(changes["actions"])
@@ -333,16 +396,19 @@ def _actions(actions: Iterable[str]) -> list[str]:
 
 
 def _refuse_managed_changes(destination: Destination, changes: dict) -> None:
-    for field in MANAGED_FIELDS:
+    managed = _managed(destination)
+    fixed = (*MANAGED_FIELDS, *ALERTS_FIELDS) if managed is ALERTS else MANAGED_FIELDS
+    for field in fixed:
         if field in changes and changes[field] != getattr(destination, field):
             raise ValidationError(
                 {
-                    field: f"The built-in destination's {field} follows the settings "
-                    "(COUNTER_SERVER_URL): it cannot be changed here."
+                    field: f"The {destination.name} destination's {field} follows the settings "
+                    f"({managed.setting}): it cannot be changed here."
                 }
             )
-    if changes.get("enabled") and not counter_server_url():
-        raise ValidationError({"enabled": NO_URL_REASON})
+    url = alert_url() if managed is ALERTS else counter_server_url()
+    if changes.get("enabled") and not url:
+        raise ValidationError({"enabled": managed.no_url_reason})
 
 
 def _save(destination: Destination, **kwargs) -> None:

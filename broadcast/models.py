@@ -126,6 +126,8 @@ NAME_MAX_LENGTH = 100
 URL_MAX_LENGTH = 2000
 # The built-in destination's name, kept in step with COUNTER_SERVER_URL (broadcast/destinations.py).
 BUILTIN_NAME = "counter-server"
+# The alerts destination's name, kept in step with BROADCAST_ALERT_URL (broadcast/alerts.py).
+ALERTS_NAME = "alerts"
 
 
 def validate_http_url(value: str) -> None:
@@ -179,6 +181,10 @@ class DestinationQuerySet(models.QuerySet):
         """
         return self.filter(enabled=True, **{ACTION_COLUMNS[Action(action)]: True})
 
+    def builtin(self) -> "DestinationQuerySet":
+        """The built-in destination (COUNTER_SERVER_URL's), if there is one."""
+        return self.filter(managed=True, on_alert=False)
+
     def with_pending(self) -> "DestinationQuerySet":
         """Each destination with `pending`, its pending deliveries' count (one query)."""
         return self.annotate(
@@ -203,6 +209,9 @@ class Destination(models.Model):
     url = HttpURLField(max_length=URL_MAX_LENGTH)
     on_create = models.BooleanField("create", default=True)
     on_delete = models.BooleanField("delete", default=True)
+    # The broadcast's own alerts (a destination disabled: broadcast/alerts.py), which only
+    # the alerts destination of BROADCAST_ALERT_URL receives.
+    on_alert = models.BooleanField("alerts", default=False, editable=False)
     format = models.CharField(max_length=16, choices=Format, default=Format.COUNTER)
     enabled = models.BooleanField(default=True)
     # Deliveries per second to it from every dispatcher together; 0: unlimited.
@@ -215,6 +224,8 @@ class Destination(models.Model):
     # attempt succeeded): the dispatchers disable it after BROADCAST_DISABLE_AFTER_HOURS.
     failing_since = models.DateTimeField(null=True, blank=True, editable=False)
     failing_attempts = models.PositiveIntegerField(default=0, editable=False)
+    # The last warning logged on the way to disabling it: a percentage of that time.
+    failing_warned = models.PositiveSmallIntegerField(default=0, editable=False)
     # The built-in destination, kept in step with COUNTER_SERVER_URL: its name and
     # URL come from the settings, its signing secrets are BROADCAST_SIGNING_SECRETS.
     managed = models.BooleanField(
@@ -231,15 +242,16 @@ class Destination(models.Model):
         ordering = ["id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(on_create=True) | Q(on_delete=True),
+                condition=Q(on_create=True) | Q(on_delete=True) | Q(on_alert=True),
                 name="broadcast_destination_subscribed",
                 violation_error_message="A destination subscribes to create, delete or both.",
             ),
             models.CheckConstraint(
                 condition=Q(max_rate__gte=0), name="broadcast_destination_max_rate"
             ),
+            # One built-in destination (COUNTER_SERVER_URL), one of alerts (BROADCAST_ALERT_URL).
             models.UniqueConstraint(
-                fields=["managed"], condition=Q(managed=True), name="broadcast_destination_builtin"
+                fields=["on_alert"], condition=Q(managed=True), name="broadcast_destination_builtin"
             ),
         ]
 

@@ -174,6 +174,13 @@ WHERE enabled AND {column}"""  # noqa: S608 - literal SQL, no value interpolated
     for action, column in ACTION_COLUMNS.items()
 }
 
+# One of the broadcast's alerts (broadcast/services.py `announce`), to the destinations
+# subscribed to them. Parameters: FAN_OUT's.
+FAN_OUT_ALERT = f"""
+INSERT INTO {_DELIVERY_COLUMNS}
+SELECT %s, id, %s, %s, '', 0, '', %s FROM broadcast_destination
+WHERE enabled AND on_alert"""  # noqa: S608 - literal SQL, no value interpolated
+
 # Many events (a bulk insert's), due at once, each with every subscribed destination. Parameters:
 # pending, then the events' ids: a bigint[] array on PostgreSQL, a JSON array on SQLite.
 _FAN_OUT_MANY = """

@@ -88,6 +88,19 @@ def events_enqueue(
     return events
 
 
+def announce(alert: dict, *, using: str = "default") -> Event:
+    """Store one of the broadcast's own alerts (`{"type": ..., ...}`), delivered, as any
+    event, to the destinations subscribed to alerts (BROADCAST_ALERT_URL's): signed,
+    retried, on the record. Both formats' body is the alert itself."""
+    event = Event.objects.using(using).create(payload=alert, envelope=alert)
+    connection = connections[using]
+    created = connection.ops.adapt_datetimefield_value(event.created_at)
+    with connection.cursor() as cursor:
+        cursor.execute(queries.FAN_OUT_ALERT, [event.pk, Status.PENDING, created, created])
+    ring_at_commit(using)
+    return event
+
+
 def wake_dispatchers(using: str = "default") -> None:
     """Tell the dispatchers that events are due, at the commit of the caller's transaction.
 

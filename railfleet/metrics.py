@@ -14,7 +14,9 @@ Scraped values, in prometheus-client's text format:
 - Per destination, labelled `destination` (its name):
   `broadcast_destination_pending`, `broadcast_destination_failed`,
   `broadcast_destination_oldest_pending_age_seconds`, and
-  `broadcast_destination_paused` and `broadcast_destination_disabled` (1 or 0).
+  `broadcast_destination_paused` and `broadcast_destination_disabled` (1 or 0),
+  and `broadcast_destination_failing_seconds` (since every attempt to it began
+  failing: broadcast/failing.py).
 - `api_requests_total{method,status}` (counter) and
   `api_request_duration_seconds{method,status}` (histogram): every request
   under /api/, with its final status (`RequestMetricsMiddleware`, first in
@@ -160,6 +162,9 @@ DESTINATION_GAUGES = [
      lambda d: age_seconds(d.oldest_pending)),
     ("paused", "1 while the destination is paused, else 0.", lambda d: int(d.paused)),
     ("disabled", "1 while the destination is disabled, else 0.", lambda d: int(not d.enabled)),
+    ("failing_seconds",
+     "Seconds since every attempt to the destination began failing (0: its last succeeded).",
+     lambda d: age_seconds(d.failing_since)),
 ]  # fmt: skip
 
 

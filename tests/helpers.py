@@ -49,14 +49,14 @@ def builtin_destination():
     """The built-in destination (COUNTER_SERVER_URL's), which every test database has."""
     from broadcast.models import Destination
 
-    return Destination.objects.get(managed=True)
+    return Destination.objects.builtin().get()
 
 
 def counter_deliveries():
     """The built-in destination's deliveries: with no other destination, one per event."""
-    from broadcast.models import Delivery
+    from broadcast.models import Delivery, Destination
 
-    return Delivery.objects.filter(destination__managed=True)
+    return Delivery.objects.filter(destination__in=Destination.objects.builtin())
 
 
 def http_get(url: str, timeout: float = 10) -> tuple[int, dict, bytes]:

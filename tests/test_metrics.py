@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broadcast import control
 from broadcast.destinations import destination_create, destination_disable, destination_pause
-from broadcast.models import Delivery, Event, Status
+from broadcast.models import Delivery, Destination, Event, Status
 from broadcast.services import event_enqueue
 from railfleet import metrics
 from tests.helpers import WebServer, builtin_destination, counter_deliveries, wait_for
@@ -138,10 +138,15 @@ def test_each_destination_has_its_backlog_and_state(client, db, with_token):
     assert (gauge("paused", "counter-server"), gauge("paused", "planning")) == (0, 1)
     assert gauge("disabled", "planning") == 0
 
+    assert gauge("failing_seconds", "planning") == 0
+
     destination_disable(destination=planning, reason="answered HTTP 410")
+    Destination.objects.filter(pk=planning.pk).update(failing_since=now - timedelta(hours=2))
     scrape = samples(client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}"))
     assert gauge("disabled", "planning") == 1
     assert gauge("disabled", "counter-server") == 0
+    assert 7200 <= gauge("failing_seconds", "planning") < 7200 + 60
+    assert gauge("failing_seconds", "counter-server") == 0
 
 
 def test_paused_follows_the_pause_state(client, db, with_token):

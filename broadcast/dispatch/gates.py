@@ -68,8 +68,10 @@ class Pause(Gate):
     def observe(self, decision: Decision, now: float) -> None:
         if not decision.stop or self.paused:
             return
-        logger.error("%s %s: disabling it (enable it again in the admin or the API once it "
-                     "takes deliveries)", self.label, decision.stop)  # fmt: skip
+        # A warning from each dispatcher that sees it; the round that disables it logs an
+        # error once (broadcast/destinations.py `disable_and_announce`).
+        logger.warning("%s %s: disabling it (enable it again in the admin or the API once it "
+                       "takes deliveries)", self.label, decision.stop)  # fmt: skip
         self.unstored = f"{self.label} {decision.stop}"
         self.paused = self._awaiting_store = True
 

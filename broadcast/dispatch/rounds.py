@@ -15,8 +15,16 @@ import datetime
 import logging
 from dataclasses import dataclass, field
 
-from broadcast import control, sessions, store
-from broadcast.destinations import Target, delivery_targets, disable_gone, sync_builtin_destination
+from django.db import DatabaseError
+
+from broadcast import control, failing, sessions, store
+from broadcast.destinations import (
+    Target,
+    delivery_targets,
+    disable_gone,
+    sync_alerts_destination,
+    sync_builtin_destination,
+)
 from broadcast.ratelimit import give_back_tokens, take_tokens
 from broadcast.retention import prune_delivered
 
@@ -53,6 +61,11 @@ class RoundJob:
     builtin_url: str | None = None  # the built-in destination's URL, to store (None: done)
     rates: dict[int, float] = field(default_factory=dict)  # the rate-limited destinations' rates
     attempts: list[store.Attempted] = field(default_factory=list)  # for the log, with `outcomes`
+    # The failing clocks (broadcast/failing.py): failures per destination, and the
+    # destinations whose clock a success stops; hours of failing before disabling (0: never).
+    failures: dict[int, failing.Failures] = field(default_factory=dict)
+    recovered: set[int] = field(default_factory=set)
+    disable_after: float = 0.0
 
 
 @dataclass(slots=True)
@@ -72,6 +85,7 @@ def run_round(
     changed = job.builtin_url is not None or bool(job.disable)
     if job.builtin_url is not None:
         sync_builtin_destination(url=job.builtin_url)
+        sync_alerts_destination()
     for destination, reason in job.disable.items():
         disable_gone(destination_id=destination, reason=reason)
     before = switches.read_count
@@ -80,18 +94,39 @@ def run_round(
         store.release(owner=owner, now=job.now, ids=job.unsent)
     enabled = {target.id for target in state.targets if not target.paused}
     limits = {} if state.paused else {d: n for d, n in job.limits.items() if d in enabled}
+    _keep_clocks(job)
     granted = _take_tokens(limits, job)
     claimed = store.exchange(owner=owner, outcomes=job.outcomes, attempts=job.attempts,
                              limits=limits, lease=lease, now=job.now)  # fmt: skip
-    dry = _give_back_unused(granted, claimed)
-    # Retention never while due deliveries wait: only after a claim that asked found none.
-    prune = job.retention_days > 0 and any(limits.values()) and not claimed
-    if prune:
-        with sessions.custom_plans():  # its plan depends on its cutoff
-            pruned = prune_delivered(days=job.retention_days, now=job.now)
-        if pruned:
-            logger.info("Pruned %d delivered events older than %g days", pruned, job.retention_days)
+    # Recorded: nothing after may fail the round, whose outcomes and attempts the next
+    # round would record again.
+    dry, prune = {}, False
+    try:
+        dry = _give_back_unused(granted, claimed)
+        # Retention never while due deliveries wait: only after a claim that asked found none.
+        prune = job.retention_days > 0 and any(limits.values()) and not claimed
+        if prune:
+            _prune(job.retention_days, job.now)
+    except DatabaseError:
+        logger.exception("Could not give back rate tokens or prune; the next round will")
     return RoundResult(claimed, state, prune, fresh=switches.read_count != before, dry=dry)
+
+
+def _prune(days: float, now: datetime.datetime) -> None:
+    with sessions.custom_plans():  # its plan depends on its cutoff
+        pruned = prune_delivered(days=days, now=now)
+    if pruned:
+        logger.info("Pruned %d delivered events older than %g days", pruned, days)
+
+
+def _keep_clocks(job: RoundJob) -> None:
+    """The failing clocks, before the outcomes they count are recorded: a round that fails
+    after them gives its outcomes and attempts to the next, which must record them once
+    (a clock may count a failure twice, which only brings its end a little closer)."""
+    failing.clear(destinations=job.recovered)
+    for destination, failures in job.failures.items():
+        failing.record(destination=destination, failures=failures, now=job.now,
+                       disable_after=job.disable_after)  # fmt: skip
 
 
 def _take_tokens(limits: dict[int, int], job: RoundJob) -> dict[int, tuple[int, float]]:

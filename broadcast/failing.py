@@ -1,0 +1,87 @@
+"""A destination that keeps failing: the clock since its last success, the warnings on the
+way, and its disabling, announced.
+
+Svix's rule, which the issue takes: a destination whose every attempt has
+failed for BROADCAST_DISABLE_AFTER_HOURS (default 120, five days), at least
+MIN_ATTEMPTS times, is disabled. The clock is kept on the destination's row
+(`failing_since`, `failing_attempts`), so that every dispatcher adds to the
+same one: the rounds that record failures start it and add to it, and a
+round that records a success clears it. Warnings are logged as the clock
+passes 50%, 70% and 90% of that time (Outpost's alert thresholds), once each
+(`failing_warned`, on the row).
+
+A healthy destination costs its rounds no statement: a round clears only a
+clock that the dispatcher knows runs (its last read of the destinations, or
+its own failures since; broadcast/dispatch/loop.py).
+"""
+
+import datetime
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from broadcast.conf import broadcast_setting
+from broadcast.destinations import disable_and_announce
+from broadcast.models import Destination
+
+logger = logging.getLogger("broadcast")
+
+MIN_ATTEMPTS = 10
+WARNINGS = (50, 70, 90)  # percentages of the time before it is disabled
+
+
+def disable_after_hours() -> float:
+    """BROADCAST_DISABLE_AFTER_HOURS; 0 never disables a destination for failing."""
+    return float(broadcast_setting("DISABLE_AFTER_HOURS", 120.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Failures:
+    """A round's failed attempts to one destination: how many, and the last one's error."""
+
+    attempts: int
+    last_error: str
+
+
+def clear(*, destinations: Collection[int]) -> None:
+    """A success: the destinations' clocks stop (one statement for all)."""
+    if destinations:
+        Destination.objects.filter(pk__in=destinations, failing_since__isnull=False).update(
+            failing_since=None, failing_attempts=0, failing_warned=0
+        )
+
+
+def record(
+    *, destination: int, failures: Failures, now: datetime.datetime, disable_after: float
+) -> None:
+    """Add `failures` to the destination's clock (started at `now` if it was not running);
+    warn at each threshold passed, and disable it once `disable_after` hours have passed
+    with MIN_ATTEMPTS failed attempts (never, for 0 hours)."""
+    with transaction.atomic():
+        row = Destination.objects.select_for_update().filter(pk=destination).first()
+        if row is None:  # deleted meanwhile
+            return
+        row.failing_since = row.failing_since or now
+        row.failing_attempts += failures.attempts
+        warned, window = row.failing_warned, datetime.timedelta(hours=disable_after)
+        failing_for = now - row.failing_since
+        if disable_after > 0:
+            passed = [p for p in WARNINGS if failing_for >= window * p / 100]
+            row.failing_warned = max([warned, *passed])
+        row.save(update_fields=["failing_since", "failing_attempts", "failing_warned"])
+        if row.failing_warned > warned:
+            logger.warning(
+                "Destination %s: every attempt has failed since %s (%d attempts); it will be "
+                "disabled after %g hours of it (%d%% of that time gone). Last error: %s",
+                row.name, f"{row.failing_since:%Y-%m-%d %H:%M:%S %Z}", row.failing_attempts,
+                disable_after, row.failing_warned, failures.last_error,
+            )  # fmt: skip
+        due = disable_after > 0 and failing_for >= window
+        if row.enabled and due and row.failing_attempts >= MIN_ATTEMPTS:
+            reason = (
+                f"every attempt failed since {row.failing_since:%Y-%m-%d %H:%M:%S %Z} "
+                f"({row.failing_attempts} attempts); the last: {failures.last_error}"
+            )
+            disable_and_announce(destination_id=row.pk, reason=reason)
