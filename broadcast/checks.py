@@ -54,11 +54,14 @@ def signing_secrets(app_configs, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register(TAG)
 def operations_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
-    """BROADCAST_MAX_RATE and BROADCAST_RETENTION_DAYS must not be negative (0: off)."""
+    """BROADCAST_MAX_RATE, the retentions and BROADCAST_DISABLE_AFTER_HOURS must not be
+    negative (0: off)."""
     errors: list[checks.CheckMessage] = []
     for key, variable in (
         ("MAX_RATE", "BROADCAST_MAX_RATE"),
         ("RETENTION_DAYS", "BROADCAST_RETENTION_DAYS"),
+        ("FAILED_RETENTION_DAYS", "BROADCAST_FAILED_RETENTION_DAYS"),
+        ("DISABLE_AFTER_HOURS", "BROADCAST_DISABLE_AFTER_HOURS"),
     ):
         value = broadcast_setting(key, 0)
         if value < 0:

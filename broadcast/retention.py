@@ -1,10 +1,14 @@
-"""Deleting delivered deliveries once they are old, and their events, so the outbox stays small.
+"""Deleting delivered deliveries once they are old, and their events and attempts, so the
+outbox stays small.
 
 `BROADCAST_RETENTION_DAYS` (settings.BROADCAST["RETENTION_DAYS"], default 7;
 0 keeps everything) is the age; the dispatcher calls `prune_delivered` at
 start and then now and then, `manage.py broadcast_prune` once. Pending and
 failed deliveries are never deleted, whatever their age, and neither is an
-event one of them still needs.
+event one of them still needs. A delivery's attempts (the attempt log) go
+with it; a failed delivery's attempts are deleted after
+`BROADCAST_FAILED_RETENTION_DAYS` (default 30), the delivery kept. A pending
+delivery's attempts are kept, whatever their age.
 
 Each batch is its own short transaction, so pruning a large backlog never
 holds a long lock: on SQLite each batch queues on the write lock like any
@@ -19,7 +23,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from broadcast.conf import broadcast_setting
-from broadcast.models import Delivery, Event
+from broadcast.models import Attempt, Delivery, Event, Status
 
 
 def prune_delivered(
@@ -28,9 +32,12 @@ def prune_delivered(
     batch_size: int = 2000,
     now: datetime.datetime | None = None,
     using: str = "default",
+    failed_attempts_days: float | None = None,
 ) -> int:
-    """Delete the deliveries delivered more than `days` ago, then the events created more
-    than `days` ago that no delivery is left to; return how many events.
+    """Delete the deliveries delivered more than `days` ago with their attempts, then the
+    events created more than `days` ago that no delivery is left to; return how many events.
+    First, the attempts of failed deliveries made more than `failed_attempts_days` ago
+    (default: BROADCAST_FAILED_RETENTION_DAYS).
 
     `days <= 0` deletes nothing. At most `batch_size` rows per transaction.
     """
@@ -38,7 +45,16 @@ def prune_delivered(
         return 0
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size!r}")
-    cutoff = (now or timezone.now()) - datetime.timedelta(days=days)
+    now = now or timezone.now()
+    if failed_attempts_days is None:
+        failed_attempts_days = failed_retention_days()
+    if failed_attempts_days > 0:
+        failed_cutoff = now - datetime.timedelta(days=failed_attempts_days)
+        old_failures = Attempt.objects.using(using).filter(
+            delivery__status=Status.FAILED, started_at__lt=failed_cutoff
+        )
+        _delete_in_batches(old_failures, batch_size)
+    cutoff = now - datetime.timedelta(days=days)
     deliveries = Delivery.objects.using(using)
     _delete_in_batches(deliveries.delivered().filter(delivered_at__lt=cutoff), batch_size)
     unneeded = Event.objects.using(using).filter(
@@ -58,6 +74,11 @@ def _delete_in_batches(rows: QuerySet, batch_size: int) -> int:
                 total += per_model.get(rows.model._meta.label, 0)
         if len(ids) < batch_size:
             return total
+
+
+def failed_retention_days() -> float:
+    """How long failed deliveries' attempts are kept (BROADCAST_FAILED_RETENTION_DAYS)."""
+    return float(broadcast_setting("FAILED_RETENTION_DAYS", 30.0))
 
 
 def retention_days() -> float:

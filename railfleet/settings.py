@@ -247,6 +247,8 @@ BROADCAST = {
     "SECRET_OVERLAP_HOURS": env_float("BROADCAST_SECRET_OVERLAP_HOURS", 24.0),
     # The attempt log (docs/operations.md) keeps successful attempts too, or failures only.
     "LOG_SUCCESSES": env_bool("BROADCAST_LOG_SUCCESSES", default=True),
+    # Failed deliveries' attempts are deleted after this (broadcast/retention.py).
+    "FAILED_RETENTION_DAYS": env_float("BROADCAST_FAILED_RETENTION_DAYS", 30.0),
     # A destination whose every attempt failed for this long (10 times at least) is
     # disabled (0: never), and announced to ALERT_URL if set (broadcast/failing.py).
     "DISABLE_AFTER_HOURS": env_float("BROADCAST_DISABLE_AFTER_HOURS", 120.0),

@@ -37,7 +37,12 @@ def test_sqlite_3_35_is_enough(monkeypatch):
 
 @pytest.mark.parametrize(
     ("key", "variable"),
-    [("MAX_RATE", "BROADCAST_MAX_RATE"), ("RETENTION_DAYS", "BROADCAST_RETENTION_DAYS")],
+    [
+        ("MAX_RATE", "BROADCAST_MAX_RATE"),
+        ("RETENTION_DAYS", "BROADCAST_RETENTION_DAYS"),
+        ("FAILED_RETENTION_DAYS", "BROADCAST_FAILED_RETENTION_DAYS"),
+        ("DISABLE_AFTER_HOURS", "BROADCAST_DISABLE_AFTER_HOURS"),
+    ],
 )
 def test_a_negative_rate_or_retention_is_refused(settings, key, variable):
     settings.BROADCAST = {**settings.BROADCAST, key: -1.0}

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from broadcast.models import Delivery, Destination, Event, Status
+from broadcast.models import Attempt, Delivery, Destination, Event, Status
 from broadcast.retention import prune_delivered, retention_days
 from tests.helpers import builtin_destination, counter_deliveries
 
@@ -125,8 +125,9 @@ def test_each_batch_is_its_own_transaction(monkeypatch):
     # Only the retention module's view of `transaction` is replaced, not Django's.
     monkeypatch.setattr(broadcast.retention, "transaction", SimpleNamespace(atomic=counting_atomic))
     prune_delivered(days=7, batch_size=2, now=NOW)
-    # 2 + 2 + 1 deliveries, then 2 + 2 + 1 events: each time the short batch ends it.
-    assert opened == ["default"] * 6
+    # No failed delivery's attempts, then 2 + 2 + 1 deliveries, then 2 + 2 + 1 events:
+    # each time the short batch ends it.
+    assert opened == ["default"] * 7
 
 
 @pytest.mark.django_db
@@ -177,3 +178,41 @@ def test_an_events_deliveries_go_before_it_and_only_events_are_counted():
     assert remaining() == set(kept)
     assert set(Delivery.objects.values_list("event_id", flat=True)) == set(kept)
     assert Delivery.objects.count() == 3
+
+
+def attempt(delivery: Delivery, age_days: float) -> Attempt:
+    return Attempt.objects.create(
+        delivery=delivery, destination=delivery.destination, number=1, succeeded=False,
+        started_at=NOW - datetime.timedelta(days=age_days), duration_ms=5, status_code=500,
+    )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_attempts_go_with_their_delivery_and_a_failed_ones_after_their_own_age():
+    delivered_old, delivered_new, pending, failed = (
+        counter_deliveries().get(event_id=make(status, age_days=age)[0])
+        for status, age in ((Status.DELIVERED, 8), (Status.DELIVERED, 1), (Status.PENDING, 400),
+                            (Status.FAILED, 400))
+    )  # fmt: skip
+    attempt(delivered_old, 8)
+    kept = {
+        attempt(delivered_new, 1).pk,
+        attempt(pending, 400).pk,  # a pending delivery's, whatever its age
+        attempt(failed, 29.9).pk,
+    }
+    attempt(failed, 30.1)
+
+    prune_delivered(days=7, now=NOW, failed_attempts_days=30)
+
+    assert set(Attempt.objects.values_list("pk", flat=True)) == kept
+    assert Delivery.objects.filter(pk=failed.pk).exists()  # the failed delivery stays
+
+
+@pytest.mark.django_db
+def test_failed_attempts_are_kept_for_broadcast_failed_retention_days(settings):
+    settings.BROADCAST = {**settings.BROADCAST, "FAILED_RETENTION_DAYS": 10}
+    failed = counter_deliveries().get(event_id=make(Status.FAILED, age_days=400)[0])
+    kept, old = attempt(failed, 9), attempt(failed, 11)
+    prune_delivered(days=7, now=NOW)
+    assert list(Attempt.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert old.pk != kept.pk

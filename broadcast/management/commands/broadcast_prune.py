@@ -9,9 +9,10 @@ from broadcast.retention import prune_delivered, retention_days
 class Command(BaseCommand):
     help = (
         "Delete deliveries delivered more than --days ago (default: BROADCAST_RETENTION_DAYS, "
-        "7), then the events older than that with no delivery left, in batches. Pending and "
-        "failed deliveries, and their events, are kept; --days 0 deletes nothing. The "
-        "dispatchers also do this on their own."
+        "7) with their attempts, then the events older than that with no delivery left, in "
+        "batches; and failed deliveries' attempts older than BROADCAST_FAILED_RETENTION_DAYS "
+        "(30). Pending and failed deliveries, their events and pending ones' attempts, are "
+        "kept; --days 0 deletes nothing. The dispatchers also do this on their own."
     )
 
     def add_arguments(self, parser) -> None:
