@@ -32,6 +32,9 @@ class DestinationBooks:
     counts: dict  # its counter server's GET /: {"<user>": {"create": n, "delete": m}}
     # Its counter server's own record (its --data file's seen_keys): key -> (user, action).
     counter_keys: dict[str, tuple[int, str]] | None = None
+    # The attempt log of its deliveries: event key -> (attempts recorded, whether the last
+    # one succeeded). None: not checked.
+    attempts: dict[str, tuple[int, bool]] | None = None
 
 
 @dataclass
@@ -59,6 +62,7 @@ class DestinationFigures:
     left: int = 0  # its deliveries still pending or failed
     duplicates: int = 0  # requests it received again for a key (deduplicated by it)
     mismatches: int = 0  # its counts (GET /) against the outbox's, per user and action
+    unlogged: int = 0  # deliveries with no attempt recorded, or delivered by no recorded success
 
 
 @dataclass
@@ -71,6 +75,7 @@ class Figures:
     left: int = 0
     duplicates: int = 0
     ledger_mismatches: int = 0
+    unlogged: int = 0
     client_failures: int = 0  # 5xx or no answer where no web fault excuses it
     errors_inside: Counter = field(default_factory=Counter)  # status -> answers
     errors_outside: Counter = field(default_factory=Counter)
@@ -83,7 +88,8 @@ class Figures:
 
     @property
     def ok(self) -> bool:
-        failures = (self.lost, self.phantom, self.wrong, self.left, self.ledger_mismatches)
+        failures = (self.lost, self.phantom, self.wrong, self.left, self.ledger_mismatches,
+                    self.unlogged)  # fmt: skip
         return not any(failures) and not self.client_failures
 
 
@@ -99,6 +105,7 @@ def check(books: Books) -> Figures:
         figures.left += mine.left
         figures.duplicates += mine.duplicates
         figures.ledger_mismatches += mine.mismatches
+        figures.unlogged += mine.unlogged
     _per_user(books, figures)
     _client_answers(books, figures)
     _client_errors(books, figures)
@@ -154,7 +161,22 @@ def _destination(books: Books, dest: DestinationBooks, figures: Figures) -> Dest
     for key, status in left[:SHOWN]:
         figures.problem(f"left {where}: its delivery of event {key} is {status}")
     _counts(books, dest, mine, figures)
+    _attempt_log(dest, mine, figures)
     return mine
+
+
+def _attempt_log(dest: DestinationBooks, mine: DestinationFigures, figures: Figures) -> None:
+    """Every delivery has an attempt on the record, and a delivered one's last succeeded."""
+    if dest.attempts is None:
+        return
+    for key, status in dest.deliveries:
+        made, last_succeeded = dest.attempts.get(key, (0, False))
+        if made and (last_succeeded or status != "delivered"):
+            continue
+        mine.unlogged += 1
+        if mine.unlogged <= SHOWN:
+            why = "no attempt recorded" if not made else "its last attempt recorded failed"
+            figures.problem(f"unlogged at {dest.name}: event {key} is {status}, {why}")
 
 
 def _counts(
@@ -352,7 +374,7 @@ def summary_line(database: str, figures: Figures, faults: int) -> str:
         f"soak: db={database} ops={figures.ops} events={figures.events} faults={faults} "
         f"lost={figures.lost} phantom={figures.phantom} wrong={figures.wrong} "
         f"left={figures.left} duplicates={figures.duplicates} "
-        f"ledger_mismatches={figures.ledger_mismatches}"
+        f"ledger_mismatches={figures.ledger_mismatches} unlogged={figures.unlogged}"
     )
     return "; ".join([line, *map(destination_figures, figures.destinations)])
 
@@ -362,5 +384,5 @@ def destination_figures(mine: DestinationFigures) -> str:
     return (
         f"{mine.name} [{'+'.join(mine.actions)}]: events={mine.events} lost={mine.lost} "
         f"phantom={mine.phantom} wrong={mine.wrong} left={mine.left} "
-        f"duplicates={mine.duplicates} mismatches={mine.mismatches}"
+        f"duplicates={mine.duplicates} mismatches={mine.mismatches} unlogged={mine.unlogged}"
     )

@@ -305,6 +305,19 @@ def counter_keys(data) -> dict | None:
     return {key: (user, action) for key, user, action in rows}
 
 
+def attempt_log(destination: str) -> dict[str, tuple[int, bool]]:
+    """The attempt log of a destination's deliveries: event key -> (attempts recorded,
+    whether the last one, by start, succeeded)."""
+    from broadcast.models import Attempt
+
+    log: dict[str, tuple[int, bool]] = {}
+    attempts = Attempt.objects.filter(destination__name=destination).order_by("started_at", "id")
+    for key, succeeded in attempts.values_list("delivery__event__key", "succeeded"):
+        made, _ = log.get(str(key), (0, False))
+        log[str(key)] = (made + 1, succeeded)
+    return log
+
+
 def settle_and_check(
     services, proxies, users, faults, answers, orm_ops
 ) -> tuple[ledger.Figures, list[ledger.Delays]]:
@@ -335,6 +348,7 @@ def settle_and_check(
             forwarded=list(proxy.forwarded),
             counts=counter_counts(counter.url),
             counter_keys=counter_keys(counter.data),
+            attempts=attempt_log(counter.name),
         )
         recorded = "no --data file" if mine.counter_keys is None else len(mine.counter_keys)
         log(

@@ -69,10 +69,11 @@ def test_balanced_books_pass():
     ]
     assert summary_line("sqlite", figures, 5) == (
         "soak: db=sqlite ops=4 events=4 faults=5 lost=0 phantom=0 wrong=0 left=0 "
-        "duplicates=0 ledger_mismatches=0; "
+        "duplicates=0 ledger_mismatches=0 unlogged=0; "
         "create+delete [create+delete]: events=4 lost=0 phantom=0 wrong=0 left=0 "
-        "duplicates=0 mismatches=0; "
-        "create [create]: events=3 lost=0 phantom=0 wrong=0 left=0 duplicates=0 mismatches=0"
+        "duplicates=0 mismatches=0 unlogged=0; "
+        "create [create]: events=3 lost=0 phantom=0 wrong=0 left=0 duplicates=0 mismatches=0 "
+        "unlogged=0"
     )
 
 
@@ -350,3 +351,15 @@ def test_delays_count_the_first_2xx_only():
     mine.forwarded.append(forwarded("k1", {"user": USER, "action": CREATE}, 200, at=150.0))
     _, second_ = delays(books, created, counter_windows=[], shared_windows=[])
     assert sorted(second_.quiet) == [0.5, 0.5, 0.5] and second_.others == []
+
+
+def test_a_delivery_with_no_attempt_or_delivered_with_no_recorded_success_is_unlogged():
+    books = balanced()
+    keys = [key for key, _ in builtin(books).deliveries]
+    builtin(books).attempts = {key: (1, True) for key in keys}
+    assert check(books).ok and check(books).unlogged == 0
+
+    builtin(books).attempts = {keys[0]: (2, False), **{key: (1, True) for key in keys[2:]}}
+    figures = check(books)  # keys[0]'s last attempt failed; keys[1] has none
+    assert (figures.unlogged, figures.ok) == (2, False)
+    assert "unlogged=2" in summary_line("sqlite", figures, 0)
