@@ -177,7 +177,7 @@ def merge(db: str) -> None:
     partial = json.loads((config.TMP / f"{db}-partial.json").read_text())
     target = config.RESULTS / f"{db}.json"
     if not target.exists():
-        raise SystemExit(f"{target.relative_to(config.ROOT)}: no full run to merge into")
+        raise SystemExit(f"{target}: no full run to merge into")
     run = json.loads(target.read_text())
     names = sorted(partial["scenarios"])
     run["scenarios"].update(partial["scenarios"])
@@ -192,7 +192,7 @@ def merge(db: str) -> None:
         }
     ]
     target.write_text(json.dumps(run, separators=(",", ":"), default=str) + "\n")
-    log(f"{db}: merged {', '.join(names)} into {target.relative_to(config.ROOT)}")
+    log(f"{db}: merged {', '.join(names)} into {target}")
 
 
 def machine_commit() -> str:
