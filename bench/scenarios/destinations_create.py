@@ -8,8 +8,10 @@ and five deliveries in the same statement. No dispatcher: what is measured is th
 write, as `api_create_off` measures it; the destinations' URLs are never called.
 """
 
+import time
+
 from bench import config
-from bench.fixtures import add_destinations, clear_events, remove_destinations
+from bench.fixtures import add_destinations, clear_events, event_count, remove_destinations
 from bench.scenarios.create import create
 
 TITLE = "API create with one and five destinations"
@@ -28,6 +30,21 @@ def run(bench) -> None:
             try:
                 bench.record(f"api_create_dest_{DESTINATIONS}", create(bench, "/api/defects"))
             finally:
+                served()
                 remove_destinations()
     finally:
         clear_events()
+
+
+def served(quiet: float = 1.0, limit: float = 30.0) -> None:
+    """Wait until no creation has committed for `quiet` seconds: wrk drops its in-flight
+    requests at its end, and the server still commits them. A destination deleted
+    meanwhile could see a delivery to it committed after its deletion collected its
+    deliveries (on PostgreSQL an IntegrityError at the deletion's commit)."""
+    deadline = time.monotonic() + limit
+    count = event_count()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        count, before = event_count(), count
+        if count == before:
+            return
