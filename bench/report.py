@@ -512,7 +512,8 @@ def destinations(runs: dict) -> list[str]:
         ]
     rows = []
     for db, run in runs.items():
-        for fault, what in {"alone": "none (alone)", **FAULTS}.items():
+        seconds = {"alone": "none (alone)", "healthy": "healthy (control)", **FAULTS}
+        for fault, what in seconds.items():
             for i, rep in enumerate(run["scenarios"].get(f"isolation_{fault}", [])):
                 if not rep.get("count"):
                     continue
@@ -535,9 +536,10 @@ def destinations(runs: dict) -> list[str]:
             "",
             "The healthy destination's commit-to-arrival (the counter server's log, as "
             "target 5 at a steady rate measures it) at a steady 20 creations/s for the "
-            "steady run's seconds, one dispatcher: alone, then with a second destination "
-            "that is down (connection refused), slow (answers after 10 s, the request "
-            "timeout) or answers 503 with `Retry-After: 1`, back to back in each repetition. "
+            "steady run's seconds, one dispatcher: alone, beside a second healthy counter "
+            "server (the control, no target), then beside a second destination that is down "
+            "(connection refused), slow (answers after 10 s, the request timeout) or answers "
+            "503 with `Retry-After: 1`, back to back in each repetition. "
             "The dispatcher starts with the second destination there, so each run includes "
             'its first failures. "Its attempts" shows the second destination was tried.',
             "",
