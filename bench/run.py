@@ -105,6 +105,7 @@ def child(db: str, only: list[str] | None) -> None:
     django.setup()
     bench = Bench(db, dict(os.environ))
     bench.out["load_average_at_start"] = os.getloadavg()
+    bench.out["commit"] = machine_commit()  # the code that runs (a --merge records it)
     modules = chosen(db, only)
     last_web = max((i for i, m in enumerate(modules) if m.NEEDS_WEB), default=-1)
     started = time.monotonic()
@@ -183,10 +184,12 @@ def merge(db: str) -> None:
     run["scenarios"].update(partial["scenarios"])
     phases = {k: v for k, v in partial["phase_seconds"].items() if k != "setup"}
     run["phase_seconds"].update(phases)
-    run["merged"] = [m for m in run.get("merged", []) if set(m["scenarios"]) - set(names)] + [
+    earlier = [m | {"scenarios": [n for n in m["scenarios"] if n not in names]}
+               for m in run.get("merged", [])]  # fmt: skip
+    run["merged"] = [m for m in earlier if m["scenarios"]] + [
         {
             "scenarios": names,
-            "commit": machine_commit(),
+            "commit": partial.get("commit", "?"),
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "load_average_at_start": partial.get("load_average_at_start"),
         }

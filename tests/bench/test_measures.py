@@ -259,8 +259,10 @@ def test_merge_replaces_those_scenarios_and_says_when_they_were_measured(tmp_pat
     assert merged["scenarios"] == {"drain_1": [{"n": 1}], "isolation_alone": [{"p99": 4.0}]}
     assert merged["phase_seconds"] == {"setup": 5, "drains": 30, "isolation": 60}
     assert [m["scenarios"] for m in merged["merged"]] == [["isolation_alone"]]
+    partial["scenarios"] = {"drain_dest_1": [{"n": 2}], "isolation_alone": [{"p99": 5.0}]}
+    (config.TMP / "sqlite-partial.json").write_text(json.dumps(partial))
     run.merge("sqlite")  # again: the later merge of the same scenarios replaces the earlier
     merged = json.loads((tmp_path / "sqlite.json").read_text())
-    assert len(merged["merged"]) == 1
+    assert [m["scenarios"] for m in merged["merged"]] == [["drain_dest_1", "isolation_alone"]]
     line = report.merged({"sqlite": merged})[0]
-    assert "SQLite (WAL): `isolation_alone` measured on" in line
+    assert "SQLite (WAL): `drain_dest_1`, `isolation_alone` measured on" in line
