@@ -122,11 +122,30 @@ def clear_events() -> None:
                 cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)}")
 
 
-def pending_count() -> int:
-    """Deliveries not made yet."""
+def pending_count(*, builtin_only: bool = False) -> int:
+    """Deliveries not made yet (`builtin_only`: the built-in destination's only)."""
     from broadcast.models import Delivery
 
-    return Delivery.objects.pending().count()
+    pending = Delivery.objects.pending()
+    return (pending.filter(destination__managed=True) if builtin_only else pending).count()
+
+
+def add_destinations(urls: list[str], *, prefix: str = "bench") -> None:
+    """A destination beside the built-in one for each of `urls` (both actions, the
+    counter format), through the service an operator's API call goes through."""
+    from broadcast.destinations import destination_create
+
+    for i, url in enumerate(urls):
+        destination_create(name=f"{prefix}-{i + 2}", url=url)
+
+
+def remove_destinations() -> None:
+    """Delete every destination but the built-in one, with their deliveries."""
+    from broadcast.destinations import destination_delete
+    from broadcast.models import Destination
+
+    for destination in Destination.objects.filter(managed=False):
+        destination_delete(destination=destination)
 
 
 def event_count() -> int:

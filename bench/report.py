@@ -11,7 +11,7 @@ import json
 import statistics
 from pathlib import Path
 
-from bench.targets import LABELS, per_rep, ratios, targets
+from bench.targets import FAULTS, LABELS, per_rep, ratios, targets
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -64,7 +64,7 @@ def table(header: list[str], rows: list[list]) -> list[str]:
 # --- the document's sections --------------------------------------------------------
 
 
-def header(machine: dict, all_targets: list) -> list[str]:
+def header(machine: dict, all_targets: list, runs: dict | None = None) -> list[str]:
     s = machine["settings"]
     md = [
         "# Benchmarks",
@@ -80,6 +80,7 @@ def header(machine: dict, all_targets: list) -> list[str]:
         "made back to back. Signing and metrics are on throughout "
         "([bench/README.md](bench/README.md#signing-and-metrics)).",
         "",
+        *merged(runs or {}),
         "## Targets",
         "",
         *table(
@@ -93,6 +94,24 @@ def header(machine: dict, all_targets: list) -> list[str]:
         names = ", ".join(f"{t.number} ({LABELS[t.db]})" for t in unique(missed))
         md += [f"Missed: {names}. What bounds each: [Analysis](#analysis).", ""]
     return md
+
+
+def merged(runs: dict) -> list[str]:
+    """Which scenarios were run later than the rest and merged in (`bench.run --merge`)."""
+    lines = [
+        f"{LABELS[db]}: {', '.join(f'`{n}`' for n in m['scenarios'])} measured on "
+        f"{m['date']} at commit `{m['commit']}`"
+        for db, run in runs.items()
+        for m in run.get("merged", [])
+    ]
+    if not lines:
+        return []
+    return [
+        "Measured later than the rest and merged into this run's results (`python -m "
+        "bench.run --only ... --merge`; their targets compare figures of that later run "
+        "only): " + "; ".join(lines) + ".",
+        "",
+    ]
 
 
 def unique(missed: list) -> list:
@@ -447,6 +466,118 @@ def beside_outages(runs: dict) -> list[str]:
     ]
 
 
+def destinations(runs: dict) -> list[str]:
+    """Targets 11, 12 and 13: a drain to two destinations, a faulty one beside a healthy
+    one, the API's create with five."""
+    md = []
+    rows = []
+    for db, run in runs.items():
+        for name in ("drain_dest_1", "drain_dest_2"):
+            for i, rep in enumerate(run["scenarios"].get(name, [])):
+                rows.append(
+                    [
+                        LABELS[db],
+                        name[-1],
+                        i + 1,
+                        f"{rep['events']:,}",
+                        f"{rep['deliveries']:,}",
+                        f"{rep['seconds']:.1f}",
+                        f"{rep['deliveries_per_s']:,.0f}",
+                        f"{rep['events_per_s']:,.0f}",
+                        " / ".join(f"{c:,}" for c in rep["counted_per_destination"]),
+                        rep["duplicates"],
+                        rep["left_pending"],
+                        f"{rep['dispatcher_cpu_ms_per_event']:.3f}",
+                        f"{rep['backend_cpu_ms_per_event']:.3f}",
+                    ]
+                )
+    if rows:
+        header = ["database", "destinations", "rep", "events", "deliveries", "seconds",
+                  "deliveries/s", "events/s", "counted per destination", "sent twice",
+                  "left pending", "dispatcher CPU ms/delivery",
+                  "backend CPU ms/delivery"]  # fmt: skip
+        md += [
+            "## Drain to two destinations (target 11)",
+            "",
+            "One dispatcher (`--once`, start-up included) drains a backlog to the built-in "
+            "destination alone, then, back to back, to it and a second destination, each a "
+            "fresh counter server. Both drains make the same number of deliveries (the "
+            "second has half the events, each delivered to both), and target 11 compares "
+            "**deliveries per second**: a delivery is one request, the dispatcher's unit of "
+            "work, so an event to two destinations costs two; events per second with two "
+            "destinations is half the deliveries' rate by construction.",
+            "",
+            *table(header, rows),
+            "",
+        ]
+    rows = []
+    for db, run in runs.items():
+        seconds = {"alone": "none (alone)", "healthy": "healthy (control)", **FAULTS}
+        for fault, what in seconds.items():
+            for i, rep in enumerate(run["scenarios"].get(f"isolation_{fault}", [])):
+                if not rep.get("count"):
+                    continue
+                rows.append(
+                    [
+                        LABELS[db],
+                        what,
+                        i + 1,
+                        f"{rep['count']:,}",
+                        *(f"{rep[k]:.1f}" for k in ("p50", "p90", "p99", "max")),
+                        rep.get("beside_attempts", ""),
+                        rep.get("beside_delivered", ""),
+                    ]
+                )
+    if rows:
+        header = ["database", "second destination", "rep", "events", "p50 ms", "p90 ms",
+                  "p99 ms", "max ms", "its attempts", "delivered to it"]  # fmt: skip
+        md += [
+            "## A faulty destination beside a healthy one (target 12)",
+            "",
+            "The healthy destination's commit-to-arrival (the counter server's log, as "
+            "target 5 at a steady rate measures it) at a steady 20 creations/s for the "
+            "steady run's seconds, one dispatcher: alone, beside a second healthy counter "
+            "server (the control, no target), then beside a second destination that is down "
+            "(connection refused), slow (answers after 10 s, the request timeout) or answers "
+            "503 with `Retry-After: 1`, back to back in each repetition. "
+            "The dispatcher starts with the second destination there, so each run includes "
+            'its first failures. "Its attempts" shows the second destination was tried.',
+            "",
+            *table(header, rows),
+            "",
+        ]
+    rows = []
+    for db, run in runs.items():
+        for name in ("api_create_dest_1", "api_create_dest_5"):
+            for i, rep in enumerate(run["scenarios"].get(name, [])):
+                rows.append(
+                    [
+                        LABELS[db],
+                        name[-1],
+                        i + 1,
+                        f"{rep['rps']:,.0f}",
+                        *(f"{rep[k]:.1f}" for k in ("p50_ms", "p90_ms", "p99_ms")),
+                        rep["errors"],
+                        f"{rep['web_cpu_ms_per_create']:.2f}",
+                    ]
+                )
+    if rows:
+        header = ["database", "destinations", "rep", "req/s", "p50 ms", "p90 ms", "p99 ms",
+                  "errors", "web CPU ms per create"]  # fmt: skip
+        md += [
+            "## API create with five destinations (target 13)",
+            "",
+            "The API's create, wrk with 8 connections, no dispatcher running (the write "
+            "alone, as `api_create_off`): with the built-in destination only, then, back to "
+            "back, with four more, so that each creation writes its event and five "
+            "deliveries (the fan-out is one `INSERT ... SELECT` whatever their number).",
+            "",
+            *table(header, rows),
+            "",
+        ]
+    return md
+
+
 def clients(runs: dict) -> list[str]:
     sqlite = runs.get("sqlite", {}).get("scenarios", {})
     found = {
@@ -589,7 +720,7 @@ def write(machine: dict, runs: dict) -> None:
 
     plots = plot.all_plots(runs, SCENARIOS)
     md = [
-        *header(machine, targets(runs)),
+        *header(machine, targets(runs), runs),
         *side_by_side(runs),
         *machine_section(machine, runs),
         *run_time(machine, runs),
@@ -601,6 +732,7 @@ def write(machine: dict, runs: dict) -> None:
         *drains(runs, plots),
         *under_load(runs),
         *beside_outages(runs),
+        *destinations(runs),
         *clients(runs),
         *profiles(machine, runs),
     ]

@@ -10,6 +10,7 @@ Django is set up once, at the child's start, and nothing changes os.environ.
     python -m bench.run --db sqlite             # one database
     python -m bench.run --only steady_latency   # some scenarios (make bench-latency);
                                                 # results in bench/results/tmp/ only
+    python -m bench.run --only isolation --merge   # and into bench/results/<database>.json
 
 What runs and why: bench/README.md. Sizes: bench/config.py (BENCH_* variables).
 """
@@ -35,12 +36,15 @@ SCENARIOS = [
     "counter_capacity",
     "http_clients",
     "create",
+    "destinations_create",
     "sqlite_sync",
     "profile_web",
     "lists",
     "drain",
+    "destinations_drain",
     "profile_dispatcher",
     "steady_latency",
+    "isolation",
     "idle",
 ]
 PROFILES = {"profile_web", "profile_dispatcher"}
@@ -100,6 +104,8 @@ def child(db: str, only: list[str] | None) -> None:
 
     django.setup()
     bench = Bench(db, dict(os.environ))
+    bench.out["load_average_at_start"] = os.getloadavg()
+    bench.out["commit"] = machine_commit()  # the code that runs (a --merge records it)
     modules = chosen(db, only)
     last_web = max((i for i, m in enumerate(modules) if m.NEEDS_WEB), default=-1)
     started = time.monotonic()
@@ -165,13 +171,51 @@ def machine() -> dict:
     }
 
 
+def merge(db: str) -> None:
+    """Put a partial run's results (`--only`) into bench/results/<db>.json, in place of
+    the same scenarios' earlier results, with the commit and date they were measured at
+    (BENCHMARKS.md says which scenarios were merged, and when)."""
+    partial = json.loads((config.TMP / f"{db}-partial.json").read_text())
+    target = config.RESULTS / f"{db}.json"
+    if not target.exists():
+        raise SystemExit(f"{target}: no full run to merge into")
+    run = json.loads(target.read_text())
+    names = sorted(partial["scenarios"])
+    run["scenarios"].update(partial["scenarios"])
+    phases = {k: v for k, v in partial["phase_seconds"].items() if k != "setup"}
+    run["phase_seconds"].update(phases)
+    earlier = [m | {"scenarios": [n for n in m["scenarios"] if n not in names]}
+               for m in run.get("merged", [])]  # fmt: skip
+    run["merged"] = [m for m in earlier if m["scenarios"]] + [
+        {
+            "scenarios": names,
+            "commit": partial.get("commit", "?"),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "load_average_at_start": partial.get("load_average_at_start"),
+        }
+    ]
+    target.write_text(json.dumps(run, separators=(",", ":"), default=str) + "\n")
+    log(f"{db}: merged {', '.join(names)} into {target}")
+
+
+def machine_commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                         text=True, cwd=config.ROOT)  # fmt: skip
+    return out.stdout.strip() or "?"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["all", *DATABASES], default="all")
     parser.add_argument("--only", help="comma-separated scenario names (bench/scenarios/)")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --only: put its results into bench/results/<database>.json, "
+                        "in place of that scenario's earlier ones")  # fmt: skip
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     only = args.only.split(",") if args.only else None
+    if args.merge and not only:
+        parser.error("--merge needs --only")
     if args.child:
         return child(args.db, only)
     databases = [db for db in DATABASES if args.db in ("all", db)]
@@ -189,6 +233,8 @@ def main() -> None:
         command = [config.PY, "-m", "bench.run", "--child", "--db", db]
         subprocess.run(command + (["--only", args.only] if only else []), cwd=config.ROOT,
                        env=env, check=True)  # fmt: skip
+        if args.merge:
+            merge(db)
     spent = round(time.monotonic() - started, 1)
     if not only:
         machine_json = json.loads((config.RESULTS / "machine.json").read_text())

@@ -1,4 +1,4 @@
-"""The targets of issues #11 and earlier, computed from one database's results.
+"""The targets of issues #11 to #25, computed from one database's results.
 
 Each is a list of per-repetition values (ratios of two figures measured back
 to back in the same repetition) and a threshold; the verdict is the median's.
@@ -7,6 +7,12 @@ to back in the same repetition) and a threshold; the verdict is the median's.
 import statistics
 
 LABELS = {"sqlite": "SQLite (WAL)", "postgresql": "PostgreSQL"}
+# Target 12's faulty second destinations (bench/scenarios/isolation.py).
+FAULTS = {
+    "down": "down",
+    "slow": "slow (10 s)",
+    "overloaded": "503 + Retry-After",
+}
 
 
 def per_rep(run: dict, name: str, key: str) -> list[float]:
@@ -135,4 +141,22 @@ def targets(runs: dict) -> list[Target]:
         )
         idle = per_rep(run, "idle", "cpu_ms_per_s")
         add(10, "idle dispatcher and its backends: CPU per second, no event", idle, 1.0, **cpu)
+        add(
+            11,
+            "drain, deliveries/s: two destinations / one",
+            ratios(run, "drain_dest_2", "drain_dest_1", "deliveries_per_s"),
+            0.8,
+        )
+        for fault, what in FAULTS.items():
+            values = ratios(run, f"isolation_{fault}", "isolation_alone", "p99")
+            add(12, f"healthy destination's p99 at 20/s, second {what} / alone", values, 1.5,
+                higher=False)  # fmt: skip
+            p99 = per_rep(run, f"isolation_{fault}", "p99")
+            add(12, f"healthy destination's p99 at 20/s, second {what}", p99, 50, **ms)
+        add(
+            13,
+            "API create: five destinations / one (no dispatcher)",
+            ratios(run, "api_create_dest_5", "api_create_dest_1"),
+            0.9,
+        )
     return out

@@ -16,7 +16,13 @@ import time
 from bench import config, counterlog, procs
 from bench.context import scrape
 from bench.cpu import BackendMeter, cpu_seconds
-from bench.fixtures import add_pending_events, clear_events, pending_count
+from bench.fixtures import (
+    add_destinations,
+    add_pending_events,
+    clear_events,
+    pending_count,
+    remove_destinations,
+)
 
 TITLE = "drains (targets 6, 7, 8)"
 DATABASES = ("sqlite", "postgresql")
@@ -36,28 +42,45 @@ def run(bench) -> None:
         clear_events()
 
 
-def drain(bench, dispatchers: int, rep: int) -> dict:
-    """One drain of DRAIN_EVENTS by `dispatchers` dispatchers running --once."""
+def drain(bench, dispatchers: int, rep: int, *, destinations: int = 1) -> dict:
+    """One drain of DRAIN_EVENTS deliveries by `dispatchers` dispatchers running --once.
+
+    With `destinations` > 1 (bench/scenarios/destinations_drain.py), each is a fresh
+    counter server of its own, the others added beside the built-in one, and the
+    backlog is DRAIN_EVENTS // destinations events, each one delivery per destination:
+    the same deliveries to make whatever their number.
+    """
     clear_events()
-    add_pending_events(config.DRAIN_EVENTS)
-    counter = bench.start_counter(f"counter-drain-{dispatchers}-{rep}")
+    name = f"{dispatchers}-{rep}" if destinations == 1 else f"dest-{destinations}-{rep}"
+    counters = [bench.start_counter(f"counter-drain-{name}-{i}" if i else f"counter-drain-{name}")
+                for i in range(destinations)]  # fmt: skip
+    events = config.DRAIN_EVENTS // destinations
     try:
+        add_destinations([c.url for c in counters[1:]])
+        add_pending_events(events)
+        deliveries = pending_count()
         runners = [
-            bench.start_dispatcher(counter.url, f"drain-{dispatchers}-{rep}-{i}", once=True)
+            bench.start_dispatcher(counters[0].url, f"drain-{name}-{i}", once=True)
             for i in range(dispatchers)
         ]
         watched = watch(runners)
         left = pending_count()
         watched["curve"].append((round(watched["seconds"], 3), left))
     finally:
-        procs.stop(counter)
-    tally = counterlog.tally(counter.log_path)  # once stopped: it buffers its log
-    delivered = config.DRAIN_EVENTS - left
+        for counter in counters:
+            procs.stop(counter)
+        remove_destinations()
+    tallies = [counterlog.tally(c.log_path) for c in counters]  # once stopped: they buffer
+    tally = {key: sum(t[key] for t in tallies) for key in ("counted", "duplicates")}
+    delivered = deliveries - left
     return {
-        "events": config.DRAIN_EVENTS,
-        "events_per_s": delivered / watched["seconds"],
+        "events": events,
+        "events_per_s": (events - left / destinations) / watched["seconds"],
+        "deliveries": deliveries,
+        "deliveries_per_s": delivered / watched["seconds"],
         "left_pending": left,
         **tally,
+        "counted_per_destination": [t["counted"] for t in tallies],
         **watched,
         "dispatcher_cpu_ms_per_event": 1000 * sum(watched["cpu_s"]) / max(delivered, 1),
         "backend_cpu_ms_per_event": 1000 * watched["backend_cpu_s"] / max(delivered, 1),

@@ -11,7 +11,7 @@ import time
 
 from bench import config, counterlog, procs
 from bench.context import log
-from bench.fixtures import clear_events, pending_count
+from bench.fixtures import add_destinations, clear_events, pending_count, remove_destinations
 from bench.stats import percentiles
 
 TITLE = "steady delivery latency (target 5, bench-latency)"
@@ -25,38 +25,55 @@ def run(bench) -> None:
         bench.record("steady_latency", steady(bench, rep))
 
 
-def steady(bench, rep: int) -> dict:
-    """One steady run; its commit-to-arrival percentiles (ms)."""
+def steady(bench, rep: int, *, beside: str | None = None, name: str = "latency") -> dict:
+    """One steady run; its commit-to-arrival percentiles (ms) at the fresh counter server,
+    the built-in destination.
+
+    `beside`: the URL of a second destination, added for the run and deleted after it
+    (bench/scenarios/isolation.py); what it was sent is recorded, and only the counter
+    server's deliveries are waited for.
+    """
     from django.contrib.auth import get_user_model
 
-    from broadcast.models import Event
+    from broadcast.models import Delivery, Event
     from defect.services import defect_create
 
     clear_events()
     user = get_user_model().objects.get(pk=bench.user_id)
-    counter = bench.start_counter(f"counter-latency-{rep}")
-    dispatcher = bench.start_dispatcher(counter.url, f"latency-{rep}")
+    counter = bench.start_counter(f"counter-{name}-{rep}")
     try:
-        interval = 1 / config.LATENCY_RATE
-        count = int(config.LATENCY_RATE * config.LATENCY_SECONDS)
-        started = time.monotonic()
-        for i in range(count):
-            time.sleep(max(0.0, started + i * interval - time.monotonic()))
-            defect_create(user=user, comment="latency probe")
-        deadline = time.monotonic() + 30
-        while pending_count() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        add_destinations([beside] if beside else [])
+        dispatcher = bench.start_dispatcher(counter.url, f"{name}-{rep}")
+        try:
+            interval = 1 / config.LATENCY_RATE
+            count = int(config.LATENCY_RATE * config.LATENCY_SECONDS)
+            started = time.monotonic()
+            for i in range(count):
+                time.sleep(max(0.0, started + i * interval - time.monotonic()))
+                defect_create(user=user, comment="latency probe")
+            deadline = time.monotonic() + 30
+            while pending_count(builtin_only=True) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            procs.stop(dispatcher)
+            procs.stop(counter)
+        second = Delivery.objects.filter(destination__managed=False)
+        beside_result = {
+            "beside_attempts": sum(second.values_list("attempts", flat=True)),
+            "beside_delivered": second.exclude(delivered_at=None).count(),
+        }
     finally:
-        procs.stop(dispatcher)
-        procs.stop(counter)
+        remove_destinations()
     stamped = {str(key): at for key, at in Event.objects.values_list("key", "created_at")}
     arrived = counterlog.arrivals(counter.log_path, stamped)
     latencies = [(arrived[key] - at).total_seconds() * 1000 for key, at in stamped.items()
                  if key in arrived]  # fmt: skip
     result = percentiles(latencies) | {"created": count, "rate": config.LATENCY_RATE}
+    if beside:
+        result |= beside_result
     clear_events()
     if latencies:
-        log(f"{bench.db}: commit to arrival at {config.LATENCY_RATE:g}/s: p50 "
+        log(f"{bench.db} {name}: commit to arrival at {config.LATENCY_RATE:g}/s: p50 "
             f"{result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, {len(latencies)}/{count} "
             "arrived")  # fmt: skip
     return result

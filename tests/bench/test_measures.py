@@ -203,3 +203,66 @@ def test_append_keeps_the_alternated_repetitions_of_the_same_other_commit(tmp_pa
     assert sidebyside.earlier("sqlite-now") == [held | {"commit": "def5678"}]
     assert sidebyside.earlier("postgresql", "abc1234") == []  # not alternated
     assert sidebyside.earlier("missing") == []
+
+
+def test_targets_11_to_13_compare_deliveries_the_healthy_p99_and_the_create_per_repetition():
+    run = run_of(
+        drain_dest_1=[{"deliveries_per_s": 5000, "events_per_s": 5000}],
+        drain_dest_2=[{"deliveries_per_s": 4500, "events_per_s": 2250}],
+        isolation_alone=[{"p99": 4.0}, {"p99": 5.0}],
+        isolation_down=[{"p99": 5.0}, {"p99": 10.0}],
+        api_create_dest_1=[{"rps": 250}],
+        api_create_dest_5=[{"rps": 240}],
+    )
+    found = {(t.number, t.what): t for t in targets({"sqlite": run}) if t.number >= 11}
+    assert found[(11, "drain, deliveries/s: two destinations / one")].values == [0.9]
+    down = found[(12, "healthy destination's p99 at 20/s, second down / alone")]
+    assert down.values == [1.25, 2.0]
+    assert not down.higher
+    assert found[(12, "healthy destination's p99 at 20/s, second down")].values == [5.0, 10.0]
+    assert found[(12, "healthy destination's p99 at 20/s, second slow (10 s)")].values == []
+    assert found[(13, "API create: five destinations / one (no dispatcher)")].values == [0.96]
+
+
+def test_the_destinations_tables_show_each_repetition_and_nothing_without_results():
+    from bench.report import destinations
+
+    drain = {"events": 50, "deliveries": 100, "seconds": 1.0, "deliveries_per_s": 100.0,
+             "events_per_s": 50.0, "counted_per_destination": [50, 50], "duplicates": 0,
+             "left_pending": 0, "dispatcher_cpu_ms_per_event": 0.1,
+             "backend_cpu_ms_per_event": 0.0}  # fmt: skip
+    steady = {"count": 200, "p50": 2.0, "p90": 3.0, "p99": 6.0, "max": 7.0}
+    steady |= {"beside_attempts": 9, "beside_delivered": 0}
+    run = run_of(drain_dest_2=[drain], isolation_overloaded=[steady])
+    md = destinations({"postgresql": run})
+    assert (
+        "| PostgreSQL | 2 | 1 | 50 | 100 | 1.0 | 100 | 50 | 50 / 50 | 0 | 0 | 0.100 | 0.000 |" in md
+    )
+    assert "| PostgreSQL | 503 + Retry-After | 1 | 200 | 2.0 | 3.0 | 6.0 | 7.0 | 9 | 0 |" in md
+    assert destinations({"sqlite": run_of()}) == []
+
+
+def test_merge_replaces_those_scenarios_and_says_when_they_were_measured(tmp_path, monkeypatch):
+    from bench import config, report, run
+
+    monkeypatch.setattr(config, "RESULTS", tmp_path)
+    monkeypatch.setattr(config, "TMP", tmp_path / "tmp")
+    config.TMP.mkdir()
+    full = {"scenarios": {"drain_1": [{"n": 1}], "isolation_alone": [{"p99": 9.0}]},
+            "phase_seconds": {"setup": 5, "drains": 30}, "seconds": 100}  # fmt: skip
+    (tmp_path / "sqlite.json").write_text(json.dumps(full))
+    partial = {"scenarios": {"isolation_alone": [{"p99": 4.0}]},
+               "phase_seconds": {"setup": 4, "isolation": 60}}  # fmt: skip
+    (config.TMP / "sqlite-partial.json").write_text(json.dumps(partial))
+    run.merge("sqlite")
+    merged = json.loads((tmp_path / "sqlite.json").read_text())
+    assert merged["scenarios"] == {"drain_1": [{"n": 1}], "isolation_alone": [{"p99": 4.0}]}
+    assert merged["phase_seconds"] == {"setup": 5, "drains": 30, "isolation": 60}
+    assert [m["scenarios"] for m in merged["merged"]] == [["isolation_alone"]]
+    partial["scenarios"] = {"drain_dest_1": [{"n": 2}], "isolation_alone": [{"p99": 5.0}]}
+    (config.TMP / "sqlite-partial.json").write_text(json.dumps(partial))
+    run.merge("sqlite")  # again: the later merge of the same scenarios replaces the earlier
+    merged = json.loads((tmp_path / "sqlite.json").read_text())
+    assert [m["scenarios"] for m in merged["merged"]] == [["drain_dest_1", "isolation_alone"]]
+    line = report.merged({"sqlite": merged})[0]
+    assert "SQLite (WAL): `drain_dest_1`, `isolation_alone` measured on" in line
