@@ -247,6 +247,8 @@ BROADCAST = {
     "SECRET_OVERLAP_HOURS": env_float("BROADCAST_SECRET_OVERLAP_HOURS", 24.0),
     # The attempt log (docs/operations.md) keeps successful attempts too, or failures only.
     "LOG_SUCCESSES": env_bool("BROADCAST_LOG_SUCCESSES", default=True),
+    # The most deliveries one POST /api/destinations/<id>/replay re-queues (broadcast/replay.py).
+    "REPLAY_MAX": env_int("BROADCAST_REPLAY_MAX", 100_000),
 }
 
 # --- Logging ----------------------------------------------------------------
