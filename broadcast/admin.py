@@ -1,6 +1,7 @@
 """The broadcast in the admin: the outbox, read-only (its events and their deliveries,
-counts, the pause switch, re-queueing failures), and the destinations, managed through
-broadcast/destinations.py.
+counts, the pause switch, re-queueing failures, each delivery's attempts), and the
+destinations, managed through broadcast/destinations.py, each linked to its failed
+deliveries and its last attempts.
 
 A new destination's signing secret, and a rotated one, is shown on the page that
 answers the form or the action, once: never in a message (those may be kept in
@@ -20,8 +21,9 @@ from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import formats, timezone
 from django.utils.cache import add_never_cache_headers
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from broadcast.control import pause, pause_state, resume
@@ -39,6 +41,7 @@ from broadcast.destinations import (
 )
 from broadcast.models import (
     Action,
+    Attempt,
     Delivery,
     DeliveryQuerySet,
     Destination,
@@ -72,8 +75,21 @@ class DeliveryInline(admin.TabularInline):
         return False
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """The outbox's own records: shown to staff with the view permission, changed by nobody."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdmin):
     """The outbox's events: what happened, and how each destination's delivery stands."""
 
     list_display = ["id", "event", "subject", "deliveries", "created_at"]
@@ -163,18 +179,9 @@ class EventAdmin(admin.ModelAdmin):
         self.message_user(request, "Broadcast resumed.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:broadcast_event_changelist"))
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdmin):
     """Each event's delivery to each destination: its state, and re-queueing failures."""
 
     list_display = ["id", "event_link", "destination", "status", "attempts", "created_at",
@@ -186,10 +193,33 @@ class DeliveryAdmin(admin.ModelAdmin):
     ordering = ["-id"]
     show_full_result_count = False
     actions = ["requeue"]
-    readonly_fields = [f.name for f in Delivery._meta.fields]
+    readonly_fields = [*(f.name for f in Delivery._meta.fields), "attempt_table"]
 
     class Media:
         css = {"all": ["broadcast/admin.css"]}
+
+    @admin.display(description="attempts, newest first")
+    def attempt_table(self, obj: Delivery) -> str:
+        """Its last ATTEMPTS_SHOWN attempts (the (delivery, id) index serves them), and a
+        link to all of them in the attempts' list."""
+        attempts = obj.attempt_log.order_by("-id")[:ATTEMPTS_SHOWN]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td><td><code>{}</code>"
+            "</td></tr>",
+            ((a.number, _when(a), _outcome(a), a.duration_ms, a.error, a.response)
+             for a in attempts),
+        )  # fmt: skip
+        if not rows:
+            return "None recorded."
+        url = _filtered(Attempt, delivery__id__exact=obj.pk)
+        return format_html(
+            '<table class="attempt-log"><thead><tr><th>attempt</th><th>started</th>'
+            "<th>status</th><th>duration</th><th>error</th><th>response (its first KiB)</th>"
+            '</tr></thead><tbody>{}</tbody></table><p><a href="{}">All its attempts</a></p>',
+            rows,
+            url,
+        )
 
     @admin.display(description="event")
     def event_link(self, obj: Delivery) -> str:
@@ -217,14 +247,63 @@ class DeliveryAdmin(admin.ModelAdmin):
         count = requeue_failed(deliveries=queryset, using=queryset.db)
         self.message_user(request, f"{count} failed deliveries re-queued.", messages.SUCCESS)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+# The attempts a delivery's page lists; the attempts' list has them all.
+ATTEMPTS_SHOWN = 50
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+
+def _when(attempt: Attempt) -> str:
+    return formats.localize(timezone.localtime(attempt.started_at))
+
+
+def _outcome(attempt: Attempt) -> str:
+    """ "200, succeeded", "503, failed", "no answer, failed"."""
+    code = attempt.status_code if attempt.status_code is not None else "no answer"
+    return f"{code}, {'succeeded' if attempt.succeeded else 'failed'}"
+
+
+def _filtered(model, **lookups) -> str:
+    """The admin's list of `model` filtered by `lookups` (its query string)."""
+    url = reverse(f"admin:broadcast_{model._meta.model_name}_changelist")
+    return url + "?" + "&".join(f"{k}={v}" for k, v in lookups.items())
+
+
+@admin.register(Attempt)
+class AttemptAdmin(ReadOnlyAdmin):
+    """The attempt log, read-only: every attempt to deliver an event to a destination."""
+
+    list_display = ["id", "delivery_link", "destination", "number", "started_at", "outcome",
+                    "duration", "short_error", "short_response"]  # fmt: skip
+    list_display_links = ["id"]
+    list_filter = ["succeeded", "destination"]
+    list_select_related = ["destination"]
+    ordering = ["-id"]
+    show_full_result_count = False
+    readonly_fields = [f.name for f in Attempt._meta.fields]
+
+    class Media:
+        css = {"all": ["broadcast/admin.css"]}
+
+    @admin.display(description="delivery")
+    def delivery_link(self, obj: Attempt) -> str:
+        url = reverse("admin:broadcast_delivery_change", args=[obj.delivery_id])
+        return format_html('<a href="{}">{}</a>', url, obj.delivery_id)
+
+    @admin.display(description="status")
+    def outcome(self, obj: Attempt) -> str:
+        return _outcome(obj)
+
+    @admin.display(description="duration", ordering="duration_ms")
+    def duration(self, obj: Attempt) -> str:
+        return f"{obj.duration_ms} ms"
+
+    @admin.display(description="error")
+    def short_error(self, obj: Attempt) -> str:
+        return obj.error[:80]
+
+    @admin.display(description="response")
+    def short_response(self, obj: Attempt) -> str:
+        return obj.response[:80]
 
 
 def _check_pause_permission(request: HttpRequest) -> None:
@@ -274,7 +353,7 @@ class DestinationForm(forms.ModelForm):
         return cleaned
 
 
-SHOWN_STATE = ["disabled_reason", "managed", "created_at"]
+SHOWN_STATE = ["disabled_reason", "managed", "created_at", "delivery_log"]
 
 
 @admin.register(Destination)
@@ -316,6 +395,19 @@ class DestinationAdmin(admin.ModelAdmin):
     def pending(self, obj: Destination) -> int:
         """Its pending deliveries."""
         return getattr(obj, "pending", 0)
+
+    @admin.display(description="delivery log")
+    def delivery_log(self, obj: Destination) -> str:
+        """Links to its failed deliveries (counted) and its last attempts."""
+        failed = obj.deliveries.failed().count()
+        failed_url = _filtered(Delivery, destination__id__exact=obj.pk, status__exact=Status.FAILED)
+        attempts_url = _filtered(Attempt, destination__id__exact=obj.pk)
+        return format_html(
+            '<a href="{}">{} failed deliveries</a> · <a href="{}">its last attempts</a>',
+            failed_url,
+            failed,
+            attempts_url,
+        )
 
     def save_model(self, request: HttpRequest, obj: Destination, form, change: bool) -> None:
         """Create or change through the services; a new one's secret is kept for the answer."""

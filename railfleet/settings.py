@@ -253,6 +253,8 @@ BROADCAST = {
     # disabled (0: never), and announced to ALERT_URL if set (broadcast/failing.py).
     "DISABLE_AFTER_HOURS": env_float("BROADCAST_DISABLE_AFTER_HOURS", 120.0),
     "ALERT_URL": os.environ.get("BROADCAST_ALERT_URL", ""),
+    # The most deliveries one POST /api/destinations/<id>/replay re-queues (broadcast/replay.py).
+    "REPLAY_MAX": env_int("BROADCAST_REPLAY_MAX", 100_000),
 }
 
 # --- Logging ----------------------------------------------------------------

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from broadcast.conf import Config
 from broadcast.dispatch.loop import Dispatcher
+from tests.helpers import basic_client
 
 
 @dataclass
@@ -99,6 +100,18 @@ class FakeClock:
 def no_jitter() -> float:
     """The retries' random source, in the middle of the jitter range: exactly the backoff."""
     return 0.5
+
+
+@pytest.fixture
+def staff(staff_user):
+    """The API as a staff user (not a superuser), with HTTP Basic credentials."""
+    return basic_client("carol", "carol-password")
+
+
+@pytest.fixture
+def alice(user):
+    """The API as a user who is not staff."""
+    return basic_client("alice", "alice-password")
 
 
 @pytest.fixture

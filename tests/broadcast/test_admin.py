@@ -2,13 +2,14 @@
 its deliveries; the deliveries' list filters them and re-queues failed ones."""
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from broadcast.destinations import destination_create
-from broadcast.models import Delivery, Event, Status
+from broadcast.models import Attempt, Delivery, Event, Status
 from broadcast.services import event_enqueue
 from tests.helpers import builtin_destination, counter_deliveries
 
@@ -163,3 +164,98 @@ def test_the_requeue_action_requeues_only_the_selected_failed_deliveries(admin_c
     assert deliveries["builtin pending"].status == Status.PENDING
     # A failed delivery that was not selected stays failed.
     assert deliveries["planning failed"].status == Status.FAILED
+
+
+# --- The attempt log -----------------------------------------------------------------------
+
+
+def _attempt(delivery: Delivery, number: int, status_code: int | None, **fields) -> Attempt:
+    return Attempt.objects.create(
+        delivery=delivery,
+        destination_id=delivery.destination_id,
+        number=number,
+        started_at=timezone.now(),
+        duration_ms=100 * number,
+        status_code=status_code,
+        succeeded=status_code == 200,
+        **fields,
+    )
+
+
+@pytest.fixture
+def attempts(deliveries) -> list[Attempt]:
+    """The delivered delivery to "planning": no answer, a 503, then a 200; and one attempt of
+    another delivery."""
+    delivered = deliveries["planning delivered"]
+    return [
+        _attempt(delivered, 1, None, error="timed out after 10.0 s"),
+        _attempt(delivered, 2, 503, error="HTTP 503", response="<h1>Service Unavailable</h1>"),
+        _attempt(delivered, 3, 200, response='{"status": 200}'),
+        _attempt(deliveries["planning failed"], 1, 422, error="HTTP 422", response="no such user"),
+    ]
+
+
+def test_a_deliverys_page_lists_its_attempts_newest_first(admin_client, deliveries, attempts):
+    delivered = deliveries["planning delivered"]
+    response = admin_client.get(reverse("admin:broadcast_delivery_change", args=[delivered.pk]))
+
+    assert response.status_code == 200
+    html = flat(response.content.decode())
+    rows = html.split('<table class="attempt-log">')[1].split("</table>")[0].split("<tr>")[2:]
+    assert [row.split("</td>")[0] for row in rows] == ["<td>3", "<td>2", "<td>1"]
+    assert "<td>200, succeeded</td>" in rows[0] and "<td>300 ms</td>" in rows[0]
+    assert "<td>503, failed</td>" in rows[1] and "HTTP 503" in rows[1]
+    # The response's excerpt, escaped: shown, never interpreted.
+    assert "<code>&lt;h1&gt;Service Unavailable&lt;/h1&gt;</code>" in rows[1]
+    assert "<td>no answer, failed</td>" in rows[2] and "timed out after 10.0 s" in rows[2]
+    assert "no such user" not in html  # another delivery's
+    all_of_them = reverse("admin:broadcast_attempt_changelist")
+    assert f'href="{all_of_them}?delivery__id__exact={delivered.pk}"' in html
+
+
+def test_a_delivery_without_attempts_says_so(admin_client, deliveries):
+    pending = deliveries["builtin pending"]
+    response = admin_client.get(reverse("admin:broadcast_delivery_change", args=[pending.pk]))
+    assert "None recorded." in response.content.decode()
+
+
+def _attempt_list(client, **query) -> list[int]:
+    response = client.get(reverse("admin:broadcast_attempt_changelist"), query)
+    assert response.status_code == 200
+    return [attempt.pk for attempt in response.context["cl"].result_list]
+
+
+def test_the_attempts_list_newest_first_filtered_by_delivery_outcome_and_destination(
+    admin_client, planning, deliveries, attempts
+):
+    assert _attempt_list(admin_client) == [a.pk for a in reversed(attempts)]
+    delivered = deliveries["planning delivered"]
+    of_delivery = _attempt_list(admin_client, delivery__id__exact=delivered.pk)
+    assert of_delivery == [a.pk for a in reversed(attempts[:3])]
+    assert _attempt_list(admin_client, succeeded__exact=0) == [attempts[3].pk, attempts[1].pk,
+                                                               attempts[0].pk]  # fmt: skip
+    to_builtin = _attempt_list(admin_client, destination__id__exact=builtin_destination().pk)
+    assert to_builtin == []
+    page = flat(admin_client.get(reverse("admin:broadcast_attempt_changelist")).content.decode())
+    assert '<td class="field-outcome">no answer, failed</td>' in page
+    assert '<td class="field-duration">300 ms</td>' in page
+
+
+def test_the_attempts_are_read_only(admin_client, attempts):
+    change = reverse("admin:broadcast_attempt_change", args=[attempts[0].pk])
+    page = admin_client.get(change)
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert admin_client.get(reverse("admin:broadcast_attempt_add")).status_code == 403
+    delete = reverse("admin:broadcast_attempt_delete", args=[attempts[0].pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert admin_client.post(change, {"error": "edited"}).status_code == 403
+    assert Attempt.objects.get(pk=attempts[0].pk).error == "timed out after 10.0 s"
+
+
+def test_staff_see_the_attempts_with_the_view_permission_only(client, staff_user, attempts):
+    client.force_login(staff_user)
+    changelist = reverse("admin:broadcast_attempt_changelist")
+    assert client.get(changelist).status_code == 403
+
+    staff_user.user_permissions.add(Permission.objects.get(codename="view_attempt"))
+    assert client.get(changelist).status_code == 200

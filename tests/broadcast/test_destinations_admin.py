@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from broadcast.destinations import destination_create, destination_signing_secrets
-from broadcast.models import Destination, Event
+from broadcast.models import Delivery, Destination, Event, Status
 from broadcast.services import event_enqueue
 from defect.services import defect_create
 
@@ -168,3 +168,26 @@ def test_the_events_admin_shows_and_finds_the_defects_id(admin_client, user):
     event = Event.objects.get(subject=first.pk)
     page = admin_client.get(reverse("admin:broadcast_event_change", args=[event.pk]))
     assert "defect.created" in page.content.decode()  # the envelope
+
+
+def test_a_destinations_page_links_to_its_failed_deliveries_and_last_attempts(
+    admin_client, planning
+):
+    for _ in range(3):
+        event_enqueue(payload={"user": 1, "action": "create"}, action="create")
+    mine = Delivery.objects.filter(destination=planning).order_by("id")
+    Delivery.objects.filter(pk__in=[d.pk for d in mine[:2]]).update(status=Status.FAILED)
+    Delivery.objects.filter(destination__managed=True).update(status=Status.FAILED)
+
+    page = admin_client.get(change_url(planning)).content.decode()
+
+    failed = reverse("admin:broadcast_delivery_changelist")
+    failed += f"?destination__id__exact={planning.pk}&amp;status__exact=failed"
+    attempts = reverse("admin:broadcast_attempt_changelist")
+    attempts += f"?destination__id__exact={planning.pk}"
+    assert f'<a href="{failed}">2 failed deliveries</a>' in page
+    assert f'<a href="{attempts}">its last attempts</a>' in page
+    # The links lead to those lists, filtered.
+    listed = admin_client.get(failed.replace("&amp;", "&")).context["cl"].result_list
+    assert sorted(d.pk for d in listed) == [d.pk for d in mine[:2]]
+    assert admin_client.get(attempts).status_code == 200

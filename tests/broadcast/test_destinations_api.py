@@ -7,7 +7,6 @@ import pytest
 from broadcast.destinations import destination_disable, destination_signing_secrets
 from broadcast.models import Delivery, Destination
 from broadcast.services import event_enqueue
-from tests.helpers import basic_client
 
 pytestmark = pytest.mark.django_db
 
@@ -16,16 +15,6 @@ SHOWN = {
     "disabled_reason", "created_at", "managed",
 }  # fmt: skip
 PLANNING = {"name": "planning", "url": "https://planning.example/hooks"}
-
-
-@pytest.fixture
-def staff(staff_user):
-    return basic_client("carol", "carol-password")
-
-
-@pytest.fixture
-def alice(user):
-    return basic_client("alice", "alice-password")
 
 
 @pytest.fixture

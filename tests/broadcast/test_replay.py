@@ -1,4 +1,5 @@
-"""Replaying failed deliveries: requeue_failed and manage.py broadcast_requeue."""
+"""Replaying deliveries: requeue_failed, replay (a status choice and a cap), delivery_resend,
+and manage.py broadcast_requeue."""
 
 import datetime
 
@@ -8,7 +9,7 @@ from django.utils import timezone
 
 from broadcast.destinations import destination_create
 from broadcast.models import Delivery, Destination, Event, Status
-from broadcast.replay import requeue_failed
+from broadcast.replay import TooManyToReplay, delivery_resend, replay, requeue_failed
 from tests.helpers import builtin_destination
 
 DAY = datetime.datetime(2026, 11, 30, tzinfo=datetime.UTC)
@@ -175,3 +176,72 @@ def test_the_command_re_queues_one_destinations_failures(outbox, capsys):
 def test_the_command_names_an_unknown_destination(outbox):
     with pytest.raises(CommandError, match="No destination is named 'nowhere'"):
         call_command("broadcast_requeue", destination="nowhere")
+
+
+# --- replay: failed, delivered or both, at most a limit -------------------------------------
+
+
+def test_replay_of_delivered_ones_sends_them_again_and_clears_delivered_at(outbox):
+    before = timezone.now()
+    assert replay(status="delivered", since=DAY, dry_run=True) == 1
+    assert replay(status="delivered", since=DAY) == 1
+
+    again = Delivery.objects.get(pk=outbox["delivered"].pk)
+    assert (again.status, again.delivered_at, again.attempts) == (Status.PENDING, None, 3)
+    assert before <= again.available_at <= timezone.now()
+    assert Delivery.objects.failed().count() == 4  # the failed ones untouched
+
+
+def test_replay_of_all_takes_failed_and_delivered_but_never_pending_ones(outbox):
+    pending = Delivery.objects.get(pk=outbox["pending"].pk)
+    window = {"since": DAY, "until": DAY + datetime.timedelta(days=1)}
+
+    assert replay(status="all", **window) == 3  # start, inside, delivered
+
+    now_pending = {name for name, status in statuses(outbox).items() if status == Status.PENDING}
+    assert now_pending == {"start", "inside", "delivered", "pending"}
+    assert Delivery.objects.get(pk=pending.pk).available_at == pending.available_at
+
+
+def test_more_than_the_limit_is_refused_and_changes_nothing(outbox):
+    with pytest.raises(
+        TooManyToReplay, match=r"4 deliveries match, more than BROADCAST_REPLAY_MAX \(3\)"
+    ):
+        replay(limit=3)
+    with pytest.raises(TooManyToReplay):
+        replay(limit=3, dry_run=True)
+    assert Delivery.objects.failed().count() == 4
+
+    assert replay(limit=4) == 4  # at the limit: done
+    assert Delivery.objects.failed().count() == 0
+
+
+def test_an_unknown_status_is_refused(outbox):
+    with pytest.raises(ValueError, match="pending"):
+        replay(status="pending")
+
+
+# --- delivery_resend: one delivery, whatever its status -------------------------------------
+
+
+@pytest.mark.parametrize("name", ["delivered", "inside"])
+def test_resend_makes_a_delivered_or_failed_delivery_pending_and_due_now(outbox, name):
+    before = timezone.now()
+    resent = delivery_resend(delivery=outbox[name])
+
+    assert resent == Delivery.objects.get(pk=outbox[name].pk)
+    assert (resent.status, resent.delivered_at, resent.claimed_by) == (Status.PENDING, None, "")
+    assert before <= resent.available_at <= timezone.now()
+    assert resent.attempts == 3 and resent.last_error == outbox[name].last_error
+
+
+def test_resend_of_a_pending_delivery_makes_it_due_now_unless_a_dispatcher_holds_it(outbox):
+    later = timezone.now() + datetime.timedelta(minutes=5)
+    waiting = outbox["pending"]
+    Delivery.objects.filter(pk=waiting.pk).update(available_at=later)
+    assert delivery_resend(delivery=waiting).available_at <= timezone.now()
+
+    # Being sent: its lease is left alone, or it would be sent twice at once.
+    Delivery.objects.filter(pk=waiting.pk).update(available_at=later, claimed_by="d1")
+    held = delivery_resend(delivery=waiting)
+    assert (held.status, held.available_at, held.claimed_by) == (Status.PENDING, later, "d1")

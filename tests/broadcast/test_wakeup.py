@@ -51,10 +51,10 @@ def test_an_insert_notifies_once_per_statement_at_commit_and_never_on_rollback()
         listening.close()
 
 
-def test_a_release_and_a_requeue_wake_the_dispatchers(user):
+def test_a_release_a_requeue_and_a_resend_wake_the_dispatchers(user):
     from broadcast import store
     from broadcast.models import Status
-    from broadcast.replay import requeue_failed
+    from broadcast.replay import delivery_resend, requeue_failed
 
     defect_create(user=user, comment="a")
     defect_create(user=user, comment="b")
@@ -65,6 +65,10 @@ def test_a_release_and_a_requeue_wake_the_dispatchers(user):
         assert store.release(owner="A") == 1
         assert _notifications(listening) == 1
         assert requeue_failed() == 1
+        assert _notifications(listening) == 1
+        delivered = counter_deliveries().first()
+        counter_deliveries().filter(pk=delivered.pk).update(status=Status.DELIVERED)
+        delivery_resend(delivery=delivered)
         assert _notifications(listening) == 1
     finally:
         listening.close()

@@ -31,6 +31,12 @@ EXPECTED_STATUSES = {
     ("/api/destinations/{id}", "patch"): {"200", "404"} | WITH_A_BODY | ANY,
     ("/api/destinations/{id}", "delete"): {"204", "400", "403", "404"} | ANY,
     ("/api/destinations/{id}/rotate-secret", "post"): {"200", "400", "403", "404"} | ANY,
+    # A destination's delivery log (broadcast/deliveries_api.py), staff only too.
+    ("/api/destinations/{id}/deliveries", "get"): {"200", "400", "403", "404"} | ANY,
+    ("/api/destinations/{id}/attempts", "get"): {"200", "400", "403", "404"} | ANY,
+    ("/api/destinations/{id}/deliveries/{delivery_id}/resend", "post"): {"202", "403", "404"} | ANY,
+    # 200: a dry run's count; 202: replayed.
+    ("/api/destinations/{id}/replay", "post"): {"200", "202", "404"} | WITH_A_BODY | ANY,
 }
 ALL_SCHEMES = [{"basicAuth": []}, {"tokenAuth": []}, {"bearerAuth": []}, {"cookieAuth": []}]
 

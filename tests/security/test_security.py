@@ -220,6 +220,11 @@ PROTECTED = {
     "destination-list",
     "destination-detail",
     "destination-rotate-secret",
+    # Staff only (tests/broadcast/test_deliveries_api.py).
+    "destination-deliveries",
+    "destination-attempts",
+    "destination-delivery-resend",
+    "destination-replay",
     "logout",
     "metrics",
     None,
