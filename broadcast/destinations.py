@@ -81,7 +81,8 @@ def destination_create(
     one more is a ValidationError. It gets the events created after it.
     """
     # Lock the existing rows, then count: concurrent creators count one after the other.
-    list(Destination.objects.select_for_update().values_list("pk", flat=True))
+    # FOR NO KEY UPDATE: the fan-out's lock on them (broadcast/queries.py) does not wait on it.
+    list(Destination.objects.select_for_update(no_key=True).values_list("pk", flat=True))
     actions = list(actions)
     destination_check(destination=None, changes={"name": name, "actions": actions})
     destination = Destination(
@@ -166,6 +167,9 @@ def destination_delete(*, destination: Destination) -> int:
                 "empty string to stop delivering to it."
             }
         )
+    # Locked first: the transactions writing deliveries to it (which lock it FOR KEY SHARE,
+    # broadcast/queries.py) commit before, and those that come after see it gone.
+    list(Destination.objects.select_for_update().filter(pk=destination.pk).values_list("pk"))
     pending = destination.deliveries.filter(status=Status.PENDING).count()
     destination.delete()
     wake_dispatchers()
@@ -337,7 +341,7 @@ def _managed(destination: Destination) -> Managed:
 def _sync_managed(managed: Managed, url: str, using: str) -> Destination | None:
     alerts = managed is ALERTS
     with transaction.atomic(using=using):
-        rows = Destination.objects.using(using).select_for_update()
+        rows = Destination.objects.using(using).select_for_update(no_key=True)
         row = rows.filter(managed=True, on_alert=alerts).first()
         if not url:
             if row is not None and row.enabled:

@@ -60,7 +60,7 @@ def record(
     warn at each threshold passed, and disable it once `disable_after` hours have passed
     with MIN_ATTEMPTS failed attempts (never, for 0 hours)."""
     with transaction.atomic():
-        row = Destination.objects.select_for_update().filter(pk=destination).first()
+        row = Destination.objects.select_for_update(no_key=True).filter(pk=destination).first()
         if row is None:  # deleted meanwhile
             return
         row.failing_since = row.failing_since or now

@@ -165,21 +165,33 @@ SQLITE_PROBE = _DUE_TO_ANY.format(p="?")
 _DELIVERY_COLUMNS = """broadcast_delivery (event_id, destination_id, status, available_at,
                     claimed_by, attempts, last_error, created_at)"""
 
-# One event, due at once. Parameters: the event's id, pending, its created_at (twice).
-FAN_OUT = {
-    action: f"""
-INSERT INTO {_DELIVERY_COLUMNS}
-SELECT %s, id, %s, %s, '', 0, '', %s FROM broadcast_destination
-WHERE enabled AND {column}"""  # noqa: S608 - literal SQL, no value interpolated
-    for action, column in ACTION_COLUMNS.items()
-}
+# What subscribes a destination to each kind of event: an action's column, or the alerts'.
+ALERT = "alert"
+_SUBSCRIBED = {**ACTION_COLUMNS, ALERT: "on_alert"}
 
-# One of the broadcast's alerts (broadcast/services.py `announce`), to the destinations
-# subscribed to them. Parameters: FAN_OUT's.
-FAN_OUT_ALERT = f"""
-INSERT INTO {_DELIVERY_COLUMNS}
+# On PostgreSQL the fan-out locks the destinations it reads FOR KEY SHARE, the lock that
+# the foreign key's check takes anyway, but now rather than at commit (Django's foreign
+# keys are deferred): a destination's deletion waits for the transactions writing
+# deliveries to it, and those that come after it see it gone. Without it, a deletion and
+# a fan-out racing failed one of them at commit. The lock conflicts only with a deletion
+# (or a change of the key), not with updates of a destination's other columns, which
+# lock FOR NO KEY UPDATE.
+_LOCK = " FOR KEY SHARE"
+
+# One event, due at once, keyed by action (or ALERT). Parameters: the event's id,
+# pending, its created_at (twice).
+_FAN_OUT = """
+INSERT INTO {columns}
 SELECT %s, id, %s, %s, '', 0, '', %s FROM broadcast_destination
-WHERE enabled AND on_alert"""  # noqa: S608 - literal SQL, no value interpolated
+WHERE enabled AND {column}{lock}"""
+POSTGRESQL_FAN_OUT = {
+    kind: _FAN_OUT.format(columns=_DELIVERY_COLUMNS, column=column, lock=_LOCK)
+    for kind, column in _SUBSCRIBED.items()
+}
+SQLITE_FAN_OUT = {
+    kind: _FAN_OUT.format(columns=_DELIVERY_COLUMNS, column=column, lock="")
+    for kind, column in _SUBSCRIBED.items()
+}
 
 # Many events (a bulk insert's), due at once, each with every subscribed destination. Parameters:
 # pending, then the events' ids: a bigint[] array on PostgreSQL, a JSON array on SQLite.
@@ -187,16 +199,22 @@ _FAN_OUT_MANY = """
 INSERT INTO {columns}
 SELECT e.id, d.id, %s, e.created_at, '', 0, '', e.created_at
 FROM broadcast_event e CROSS JOIN broadcast_destination d
-WHERE e.id {ids} AND d.enabled AND d.{column}"""
+WHERE e.id {ids} AND d.enabled AND d.{column}{lock}"""
 POSTGRESQL_FAN_OUT_MANY = {
     action: _FAN_OUT_MANY.format(
-        columns=_DELIVERY_COLUMNS, ids="= ANY(%s::bigint[])", column=column
+        columns=_DELIVERY_COLUMNS,
+        ids="= ANY(%s::bigint[])",
+        column=column,
+        lock=f"{_LOCK} OF d",
     )
     for action, column in ACTION_COLUMNS.items()
 }
 SQLITE_FAN_OUT_MANY = {
     action: _FAN_OUT_MANY.format(
-        columns=_DELIVERY_COLUMNS, ids="IN (SELECT value FROM json_each(%s))", column=column
+        columns=_DELIVERY_COLUMNS,
+        ids="IN (SELECT value FROM json_each(%s))",
+        column=column,
+        lock="",
     )
     for action, column in ACTION_COLUMNS.items()
 }

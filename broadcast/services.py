@@ -37,14 +37,7 @@ def event_enqueue(
     """
     action = Action(action)
     event = Event.objects.using(using).create(payload=payload, envelope=envelope, subject=subject)
-    connection = connections[using]
-    adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        cursor.execute(
-            queries.FAN_OUT[action],
-            [event.pk, Status.PENDING, adapt(event.created_at), adapt(event.created_at)],
-        )
-    ring_at_commit(using)
+    _fan_out(event, action, using)
     return event
 
 
@@ -93,12 +86,19 @@ def announce(alert: dict, *, using: str = "default") -> Event:
     event, to the destinations subscribed to alerts (BROADCAST_ALERT_URL's): signed,
     retried, on the record. Both formats' body is the alert itself."""
     event = Event.objects.using(using).create(payload=alert, envelope=alert)
+    _fan_out(event, queries.ALERT, using)
+    return event
+
+
+def _fan_out(event: Event, kind: str, using: str) -> None:
+    """`event`'s deliveries, to the destinations subscribed to `kind` (an action, or alerts)."""
     connection = connections[using]
     created = connection.ops.adapt_datetimefield_value(event.created_at)
+    statements = queries.POSTGRESQL_FAN_OUT if connection.vendor == "postgresql" else (
+        queries.SQLITE_FAN_OUT)  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.execute(queries.FAN_OUT_ALERT, [event.pk, Status.PENDING, created, created])
+        cursor.execute(statements[kind], [event.pk, Status.PENDING, created, created])
     ring_at_commit(using)
-    return event
 
 
 def wake_dispatchers(using: str = "default") -> None:

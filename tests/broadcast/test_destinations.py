@@ -238,3 +238,36 @@ def test_the_command_lists_destinations_with_their_pending_counts(capsys, settin
         "planning", "https://planning.example/", "delete", "event", "1", "disabled:", "410", "Gone"
     ]  # fmt: skip
     assert secret not in "\n".join(lines)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_deletion_waits_for_a_fan_out_to_the_destination_and_both_succeed(user):
+    from defect.services import defect_create
+    from tests.helpers import second_behind_first
+
+    planning, _ = destination_create(name="planning", url="http://127.0.0.1:9/")
+    defect, pending = second_behind_first(
+        lambda: defect_create(user=user, comment="written while it is deleted"),
+        lambda: destination_delete(destination=planning),
+    )
+    assert pending == 1  # the delivery written first, deleted with it
+    assert not Destination.objects.filter(pk=planning.pk).exists()
+    assert list(Delivery.objects.filter(event__subject=defect.pk).values_list(
+        "destination__name", flat=True)) == ["counter-server"]  # fmt: skip
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_fan_out_waits_for_a_deletion_and_writes_nothing_to_it(user):
+    from defect.services import defect_create
+    from tests.helpers import second_behind_first
+
+    planning, _ = destination_create(name="planning", url="http://127.0.0.1:9/")
+    pending, defect = second_behind_first(
+        lambda: destination_delete(destination=planning),
+        lambda: defect_create(user=user, comment="written while it is deleted"),
+    )
+    assert pending == 0
+    assert list(Delivery.objects.filter(event__subject=defect.pk).values_list(
+        "destination__name", flat=True)) == ["counter-server"]  # fmt: skip
