@@ -87,7 +87,7 @@ def test_the_index_lists_defects_first_and_the_housekeeping_last(admin_page):
     captions = admin_page.locator("#content-main .module caption").all_inner_texts()
     assert [c.strip().lower() for c in captions[:2]] == [
         "defects",
-        "broadcast to the counter server",
+        "broadcast to destinations",
     ]
     assert "login lockout" in [c.strip().lower() for c in captions[2:]]
     assert not any(c.strip().lower() == "axes" for c in captions)
