@@ -332,12 +332,13 @@ class Dispatcher:
         """The lanes follow the destinations as the round read them, and the pauses."""
         known = {lane.target.id: lane.target.name for lane in self.lanes}
         self._unsent += self.lanes.follow(switches.targets)
-        for lane in self.lanes:
-            if lane.target.id not in known:
-                metrics.add_destination(lane.target.name)
-        for destination, name in known.items():
-            if self.lanes.get(destination) is None:
+        now_named = {lane.target.id: lane.target.name for lane in self.lanes}
+        for destination, name in known.items():  # gone, or renamed: its series go
+            if now_named.get(destination) != name:
                 metrics.forget_destination(name)
+        for destination, name in now_named.items():  # new, or renamed
+            if known.get(destination) != name:
+                metrics.add_destination(name)
         client.reserve(self.lanes.connections)
         if switches.paused != self._paused:
             logger.warning("Broadcast paused: claiming and sending nothing until resumed"

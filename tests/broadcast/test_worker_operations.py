@@ -353,3 +353,29 @@ def test_a_running_dispatcher_disabled_by_a_410_delivers_again_once_enabled(scri
     finally:
         dispatcher.stop()
         thread.join(15)
+
+
+def test_a_renamed_destinations_series_move_to_its_new_name(scripted_server, user):
+    import threading
+
+    from broadcast.destinations import destination_create
+    from broadcast.dispatch.loop import Dispatcher
+    from tests.broadcast.conftest import make_config
+
+    planning, _ = destination_create(name="planning", url=scripted_server.url)
+    registry = metrics.default().registry
+
+    def in_flight(name: str) -> float | None:
+        return registry.get_sample_value("broadcast_in_flight", {"destination": name})
+
+    dispatcher = Dispatcher(make_config(scripted_server.url))
+    thread = threading.Thread(target=dispatcher.run)
+    thread.start()
+    try:
+        wait_for(lambda: in_flight("planning") is not None, timeout=10, message="its lane")
+        destination_update(destination=planning, name="planning-2")
+        wait_for(lambda: in_flight("planning-2") is not None, timeout=10, message="renamed")
+        assert in_flight("planning") is None
+    finally:
+        dispatcher.stop()
+        thread.join(15)
