@@ -97,7 +97,7 @@ def add_pending_events(count: int) -> None:
 
 
 def clear_events() -> None:
-    """Empty the outbox and its deliveries (each run starts with none).
+    """Empty the outbox, its deliveries and their attempts (each run starts with none).
 
     On PostgreSQL by TRUNCATE: a DELETE leaves every row's dead versions in the
     indexes until autovacuum, and a dispatcher's claim walks the dead entries of
@@ -107,10 +107,11 @@ def clear_events() -> None:
     """
     from django.db import connection
 
-    from broadcast.models import Delivery, Event
+    from broadcast.models import Attempt, Delivery, Event
 
+    emptied = (Attempt, Delivery, Event)  # each before what it refers to
     if connection.vendor == "postgresql":
-        tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in (Delivery, Event))
+        tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in emptied)
         with connection.cursor() as cursor:
             # The deliveries' foreign keys are checked at commit: inside a transaction
             # (a test's) changes to them leave trigger events that TRUNCATE refuses.
@@ -118,7 +119,7 @@ def clear_events() -> None:
             cursor.execute(f"TRUNCATE {tables}")
     else:  # SQLite's DELETE without a WHERE empties the table at once (its truncate)
         with connection.cursor() as cursor:
-            for model in (Delivery, Event):
+            for model in emptied:
                 cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)}")
 
 
