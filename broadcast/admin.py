@@ -28,6 +28,7 @@ from django.views.decorators.http import require_POST
 
 from broadcast.control import pause, pause_state, resume
 from broadcast.destinations import (
+    ALERTS_FIELDS,
     EDITABLE,
     MANAGED_FIELDS,
     destination_check,
@@ -339,6 +340,9 @@ class DestinationForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk is not None:
             self.initial["actions"] = self.instance.actions
+        if self.instance.on_alert:  # the alerts destination: what it receives is not a choice
+            for name in ALERTS_FIELDS:
+                self.fields[name].disabled, self.fields[name].required = True, False
 
     def clean(self):
         """The services' own rules (the limit, the built-in destination's), as form errors."""

@@ -191,3 +191,18 @@ def test_a_destinations_page_links_to_its_failed_deliveries_and_last_attempts(
     listed = admin_client.get(failed.replace("&amp;", "&")).context["cl"].result_list
     assert sorted(d.pk for d in listed) == [d.pk for d in mine[:2]]
     assert admin_client.get(attempts).status_code == 200
+
+
+def test_the_alerts_destination_can_be_paused_but_not_subscribed(admin_client, settings):
+    from broadcast.destinations import sync_alerts_destination
+
+    settings.BROADCAST = {**settings.BROADCAST, "ALERT_URL": "http://127.0.0.1:9/alerts"}
+    alerts = sync_alerts_destination()
+    form = {**FORM, "actions": ["create"], "format": "counter", "paused": "on",
+            "paused_reason": "the pager is down"}  # fmt: skip
+    response = admin_client.post(change_url(alerts), form)
+
+    assert response.status_code == 302
+    alerts.refresh_from_db()
+    assert (alerts.paused, alerts.paused_reason) == (True, "the pager is down")
+    assert (alerts.actions, alerts.format, alerts.on_alert) == ([], "event", True)
