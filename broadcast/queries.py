@@ -167,7 +167,8 @@ _DELIVERY_COLUMNS = """broadcast_delivery (event_id, destination_id, status, ava
 
 # What subscribes a destination to each kind of event: an action's column, or the alerts'.
 ALERT = "alert"
-_SUBSCRIBED: dict[str, str] = {**ACTION_COLUMNS, ALERT: "on_alert"}
+_SUBSCRIBED = {str(action): column for action, column in ACTION_COLUMNS.items()}
+_SUBSCRIBED[ALERT] = "on_alert"
 
 # On PostgreSQL the fan-out locks the destinations it reads FOR KEY SHARE, the lock that
 # the foreign key's check takes anyway, but now rather than at commit (Django's foreign
