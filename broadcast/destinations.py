@@ -269,9 +269,10 @@ def delivery_targets(*, now: datetime.datetime | None = None) -> tuple[Target, .
     )
 
 
-def disable_gone(*, destination_id: int, reason: str) -> None:
-    """A dispatcher's 410 Gone: disable the destination with `reason`, if still enabled."""
-    disable_and_announce(destination_id=destination_id, reason=reason)
+def disable_gone(*, destination_id: int, reason: str) -> bool:
+    """A dispatcher's 410 Gone: disable the destination with `reason`, if still enabled.
+    Whether this call disabled it."""
+    return disable_and_announce(destination_id=destination_id, reason=reason)
 
 
 def disable_and_announce(*, destination_id: int, reason: str) -> bool:

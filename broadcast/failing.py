@@ -55,14 +55,14 @@ def clear(*, destinations: Collection[int]) -> None:
 
 def record(
     *, destination: int, failures: Failures, now: datetime.datetime, disable_after: float
-) -> None:
+) -> bool:
     """Add `failures` to the destination's clock (started at `now` if it was not running);
     warn at each threshold passed, and disable it once `disable_after` hours have passed
-    with MIN_ATTEMPTS failed attempts (never, for 0 hours)."""
+    with MIN_ATTEMPTS failed attempts (never, for 0 hours). Whether this call disabled it."""
     with transaction.atomic():
         row = Destination.objects.select_for_update(no_key=True).filter(pk=destination).first()
         if row is None:  # deleted meanwhile
-            return
+            return False
         row.failing_since = row.failing_since or now
         row.failing_attempts += failures.attempts
         warned, window = row.failing_warned, datetime.timedelta(hours=disable_after)
@@ -84,4 +84,5 @@ def record(
                 f"every attempt failed since {row.failing_since:%Y-%m-%d %H:%M:%S %Z} "
                 f"({row.failing_attempts} attempts); the last: {failures.last_error}"
             )
-            disable_and_announce(destination_id=row.pk, reason=reason)
+            return disable_and_announce(destination_id=row.pk, reason=reason)
+    return False

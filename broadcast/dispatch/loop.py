@@ -298,6 +298,8 @@ class Dispatcher:
                 pacer.round_failed(now)
             return
         self._builtin_url = None
+        if result.announced:
+            self._woken = True
         if result.pruned:
             self._next_retention = time.monotonic() + RETENTION_INTERVAL
         self._follow(result.switches, job, client)

@@ -200,9 +200,10 @@ class Pacer:
 
     def finished(self, s: Snapshot) -> bool:
         """`--once`: the last round found nothing due (or nothing may be sent: paused) and
-        nothing is left to send or record."""
+        nothing is left to send or record, and no round is asked for (a wake-up)."""
         return (
             not s.round_running
+            and not s.woken
             and (self.found_nothing or s.paused)
             and not (s.queued or s.answers or s.in_flight)
         )

@@ -74,6 +74,9 @@ class RoundResult:
     switches: Switches
     pruned: bool  # retention ran
     fresh: bool  # the switches were read by this round (not the last read's)
+    # It disabled a destination, and so wrote an alert its claim could not see yet (due
+    # after the round's clock): a round must follow.
+    announced: bool = False
     # Per rate-limited destination whose bucket ran dry: seconds until its next token.
     dry: dict[int, float] = field(default_factory=dict)
 
@@ -86,15 +89,16 @@ def run_round(
     if job.builtin_url is not None:
         sync_builtin_destination(url=job.builtin_url)
         sync_alerts_destination()
+    announced = False
     for destination, reason in job.disable.items():
-        disable_gone(destination_id=destination, reason=reason)
+        announced |= disable_gone(destination_id=destination, reason=reason)
     before = switches.read_count
     state = switches.refresh() if changed else switches.current()
     if job.unsent:
         store.release(owner=owner, now=job.now, ids=job.unsent)
     enabled = {target.id for target in state.targets if not target.paused}
     limits = {} if state.paused else {d: n for d, n in job.limits.items() if d in enabled}
-    _keep_clocks(job)
+    announced |= _keep_clocks(job)
     granted = _take_tokens(limits, job)
     claimed = store.exchange(owner=owner, outcomes=job.outcomes, attempts=job.attempts,
                              limits=limits, lease=lease, now=job.now)  # fmt: skip
@@ -109,7 +113,8 @@ def run_round(
             _prune(job.retention_days, job.now)
     except DatabaseError:
         logger.exception("Could not give back rate tokens or prune; the next round will")
-    return RoundResult(claimed, state, prune, fresh=switches.read_count != before, dry=dry)
+    fresh = switches.read_count != before
+    return RoundResult(claimed, state, prune, fresh=fresh, dry=dry, announced=announced)
 
 
 def _prune(days: float, now: datetime.datetime) -> None:
@@ -119,14 +124,17 @@ def _prune(days: float, now: datetime.datetime) -> None:
         logger.info("Pruned %d delivered events older than %g days", pruned, days)
 
 
-def _keep_clocks(job: RoundJob) -> None:
+def _keep_clocks(job: RoundJob) -> bool:
     """The failing clocks, before the outcomes they count are recorded: a round that fails
     after them gives its outcomes and attempts to the next, which must record them once
-    (a clock may count a failure twice, which only brings its end a little closer)."""
+    (a clock may count a failure twice, which only brings its end a little closer).
+    Whether a destination was disabled."""
     failing.clear(destinations=job.recovered)
+    disabled = False
     for destination, failures in job.failures.items():
-        failing.record(destination=destination, failures=failures, now=job.now,
-                       disable_after=job.disable_after)  # fmt: skip
+        disabled |= failing.record(destination=destination, failures=failures, now=job.now,
+                                   disable_after=job.disable_after)  # fmt: skip
+    return disabled
 
 
 def _take_tokens(limits: dict[int, int], job: RoundJob) -> dict[int, tuple[int, float]]:

@@ -167,6 +167,14 @@ def test_a_410_is_announced_signed_and_the_alert_retried_like_any_delivery(
     assert list(attempts.values_list("status_code", flat=True)) == [503, 200]
 
 
+def test_once_sends_the_alert_of_a_410_it_got(scripted_server, alerts_to, user):
+    scripted_server.script = [Answer(410)]
+    defect_create(user=user, comment="a")
+    deliver_once(scripted_server.url)  # the alert is written after its round's claim
+    (alert,) = alerts_to.received
+    assert json.loads(alert.body)["type"] == "destination.disabled"
+
+
 def test_the_alerts_destination_receives_no_defect_events(alerts_to, scripted_server, user):
     deliver_once(scripted_server.url)  # its first round makes the alerts destination
     alerts = Destination.objects.get(name=ALERTS_NAME)

@@ -198,6 +198,7 @@ def test_once_finishes_when_nothing_was_found_and_nothing_is_left():
     assert pacer.finished(Snapshot(now=10.0))
     assert not pacer.finished(Snapshot(now=10.0, in_flight=1))
     assert not pacer.finished(Snapshot(now=10.0, round_running=True))
+    assert not pacer.finished(Snapshot(now=10.0, woken=True))  # a round is asked for
     assert not pacer_after_a_round_at(10.0, claimed=2, asked=50).finished(Snapshot(now=10.0))
 
 
