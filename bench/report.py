@@ -740,12 +740,12 @@ def attempt_log(runs: dict) -> list[str]:
         if any(per_million):
             measured = [b for b in per_million if b]
             mb, per_attempt = [b / 2**20 for b in measured], [b / 1e6 for b in measured]
-            storage.append([LABELS[db], fmt(mb, 0, " MB"), fmt(per_attempt, 0)])
+            storage.append([LABELS[db], fmt(mb, 0, " MiB"), fmt(per_attempt, 0)])
     if not rows:
         return []
     header = ["database", "attempt log", "rep", "ran first", "seconds", "events/s",
               "dispatcher CPU ms/event", "backend CPU ms/event", "attempts logged",
-              "attempt log MB", "bytes per attempt"]  # fmt: skip
+              "attempt log MiB", "bytes per attempt"]  # fmt: skip
     return [
         "## The attempt log's cost and storage (target 14)",
         "",

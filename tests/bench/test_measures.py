@@ -319,5 +319,5 @@ def test_the_attempt_log_table_shows_each_drain_and_the_storage_per_million():
         "| SQLite (WAL) | successes off | 1 | no | 10.0 | 10,000 | 0.100 | 0.050 | 0 | 0.0 |  |"
         in md
     )
-    assert "| SQLite (WAL) | **100 MB** (100 to 100) | **105** (105 to 105) |" in md
+    assert "| SQLite (WAL) | **100 MiB** (100 to 100) | **105** (105 to 105) |" in md
     assert attempt_log({"sqlite": run_of()}) == []
