@@ -120,9 +120,10 @@ class Bench:
             "PGAPPNAME": f"bench-{name}",  # how bench/cpu.py finds its backends
         }
 
-    def start_dispatcher(self, url: str, name: str, *, once: bool = False):
-        """`manage.py broadcast` (`--once`: until nothing is due) delivering to `url`."""
-        env = self.dispatcher_env(url, name)
+    def start_dispatcher(self, url: str, name: str, *, once: bool = False, env: dict | None = None):
+        """`manage.py broadcast` (`--once`: until nothing is due) delivering to `url`,
+        with `env` added to its environment (BROADCAST_* settings)."""
+        env = self.dispatcher_env(url, name) | (env or {})
         proc = procs.start(
             [config.PY, "manage.py", "broadcast", *(["--once"] if once else [])],
             env=env,

@@ -712,6 +712,61 @@ def side_by_side(runs: dict) -> list[str]:
     return [*md, ""]
 
 
+def attempt_log(runs: dict) -> list[str]:
+    """Target 14: a drain with the attempt log on and with successes not logged; the log's
+    storage per million attempts."""
+    rows, storage = [], []
+    what = {"drain_log_on": "on (every attempt)", "drain_log_off": "successes off"}
+    for db, run in runs.items():
+        for name, logging in what.items():
+            for i, rep in enumerate(run["scenarios"].get(name, [])):
+                per_million = rep.get("attempt_bytes_per_million")
+                rows.append(
+                    [
+                        LABELS[db],
+                        logging,
+                        i + 1,
+                        "yes" if rep.get("first") else "no",
+                        f"{rep['seconds']:.1f}",
+                        f"{rep['events_per_s']:,.0f}",
+                        f"{rep['dispatcher_cpu_ms_per_event']:.3f}",
+                        f"{rep['backend_cpu_ms_per_event']:.3f}",
+                        f"{rep['attempts']:,}",
+                        f"{rep['attempt_bytes'] / 2**20:,.1f}",
+                        f"{per_million / 1e6:.0f}" if per_million else "",
+                    ]
+                )
+        per_million = per_rep(run, "drain_log_on", "attempt_bytes_per_million")
+        if any(per_million):
+            measured = [b for b in per_million if b]
+            mb, per_attempt = [b / 2**20 for b in measured], [b / 1e6 for b in measured]
+            storage.append([LABELS[db], fmt(mb, 0, " MiB"), fmt(per_attempt, 0)])
+    if not rows:
+        return []
+    header = ["database", "attempt log", "rep", "ran first", "seconds", "events/s",
+              "dispatcher CPU ms/event", "backend CPU ms/event", "attempts logged",
+              "attempt log MiB", "bytes per attempt"]  # fmt: skip
+    return [
+        "## The attempt log's cost and storage (target 14)",
+        "",
+        "One dispatcher (`--once`, start-up included) drains the same backlog to a fresh "
+        "counter server twice, back to back in each repetition: with the attempt log as it "
+        "ships (every attempt recorded, with the round's outcomes) and with "
+        "`BROADCAST_LOG_SUCCESSES=0` (failures only: in a drain to a healthy server, none); "
+        "which runs first alternates by repetition. After each drain, the attempt table's "
+        "size, its indexes included: PostgreSQL's `pg_total_relation_size`, SQLite's pages "
+        "of the table and its indexes (`dbstat`). The counter server answers "
+        '`{"status":"counted"}`: the response excerpt is 20 bytes here and at most 1 KiB.',
+        "",
+        *table(header, rows),
+        "",
+        "Storage per million attempts (after the drains with the log on):",
+        "",
+        *table(["database", "per million attempts", "bytes per attempt"], storage),
+        "",
+    ]
+
+
 def write(machine: dict, runs: dict) -> None:
     """BENCHMARKS.md and its plots."""
     # matplotlib is the bench group's (`make bench`), not the tests': the tables are
@@ -733,6 +788,7 @@ def write(machine: dict, runs: dict) -> None:
         *under_load(runs),
         *beside_outages(runs),
         *destinations(runs),
+        *attempt_log(runs),
         *clients(runs),
         *profiles(machine, runs),
     ]

@@ -42,6 +42,7 @@ SCENARIOS = [
     "lists",
     "drain",
     "destinations_drain",
+    "attempt_log",
     "profile_dispatcher",
     "steady_latency",
     "isolation",

@@ -1,4 +1,4 @@
-"""The targets of issues #11 to #25, computed from one database's results.
+"""The targets of issues #11 to #26, computed from one database's results.
 
 Each is a list of per-repetition values (ratios of two figures measured back
 to back in the same repetition) and a threshold; the verdict is the median's.
@@ -157,6 +157,12 @@ def targets(runs: dict) -> list[Target]:
             13,
             "API create: five destinations / one (no dispatcher)",
             ratios(run, "api_create_dest_5", "api_create_dest_1"),
+            0.9,
+        )
+        add(
+            14,
+            "drain, one dispatcher: attempt log on / successes not logged",
+            ratios(run, "drain_log_on", "drain_log_off", "events_per_s"),
             0.9,
         )
     return out

@@ -42,16 +42,28 @@ def run(bench) -> None:
         clear_events()
 
 
-def drain(bench, dispatchers: int, rep: int, *, destinations: int = 1) -> dict:
+def drain(
+    bench,
+    dispatchers: int,
+    rep: int,
+    *,
+    destinations: int = 1,
+    env: dict | None = None,
+    label: str | None = None,
+    after=None,
+) -> dict:
     """One drain of DRAIN_EVENTS deliveries by `dispatchers` dispatchers running --once.
 
     With `destinations` > 1 (bench/scenarios/destinations_drain.py), each is a fresh
     counter server of its own, the others added beside the built-in one, and the
     backlog is DRAIN_EVENTS // destinations events, each one delivery per destination:
-    the same deliveries to make whatever their number.
+    the same deliveries to make whatever their number. `env` is added to each
+    dispatcher's environment, `label` names the run's logs, and `after()`, called once
+    the dispatchers have exited and before anything is cleared, adds its figures to
+    the result (bench/scenarios/attempt_log.py).
     """
     clear_events()
-    name = f"{dispatchers}-{rep}" if destinations == 1 else f"dest-{destinations}-{rep}"
+    name = label or (f"{dispatchers}-{rep}" if destinations == 1 else f"dest-{destinations}-{rep}")
     counters = [bench.start_counter(f"counter-drain-{name}-{i}" if i else f"counter-drain-{name}")
                 for i in range(destinations)]  # fmt: skip
     events = config.DRAIN_EVENTS // destinations
@@ -60,11 +72,12 @@ def drain(bench, dispatchers: int, rep: int, *, destinations: int = 1) -> dict:
         add_pending_events(events)
         deliveries = pending_count()
         runners = [
-            bench.start_dispatcher(counters[0].url, f"drain-{name}-{i}", once=True)
+            bench.start_dispatcher(counters[0].url, f"drain-{name}-{i}", once=True, env=env)
             for i in range(dispatchers)
         ]
         watched = watch(runners)
         left = pending_count()
+        extra = after() if after else {}
         watched["curve"].append((round(watched["seconds"], 3), left))
     finally:
         for counter in counters:
@@ -84,6 +97,7 @@ def drain(bench, dispatchers: int, rep: int, *, destinations: int = 1) -> dict:
         **watched,
         "dispatcher_cpu_ms_per_event": 1000 * sum(watched["cpu_s"]) / max(delivered, 1),
         "backend_cpu_ms_per_event": 1000 * watched["backend_cpu_s"] / max(delivered, 1),
+        **extra,
     }
 
 

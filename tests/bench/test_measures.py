@@ -119,6 +119,29 @@ def test_clear_events_empties_the_outbox_and_on_postgresql_its_indexes():
 
 
 @pytest.mark.django_db
+def test_attempt_storage_measures_the_log_and_clear_events_empties_it():
+    from django.utils import timezone
+
+    from bench.fixtures import add_pending_events, attempt_storage, clear_events
+    from broadcast.models import Attempt, Delivery
+
+    assert attempt_storage()["attempt_bytes_per_million"] is None  # no attempt: no figure
+    add_pending_events(50)
+    Attempt.objects.bulk_create(
+        Attempt(delivery=d, destination_id=d.destination_id, number=1, started_at=timezone.now(),
+                duration_ms=3, status_code=200, succeeded=True, response='{"status":"counted"}')
+        for d in Delivery.objects.all()
+    )  # fmt: skip
+    found = attempt_storage()
+    assert found["attempts"] == 50
+    assert found["attempt_bytes"] >= 50 * 20  # at least the responses' bytes
+    assert found["attempt_bytes_per_million"] == 1e6 * found["attempt_bytes"] / 50
+    clear_events()  # the attempts first: they refer to the deliveries
+    assert not Attempt.objects.exists()
+    assert not Delivery.objects.exists()
+
+
+@pytest.mark.django_db
 def test_add_defects_numbers_them_on_from_start(user):
     from bench.fixtures import add_defects
     from defect.models import Defect
@@ -266,3 +289,35 @@ def test_merge_replaces_those_scenarios_and_says_when_they_were_measured(tmp_pat
     assert [m["scenarios"] for m in merged["merged"]] == [["drain_dest_1", "isolation_alone"]]
     line = report.merged({"sqlite": merged})[0]
     assert "SQLite (WAL): `drain_dest_1`, `isolation_alone` measured on" in line
+
+
+def test_target_14_compares_the_drain_with_the_log_on_to_successes_off_per_repetition():
+    run = run_of(
+        drain_log_on=[{"events_per_s": 4500}, {"events_per_s": 3000}],
+        drain_log_off=[{"events_per_s": 5000}, {"events_per_s": 4000}],
+    )
+    (found,) = [t for t in targets({"postgresql": run}) if t.number == 14]
+    assert found.values == [0.9, 0.75]
+    assert found.higher and found.threshold == 0.9
+
+
+def test_the_attempt_log_table_shows_each_drain_and_the_storage_per_million():
+    from bench.report import attempt_log
+
+    drain = {"seconds": 10.0, "events_per_s": 10000.0, "dispatcher_cpu_ms_per_event": 0.1,
+             "backend_cpu_ms_per_event": 0.05}  # fmt: skip
+    on = drain | {"first": True, "attempts": 100000, "attempt_bytes": 10 * 2**20,
+                  "attempt_bytes_per_million": 100 * 2**20}  # fmt: skip
+    off = drain | {"first": False, "attempts": 0, "attempt_bytes": 8192,
+                   "attempt_bytes_per_million": None}  # fmt: skip
+    md = attempt_log({"sqlite": run_of(drain_log_on=[on], drain_log_off=[off])})
+    assert (
+        "| SQLite (WAL) | on (every attempt) | 1 | yes | 10.0 | 10,000 | 0.100 | 0.050 | 100,000 "
+        "| 10.0 | 105 |" in md
+    )
+    assert (
+        "| SQLite (WAL) | successes off | 1 | no | 10.0 | 10,000 | 0.100 | 0.050 | 0 | 0.0 |  |"
+        in md
+    )
+    assert "| SQLite (WAL) | **100 MiB** (100 to 100) | **105** (105 to 105) |" in md
+    assert attempt_log({"sqlite": run_of()}) == []
