@@ -97,7 +97,7 @@ def add_pending_events(count: int) -> None:
 
 
 def clear_events() -> None:
-    """Empty the outbox, its deliveries and their attempts (each run starts with none).
+    """Empty the outbox, its deliveries and their attempt log (each run starts with none).
 
     On PostgreSQL by TRUNCATE: a DELETE leaves every row's dead versions in the
     indexes until autovacuum, and a dispatcher's claim walks the dead entries of
@@ -109,9 +109,9 @@ def clear_events() -> None:
 
     from broadcast.models import Attempt, Delivery, Event
 
-    emptied = (Attempt, Delivery, Event)  # each before what it refers to
+    models = (Attempt, Delivery, Event)  # the attempts refer to the deliveries
     if connection.vendor == "postgresql":
-        tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in emptied)
+        tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models)
         with connection.cursor() as cursor:
             # The deliveries' foreign keys are checked at commit: inside a transaction
             # (a test's) changes to them leave trigger events that TRUNCATE refuses.
@@ -119,7 +119,7 @@ def clear_events() -> None:
             cursor.execute(f"TRUNCATE {tables}")
     else:  # SQLite's DELETE without a WHERE empties the table at once (its truncate)
         with connection.cursor() as cursor:
-            for model in emptied:
+            for model in models:
                 cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)}")
 
 
@@ -147,6 +147,34 @@ def remove_destinations() -> None:
 
     for destination in Destination.objects.filter(managed=False):
         destination_delete(destination=destination)
+
+
+def attempt_storage() -> dict:
+    """The attempt log's rows and the bytes its table and indexes take on disk.
+
+    PostgreSQL: `pg_total_relation_size` (heap, TOAST, indexes, their free space and
+    visibility maps). SQLite: the pages of its b-trees, the table's and its indexes'
+    (the `dbstat` virtual table), whole pages as the file holds them.
+    """
+    from django.db import connection
+
+    from broadcast.models import Attempt
+
+    table = Attempt._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {connection.ops.quote_name(table)}")
+        rows = cursor.fetchone()[0]
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_total_relation_size(%s)", [table])
+        else:
+            cursor.execute(
+                "SELECT SUM(pgsize) FROM dbstat"
+                " WHERE name IN (SELECT name FROM sqlite_master WHERE tbl_name = %s)",
+                [table],
+            )
+        size = cursor.fetchone()[0] or 0
+    return {"attempts": rows, "attempt_bytes": size,
+            "attempt_bytes_per_million": 1e6 * size / rows if rows else None}  # fmt: skip
 
 
 def event_count() -> int:
