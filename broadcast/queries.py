@@ -138,11 +138,9 @@ SET status = %s, delivered_at = %s, attempts = attempts + 1, claimed_by = '', la
 WHERE id IN (SELECT value FROM json_each(%s)) AND status <> %s
 """
 
-# Parameters: the attempts, a JSON array of arrays of the nine columns.
+# One attempt; run once per attempt by executemany. Parameters: the nine columns.
 SQLITE_LOG_ATTEMPTS = f"""
-INSERT INTO {_ATTEMPT_COLUMNS}
-SELECT {", ".join(f"json_extract(value, '$[{i}]')" for i in range(9))}
-FROM json_each(%s)"""  # noqa: S608 - literal SQL, no value interpolated
+INSERT INTO {_ATTEMPT_COLUMNS} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"""
 
 # Is a delivery due to one of the destinations (a JSON array of their ids)? The
 # idle claim's first, read-only question on SQLite, and the probe's (broadcast/probe.py,

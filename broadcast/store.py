@@ -183,10 +183,14 @@ def _recording(
 
 
 def _log_attempts(cursor: CursorWrapper, attempts: Sequence[Attempted]) -> None:
-    """Add `attempts` to the log, in one statement."""
+    """Add `attempts` to the log: on SQLite, one statement run for each (sqlite3's loop,
+    in C, in the round's transaction); on PostgreSQL, one statement."""
     if connection.vendor == "sqlite":
-        rows = [(*row[:3], _db_time(row.started_at), *row[4:]) for row in attempts]
-        cursor.execute(queries.SQLITE_LOG_ATTEMPTS, [json.dumps(rows)])
+        # A round's attempts share a few start times (one per batch of sends): each is
+        # converted once.
+        started = {at: _db_time(at) for at in {row.started_at for row in attempts}}
+        rows = [(*row[:3], started[row.started_at], *row[4:]) for row in attempts]
+        cursor.executemany(queries.SQLITE_LOG_ATTEMPTS, rows)
     else:
         cursor.execute(queries.POSTGRESQL_LOG_ATTEMPTS, _attempt_columns(attempts))
 
