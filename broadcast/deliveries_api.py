@@ -180,8 +180,8 @@ class AttemptFilter(django_filters.FilterSet):
 
 
 class NewestFirstPagination(DestinationPagination):
-    """The destinations' pagination and its 400s, newest first: by id, which the attempts'
-    (destination, id) index serves."""
+    """The destinations' pagination and its 400s, newest first: by id (the primary keys,
+    and for failed attempts their (destination, id) index: broadcast/models.py `Attempt`)."""
 
     ordering = "-id"
 

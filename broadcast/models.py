@@ -396,7 +396,7 @@ class Attempt(models.Model):
     delivery = models.ForeignKey(
         Delivery, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
     )
-    # The delivery's, copied: a destination's attempts are listed newest first by it.
+    # The delivery's, copied: a destination's attempts are listed by it.
     destination = models.ForeignKey(
         Destination, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
     )
@@ -415,7 +415,15 @@ class Attempt(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["delivery", "id"], name="broadcast_attempt_delivery_idx"),
-            models.Index(fields=["destination", "id"], name="broadcast_attempt_dest_idx"),
+            # A destination's failed attempts, newest first. Its successes are most of the
+            # log and are not indexed by destination: each would cost every drain an index
+            # entry (BENCHMARKS.md, target 14), and listing them walks the log newest
+            # first, where a destination's own are a good share.
+            models.Index(
+                fields=["destination", "id"],
+                condition=Q(succeeded=False),
+                name="broadcast_attempt_failed_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -73,11 +73,12 @@ WHERE id = ANY(%s::bigint[]) AND status <> %s"""
 # The attempt log's new rows, one array per column (broadcast/store.py `Attempted`).
 _ATTEMPT_COLUMNS = """broadcast_attempt (delivery_id, destination_id, number, started_at,
                    duration_ms, status_code, succeeded, error, response)"""
-# Parameters: the nine columns' arrays.
+# Parameters: the attempts, a JSON array of objects keyed by the short names below.
 POSTGRESQL_LOG_ATTEMPTS = f"""
 INSERT INTO {_ATTEMPT_COLUMNS}
-SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::timestamptz[], %s::int[],
-                     %s::int[], %s::boolean[], %s::text[], %s::text[])"""  # noqa: S608
+SELECT d, t, n, s, ms, c, ok, e, r FROM json_to_recordset(%s::json)
+    AS a(d bigint, t bigint, n int, s timestamptz, ms int, c int, ok boolean, e text, r text)
+"""  # noqa: S608 - literal SQL, no value interpolated
 
 # A round's record of its attempts and deliveries and its claim, in one statement
 # (a round under a steady load carries a few: its cost is its statements'). The
@@ -140,7 +141,7 @@ WHERE id IN (SELECT value FROM json_each(%s)) AND status <> %s
 
 # One attempt; run once per attempt by executemany. Parameters: the nine columns.
 SQLITE_LOG_ATTEMPTS = f"""
-INSERT INTO {_ATTEMPT_COLUMNS} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+INSERT INTO {_ATTEMPT_COLUMNS} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"""  # noqa: S608
 
 # Is a delivery due to one of the destinations (a JSON array of their ids)? The
 # idle claim's first, read-only question on SQLite, and the probe's (broadcast/probe.py,

@@ -192,12 +192,25 @@ def _log_attempts(cursor: CursorWrapper, attempts: Sequence[Attempted]) -> None:
         rows = [(*row[:3], started[row.started_at], *row[4:]) for row in attempts]
         cursor.executemany(queries.SQLITE_LOG_ATTEMPTS, rows)
     else:
-        cursor.execute(queries.POSTGRESQL_LOG_ATTEMPTS, _attempt_columns(attempts))
+        cursor.execute(queries.POSTGRESQL_LOG_ATTEMPTS, [_attempts_json(attempts)])
 
 
-def _attempt_columns(attempts: Sequence[Attempted]) -> list[list]:
-    """The attempts as one list per column, for PostgreSQL's unnest (nine empty lists for none)."""
-    return [list(column) for column in zip(*attempts, strict=True)] or [[]] * len(Attempted._fields)
+# The attempts' JSON keys for PostgreSQL's json_to_recordset (queries.POSTGRESQL_LOG_ATTEMPTS).
+_JSON_KEYS = ("d", "t", "n", "s", "ms", "c", "ok", "e", "r")
+
+
+def _attempts_json(attempts: Sequence[Attempted]) -> str:
+    """The attempts as one JSON text, for PostgreSQL (`[]` for none).
+
+    One text parameter rather than an array per column: psycopg escapes every
+    element of a text array in Python, which was most of the log's cost to a
+    drain's database thread (BENCHMARKS.md, target 14).
+    """
+    started = {at: at.isoformat() for at in {row.started_at for row in attempts}}
+    return json.dumps([
+        dict(zip(_JSON_KEYS, (*row[:3], started[row.started_at], *row[4:]), strict=True))
+        for row in attempts
+    ])  # fmt: skip
 
 
 def _split(outcomes: Outcomes) -> tuple[list[int], list[Answered]]:
@@ -297,7 +310,7 @@ def _deliver_and_claim(
     with connection.cursor() as cursor:
         cursor.execute(
             queries.POSTGRESQL_DELIVER_AND_CLAIM,
-            [*_attempt_columns(attempts), Status.DELIVERED, at, delivered, Status.DELIVERED,
+            [_attempts_json(attempts), Status.DELIVERED, at, delivered, Status.DELIVERED,
              list(limits), list(limits.values()), Status.PENDING, at,
              _lease_end(now, lease), owner],
         )  # fmt: skip
