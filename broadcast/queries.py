@@ -30,6 +30,14 @@ WHERE destination_id = %s AND status = %s AND available_at <= %s
 ORDER BY available_at, id
 LIMIT %s"""
 
+# A retry or a permanent failure, if the delivery is still the owner's: run once per
+# delivery by executemany, on both databases. Parameters: its status, its next attempt,
+# its error; its id, the owner, pending.
+RECORD_UNFINISHED = """
+UPDATE broadcast_delivery
+SET status = %s, available_at = %s, attempts = attempts + 1, claimed_by = '', last_error = %s
+WHERE id = %s AND claimed_by = %s AND status = %s"""
+
 # --- PostgreSQL --------------------------------------------------------------------
 
 # What a claim returns of each delivery: its id and destination, its event's key

@@ -235,30 +235,16 @@ def _record_delivered(cursor: CursorWrapper, ids: list[int], now: datetime.datet
 
 
 def _record_unfinished(owner: str, unfinished: list, now: datetime.datetime) -> None:
-    """Retries (due again after their delay) and permanent failures, in one UPDATE:
-    each row gets the status and the delay its decision says."""
-    still_mine = set(
-        Delivery.objects.pending()
-        .filter(claimed_by=owner, id__in=[claimed.id for claimed, _ in unfinished])
-        .select_for_update()
-        .values_list("id", flat=True)
-    )
+    """Retries (due again after their delay) and permanent failures: each row gets the
+    status and the delay its decision says, if it is still ours (pending and claimed by
+    `owner`), in one statement run for each (the database driver's loop)."""
     rows = [
-        Delivery(
-            id=claimed.id,
-            status=decision.status,
-            available_at=now + datetime.timedelta(seconds=decision.delay),
-            # Still ours, so nobody changed it since the claim read it.
-            attempts=claimed.attempts + 1,
-            claimed_by="",
-            last_error=decision.error,
-        )
+        (decision.status, _db_time(now + datetime.timedelta(seconds=decision.delay)),
+         decision.error, claimed.id, owner, Status.PENDING)
         for claimed, decision in unfinished
-        if claimed.id in still_mine
-    ]
-    Delivery.objects.bulk_update(
-        rows, ["status", "available_at", "attempts", "claimed_by", "last_error"], batch_size=500
-    )
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.executemany(queries.RECORD_UNFINISHED, rows)
 
 
 def exchange(
