@@ -111,7 +111,10 @@ def clear_events() -> None:
 
     models = (Attempt, Delivery, Event)  # the attempts refer to the deliveries
     if connection.vendor == "postgresql":
-        tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models)
+        # Locked in the order the writers lock them (an event, then its deliveries, then
+        # their attempts): the other way round, a request still being answered and the
+        # TRUNCATE each held a table the other waited for.
+        tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in reversed(models))
         with connection.cursor() as cursor:
             # The deliveries' foreign keys are checked at commit: inside a transaction
             # (a test's) changes to them leave trigger events that TRUNCATE refuses.
