@@ -186,13 +186,16 @@ def _log_attempts(cursor: CursorWrapper, attempts: Sequence[Attempted]) -> None:
     """Add `attempts` to the log: on SQLite, one statement run for each (sqlite3's loop,
     in C, in the round's transaction); on PostgreSQL, one statement."""
     if connection.vendor == "sqlite":
-        # A round's attempts share a few start times (one per batch of sends): each is
-        # converted once.
-        started = {at: _db_time(at) for at in {row.started_at for row in attempts}}
-        rows = [(*row[:3], started[row.started_at], *row[4:]) for row in attempts]
-        cursor.executemany(queries.SQLITE_LOG_ATTEMPTS, rows)
+        cursor.executemany(queries.SQLITE_LOG_ATTEMPTS, _rows(attempts, _db_time))
     else:
         cursor.execute(queries.POSTGRESQL_LOG_ATTEMPTS, [_attempts_json(attempts)])
+
+
+def _rows(attempts: Sequence[Attempted], as_text) -> list[tuple]:
+    """The attempts as rows, each start time turned into text by `as_text` once: a
+    round's attempts share a few (one per batch of sends)."""
+    started = {at: as_text(at) for at in {row.started_at for row in attempts}}
+    return [(*row[:3], started[row.started_at], *row[4:]) for row in attempts]
 
 
 # The attempts' JSON keys for PostgreSQL's json_to_recordset (queries.POSTGRESQL_LOG_ATTEMPTS).
@@ -206,11 +209,8 @@ def _attempts_json(attempts: Sequence[Attempted]) -> str:
     element of a text array in Python, which was most of the log's cost to a
     drain's database thread (BENCHMARKS.md, target 14).
     """
-    started = {at: at.isoformat() for at in {row.started_at for row in attempts}}
-    return json.dumps([
-        dict(zip(_JSON_KEYS, (*row[:3], started[row.started_at], *row[4:]), strict=True))
-        for row in attempts
-    ])  # fmt: skip
+    rows = _rows(attempts, datetime.datetime.isoformat)
+    return json.dumps([dict(zip(_JSON_KEYS, row, strict=True)) for row in rows])
 
 
 def _split(outcomes: Outcomes) -> tuple[list[int], list[Answered]]:
