@@ -418,7 +418,8 @@ class Attempt(models.Model):
             # A destination's failed attempts, newest first. Its successes are most of the
             # log and are not indexed by destination: each would cost every drain an index
             # entry (BENCHMARKS.md, target 14), and listing them walks the log newest
-            # first, where a destination's own are a good share.
+            # first, where a busy destination's own come soon; for one with few attempts
+            # among many, that walk is the whole log, a price paid only by that listing.
             models.Index(
                 fields=["destination", "id"],
                 condition=Q(succeeded=False),
