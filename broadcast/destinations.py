@@ -16,7 +16,7 @@ that its pending deliveries are kept for when the setting comes back.
 
 import datetime
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -269,15 +269,10 @@ def delivery_targets(*, now: datetime.datetime | None = None) -> tuple[Target, .
     )
 
 
-def disable_gone(*, destination_id: int, reason: str) -> bool:
-    """A dispatcher's 410 Gone: disable the destination with `reason`, if still enabled.
-    Whether this call disabled it."""
-    return disable_and_announce(destination_id=destination_id, reason=reason)
-
-
 def disable_and_announce(*, destination_id: int, reason: str) -> bool:
     """A dispatcher disables a destination (a 410, or failing for days), if still enabled:
-    logged at ERROR and announced to the alerts destination (broadcast/alerts.py), once
+    logged at ERROR and announced to the alerts destination (broadcast/services.py
+    `announce`), once
     whichever dispatchers see it. Whether this call disabled it."""
     with transaction.atomic():
         disabled = Destination.objects.filter(pk=destination_id, enabled=True).update(
@@ -301,38 +296,38 @@ def sync_builtin_destination(
     URL is enabled again. No URL: the row, if any, is disabled with NO_URL_REASON.
     What an operator set on it otherwise (pause, rate, actions) is kept.
     """
-    url = counter_server_url() if url is None else url
-    return _sync_managed(BUILTIN, url, using)
+    return _sync_managed(BUILTIN, BUILTIN.url() if url is None else url, using)
 
 
 def sync_alerts_destination(*, using: str = "default") -> Destination | None:
     """Keep the alerts destination in step with BROADCAST_ALERT_URL, as the built-in one
-    with COUNTER_SERVER_URL: subscribed to the broadcast's alerts only (broadcast/alerts.py),
-    in the `event` format, signed with BROADCAST_SIGNING_SECRETS."""
-    return _sync_managed(ALERTS, alert_url(), using)
-
-
-@dataclass(frozen=True, slots=True)
-class Managed:
-    """A destination the settings keep: its row's fixed fields and its setting."""
-
-    name: str
-    setting: str
-    fields: dict
-    no_url_reason: str
-
-
-BUILTIN = Managed(BUILTIN_NAME, "COUNTER_SERVER_URL", {}, NO_URL_REASON)
-ALERTS = Managed(
-    ALERTS_NAME, "BROADCAST_ALERT_URL",
-    {"on_alert": True, "on_create": False, "on_delete": False, "format": Format.EVENT},
-    NO_ALERT_URL_REASON,
-)  # fmt: skip
+    with COUNTER_SERVER_URL: subscribed to the broadcast's alerts only (broadcast/services.py
+    `announce`), in the `event` format, signed with BROADCAST_SIGNING_SECRETS."""
+    return _sync_managed(ALERTS, ALERTS.url(), using)
 
 
 def alert_url() -> str:
     """BROADCAST_ALERT_URL: where the broadcast's alerts go; empty, nowhere."""
     return str(broadcast_setting("ALERT_URL", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Managed:
+    """A destination the settings keep: its row's fixed fields, its setting and its reader."""
+
+    name: str
+    setting: str
+    url: Callable[[], str]
+    fields: dict
+    no_url_reason: str
+
+
+BUILTIN = Managed(BUILTIN_NAME, "COUNTER_SERVER_URL", counter_server_url, {}, NO_URL_REASON)
+ALERTS = Managed(
+    ALERTS_NAME, "BROADCAST_ALERT_URL", alert_url,
+    {"on_alert": True, "on_create": False, "on_delete": False, "format": Format.EVENT},
+    NO_ALERT_URL_REASON,
+)  # fmt: skip
 
 
 def _managed(destination: Destination) -> Managed:
@@ -411,8 +406,7 @@ def _refuse_managed_changes(destination: Destination, changes: dict) -> None:
                     f"({managed.setting}): it cannot be changed here."
                 }
             )
-    url = alert_url() if managed is ALERTS else counter_server_url()
-    if changes.get("enabled") and not url:
+    if changes.get("enabled") and not managed.url():
         raise ValidationError({"enabled": managed.no_url_reason})
 
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from broadcast.conf import broadcast_setting
 from broadcast.destinations import disable_and_announce
 from broadcast.models import Destination
 
@@ -30,11 +29,6 @@ logger = logging.getLogger("broadcast")
 
 MIN_ATTEMPTS = 10
 WARNINGS = (50, 70, 90)  # percentages of the time before it is disabled
-
-
-def disable_after_hours() -> float:
-    """BROADCAST_DISABLE_AFTER_HOURS; 0 never disables a destination for failing."""
-    return float(broadcast_setting("DISABLE_AFTER_HOURS", 120.0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,7 +126,7 @@ NAME_MAX_LENGTH = 100
 URL_MAX_LENGTH = 2000
 # The built-in destination's name, kept in step with COUNTER_SERVER_URL (broadcast/destinations.py).
 BUILTIN_NAME = "counter-server"
-# The alerts destination's name, kept in step with BROADCAST_ALERT_URL (broadcast/alerts.py).
+# The alerts destination's name, kept in step with BROADCAST_ALERT_URL (broadcast/destinations.py).
 ALERTS_NAME = "alerts"
 
 
@@ -209,8 +209,8 @@ class Destination(models.Model):
     url = HttpURLField(max_length=URL_MAX_LENGTH)
     on_create = models.BooleanField("create", default=True)
     on_delete = models.BooleanField("delete", default=True)
-    # The broadcast's own alerts (a destination disabled: broadcast/alerts.py), which only
-    # the alerts destination of BROADCAST_ALERT_URL receives.
+    # The broadcast's own alerts (a destination disabled: broadcast/services.py `announce`),
+    # which only the alerts destination of BROADCAST_ALERT_URL receives.
     on_alert = models.BooleanField("alerts", default=False, editable=False)
     format = models.CharField(max_length=16, choices=Format, default=Format.COUNTER)
     enabled = models.BooleanField(default=True)

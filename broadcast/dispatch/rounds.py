@@ -21,7 +21,7 @@ from broadcast import control, failing, sessions, store
 from broadcast.destinations import (
     Target,
     delivery_targets,
-    disable_gone,
+    disable_and_announce,
     sync_alerts_destination,
     sync_builtin_destination,
 )
@@ -91,7 +91,7 @@ def run_round(
         sync_alerts_destination()
     announced = False
     for destination, reason in job.disable.items():
-        announced |= disable_gone(destination_id=destination, reason=reason)
+        announced |= disable_and_announce(destination_id=destination, reason=reason)
     before = switches.read_count
     state = switches.refresh() if changed else switches.current()
     if job.unsent:
