@@ -81,11 +81,15 @@ WHERE id = ANY(%s::bigint[]) AND status <> %s"""
 # The attempt log's new rows, one array per column (broadcast/store.py `Attempted`).
 _ATTEMPT_COLUMNS = """broadcast_attempt (delivery_id, destination_id, number, started_at,
                    duration_ms, status_code, succeeded, error, response)"""
+# Only those of deliveries that still exist: one deleted while it was being sent (its
+# destination deleted, say) has no log to keep, and its attempt would fail the round
+# on the foreign key, and every round after it.
 # Parameters: the attempts, a JSON array of objects keyed by the short names below.
 POSTGRESQL_LOG_ATTEMPTS = f"""
 INSERT INTO {_ATTEMPT_COLUMNS}
 SELECT d, t, n, s, ms, c, ok, e, r FROM json_to_recordset(%s::json)
     AS a(d bigint, t bigint, n int, s timestamptz, ms int, c int, ok boolean, e text, r text)
+WHERE EXISTS (SELECT FROM broadcast_delivery WHERE id = a.d)
 """  # noqa: S608 - literal SQL, no value interpolated
 
 # A round's record of its attempts and deliveries and its claim, in one statement
@@ -147,9 +151,12 @@ SET status = %s, delivered_at = %s, attempts = attempts + 1, claimed_by = '', la
 WHERE id IN (SELECT value FROM json_each(%s)) AND status <> %s
 """
 
-# One attempt; run once per attempt by executemany. Parameters: the nine columns.
+# One attempt, if its delivery still exists (as POSTGRESQL_LOG_ATTEMPTS); run once per
+# attempt by executemany. Parameters: the nine columns, then the delivery's id again.
 SQLITE_LOG_ATTEMPTS = f"""
-INSERT INTO {_ATTEMPT_COLUMNS} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"""  # noqa: S608
+INSERT INTO {_ATTEMPT_COLUMNS}
+SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s
+WHERE EXISTS (SELECT 1 FROM broadcast_delivery WHERE id = %s)"""  # noqa: S608
 
 # Is a delivery due to one of the destinations (a JSON array of their ids)? The
 # idle claim's first, read-only question on SQLite, and the probe's (broadcast/probe.py,

@@ -157,7 +157,8 @@ def record(
 
     Retries and failures only touch rows still claimed by `owner`, so a
     dispatcher whose lease ran out cannot undo another's delivery. Every attempt
-    is logged: one made after its lease ran out was made all the same.
+    is logged (one made after its lease ran out was made all the same) but those of
+    deliveries deleted meanwhile, which have no log left to add to.
     """
     with _recording(owner, *_split(outcomes), attempts, now or timezone.now()):
         pass
@@ -186,7 +187,8 @@ def _log_attempts(cursor: CursorWrapper, attempts: Sequence[Attempted]) -> None:
     """Add `attempts` to the log: on SQLite, one statement run for each (sqlite3's loop,
     in C, in the round's transaction); on PostgreSQL, one statement."""
     if connection.vendor == "sqlite":
-        cursor.executemany(queries.SQLITE_LOG_ATTEMPTS, _rows(attempts, _db_time))
+        rows = [(*row, row[0]) for row in _rows(attempts, _db_time)]  # its delivery's id again
+        cursor.executemany(queries.SQLITE_LOG_ATTEMPTS, rows)
     else:
         cursor.execute(queries.POSTGRESQL_LOG_ATTEMPTS, [_attempts_json(attempts)])
 

@@ -27,7 +27,9 @@ events into the local queue (broadcast/store.py `exchange`). One runs:
   with the queue full (a slow destination's answers trickle in) only at the
   slow poll: a round would record one or two and claim nothing;
 - while the gates hold claims back (the breaker open), or the queue is full,
-  not before the breaker's next probe, or the slow poll.
+  not before the breaker's next probe, or the slow poll;
+- and never within FAILED_ROUND_RETRY of a round that failed (the database away),
+  whatever asks for one: the failed round's answers wait for the next.
 
 Each round's answers are collected by the loop together, at the round's
 end, unless sends wait on them (`collect_now`): one wake-up for many answers.
@@ -49,6 +51,9 @@ SAFETY_NET_POLL = 10.0
 # The slow poll: the pace of the rounds while paused (reading the switch), and of a
 # full queue's (recording a slow destination's answers).
 SLOW_POLL = 1.0
+# After a round that failed (the database away), the next: a second later, whatever asks
+# for one sooner.
+FAILED_ROUND_RETRY = 1.0
 # Rounds in a row that claimed BUSY_CLAIM events or more before polling replaces
 # listening (a steady load: every commit's wake-up would cost more than a poll).
 BUSY_ROUNDS = 5
@@ -108,13 +113,14 @@ class Pacer:
         self.found_nothing = False  # the last round (or probe) found nothing due
         self.busy_rounds = 0  # rounds in a row that claimed BUSY_CLAIM events or more
         self.backlogged = False  # the queue was full and has not emptied since
+        self.held_until = 0.0  # a round failed: none before this, whatever asks for one
 
     # -- questions (no state changes) ------------------------------------------------
 
     def round_wanted(self, s: Snapshot) -> bool:
         """Whether a round must run now, whatever is due (something to record or to claim)."""
         low_water = self.pace.low_water
-        return (
+        return s.now >= self.held_until and (
             s.woken
             or s.now >= self.next_read
             or s.answers >= low_water
@@ -130,7 +136,7 @@ class Pacer:
 
     def next_round_at(self, s: Snapshot) -> float:
         """When the next round starts unless something wakes the loop first."""
-        return min(self._next_poll_at(s), self.next_read)
+        return max(min(self._next_poll_at(s), self.next_read), self.held_until)
 
     def _next_poll_at(self, s: Snapshot) -> float:
         if s.answers and s.queued >= self.pace.low_water:
@@ -235,8 +241,9 @@ class Pacer:
             self.next_poll = min(self.next_poll, started + self.pace.poll_interval)
 
     def round_failed(self, now: float) -> None:
-        """The database was away: try again in a second."""
-        self.next_poll = now + 1.0
+        """The database was away, or refused the round: try again in a second, not at
+        once, even when woken or with answers waiting (the failed round's are kept)."""
+        self.held_until = self.next_poll = now + FAILED_ROUND_RETRY
         self.claim_again = False
 
     def nothing_to_do(self, s: Snapshot, *, looked: bool = True) -> None:

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from broadcast import store
 from broadcast.dispatch.policy import Decision, Verdict
-from broadcast.models import Attempt, Status
+from broadcast.models import Attempt, Delivery, Status
 from defect.services import defect_create
 from tests.broadcast.conftest import Answer, FakeClock, deliver_once, no_jitter
 from tests.helpers import counter_deliveries, free_port, start_dispatcher, stop, wait_for
@@ -102,10 +102,10 @@ def test_the_log_is_written_with_the_outcomes_or_not_at_all(user, limit):
     claimed = claimed_delivery(user)
     delivered = [(claimed, Decision(Verdict.DELIVERED))]
     attempt = an_attempt(claimed, 200)
-    of_nothing = attempt._replace(delivery=claimed.id + 1000)  # refused at commit
+    refused = attempt._replace(number=-1)  # by the column's check, after the outcomes
     limits = {claimed.destination: limit}
     with pytest.raises(IntegrityError):
-        store.exchange(owner="me", outcomes=delivered, attempts=[attempt, of_nothing],
+        store.exchange(owner="me", outcomes=delivered, attempts=[attempt, refused],
                        limits=limits, lease=60)  # fmt: skip
     assert not Attempt.objects.exists()
     assert counter_deliveries().get().status == Status.PENDING
@@ -113,6 +113,23 @@ def test_the_log_is_written_with_the_outcomes_or_not_at_all(user, limit):
     store.exchange(owner="me", outcomes=delivered, attempts=[attempt], limits=limits, lease=60)
     assert Attempt.objects.count() == 1
     assert counter_deliveries().get().status == Status.DELIVERED
+
+
+@pytest.mark.parametrize("limit", [0, 5])
+def test_the_attempts_of_a_delivery_deleted_while_it_was_sent_are_left_out(user, limit):
+    """Its destination deleted, say: the round records the rest, and so do those after it.
+    Its attempt would otherwise be refused by the foreign key, and with it every round."""
+    defect_create(user=user, comment="a")
+    defect_create(user=user, comment="b")
+    destination = counter_deliveries().first().destination_id
+    kept, gone = store.claim(owner="me", limits={destination: 2}, lease=60)
+    Delivery.objects.filter(pk=gone.id).delete()
+    outcomes = [(d, Decision(Verdict.DELIVERED)) for d in (kept, gone)]
+    attempts = [an_attempt(d, 200) for d in (kept, gone)]
+    store.exchange(owner="me", outcomes=outcomes, attempts=attempts,
+                   limits={kept.destination: limit}, lease=60)  # fmt: skip
+    assert list(Attempt.objects.values_list("delivery_id", flat=True)) == [kept.id]
+    assert list(counter_deliveries().values_list("status", flat=True)) == [Status.DELIVERED]
 
 
 @pytest.mark.e2e

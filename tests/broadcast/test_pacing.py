@@ -7,6 +7,7 @@ import pytest
 from broadcast.dispatch.pacing import (
     BUSY_CLAIM,
     BUSY_ROUNDS,
+    FAILED_ROUND_RETRY,
     SAFETY_NET_POLL,
     SLOW_POLL,
     Pace,
@@ -73,6 +74,29 @@ def test_when_the_next_round_runs(seen, snapshot, next_round):
     assert not pacer.poll_due(snapshot)
     later = Snapshot(**{**_fields(snapshot), "now": next_round + 1e-9})
     assert pacer.poll_due(later)
+
+
+@pytest.mark.parametrize(
+    "asking",
+    [
+        Snapshot(now=10.5, woken=True),
+        Snapshot(now=10.5, answers=25, listening=True),  # the failed round's, kept
+        Snapshot(now=10.5, answers=3),
+        Snapshot(now=10.5),
+    ],
+)
+def test_after_a_failed_round_the_next_waits_whatever_asks_for_it(asking):
+    """A round the database refused is not run again at once: its answers are kept, and
+    retried at once, each failing round would ask for the next (a busy loop)."""
+    pacer = pacer_after_a_round_at(10.0, listening=True)
+    pacer.round_failed(10.0)
+    assert not pacer.round_wanted(asking)
+    assert not pacer.poll_due(asking)
+    assert pacer.next_round_at(asking) == pytest.approx(10.0 + FAILED_ROUND_RETRY)
+    assert pacer.timeout(asking) == pytest.approx(FAILED_ROUND_RETRY - 0.5)
+    then = Snapshot(**{**_fields(asking), "now": 10.0 + FAILED_ROUND_RETRY})
+    assert pacer.poll_due(then)
+    assert pacer.round_wanted(then) is (asking.woken or asking.answers >= PACE.low_water)
 
 
 def _fields(snapshot: Snapshot) -> dict:
