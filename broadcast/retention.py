@@ -17,6 +17,8 @@ batch are locked only for that batch.
 """
 
 import datetime
+from collections import Counter
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
@@ -26,6 +28,18 @@ from broadcast.conf import broadcast_setting
 from broadcast.models import Attempt, Delivery, Event, Status
 
 
+@dataclass(frozen=True)
+class Pruned:
+    """What one pruning deleted."""
+
+    deliveries: int = 0
+    events: int = 0
+    attempts: int = 0  # with their deliveries, and failed deliveries' old ones
+
+    def __bool__(self) -> bool:
+        return any((self.deliveries, self.events, self.attempts))
+
+
 def prune_delivered(
     *,
     days: float,
@@ -33,19 +47,20 @@ def prune_delivered(
     now: datetime.datetime | None = None,
     using: str = "default",
     failed_attempts_days: float | None = None,
-) -> int:
+) -> Pruned:
     """Delete the deliveries delivered more than `days` ago with their attempts, then the
-    events created more than `days` ago that no delivery is left to; return how many events.
-    First, the attempts of failed deliveries made more than `failed_attempts_days` ago
-    (default: BROADCAST_FAILED_RETENTION_DAYS).
+    events created more than `days` ago that no delivery is left to. First, the attempts of
+    failed deliveries made more than `failed_attempts_days` ago (default:
+    BROADCAST_FAILED_RETENTION_DAYS).
 
     `days <= 0` deletes nothing. At most `batch_size` rows per transaction.
     """
     if days <= 0:
-        return 0
+        return Pruned()
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size!r}")
     now = now or timezone.now()
+    deleted: Counter[str] = Counter()
     if failed_attempts_days is None:
         failed_attempts_days = failed_retention_days()
     if failed_attempts_days > 0:
@@ -53,25 +68,32 @@ def prune_delivered(
         old_failures = Attempt.objects.using(using).filter(
             delivery__status=Status.FAILED, started_at__lt=failed_cutoff
         )
-        _delete_in_batches(old_failures, batch_size)
+        deleted += _delete_in_batches(old_failures, batch_size)
     cutoff = now - datetime.timedelta(days=days)
     deliveries = Delivery.objects.using(using)
-    _delete_in_batches(deliveries.delivered().filter(delivered_at__lt=cutoff), batch_size)
+    delivered = deliveries.delivered().filter(delivered_at__lt=cutoff)
+    deleted += _delete_in_batches(delivered, batch_size)
     unneeded = Event.objects.using(using).filter(
         ~Exists(deliveries.filter(event=OuterRef("pk"))), created_at__lt=cutoff
     )
-    return _delete_in_batches(unneeded, batch_size)
+    deleted += _delete_in_batches(unneeded, batch_size)
+    return Pruned(
+        deliveries=deleted[Delivery._meta.label],
+        events=deleted[Event._meta.label],
+        attempts=deleted[Attempt._meta.label],
+    )
 
 
-def _delete_in_batches(rows: QuerySet, batch_size: int) -> int:
-    """Delete `rows`, `batch_size` at a time, each batch in its own transaction."""
-    total = 0
+def _delete_in_batches(rows: QuerySet, batch_size: int) -> Counter[str]:
+    """Delete `rows`, `batch_size` at a time, each batch in its own transaction; return how
+    many rows of each model went (by its label), the cascade's included."""
+    total: Counter[str] = Counter()
     while True:
         with transaction.atomic(using=rows.db):
             ids = list(rows.order_by().values_list("pk", flat=True)[:batch_size])
             if ids:
                 _, per_model = rows.model.objects.using(rows.db).filter(pk__in=ids).delete()
-                total += per_model.get(rows.model._meta.label, 0)
+                total.update(per_model)
         if len(ids) < batch_size:
             return total
 

@@ -121,7 +121,10 @@ def _prune(days: float, now: datetime.datetime) -> None:
     with sessions.custom_plans():  # its plan depends on its cutoff
         pruned = prune_delivered(days=days, now=now)
     if pruned:
-        logger.info("Pruned %d delivered events older than %g days", pruned, days)
+        logger.info(
+            "Pruned %d deliveries delivered more than %g days ago, %d events and %d attempts",
+            pruned.deliveries, days, pruned.events, pruned.attempts,
+        )  # fmt: skip
 
 
 def _keep_clocks(job: RoundJob) -> bool:

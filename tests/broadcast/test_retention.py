@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from broadcast.models import Attempt, Delivery, Destination, Event, Status
-from broadcast.retention import prune_delivered, retention_days
+from broadcast.retention import Pruned, prune_delivered, retention_days
 from tests.helpers import builtin_destination, counter_deliveries
 
 NOW = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)
@@ -52,7 +52,7 @@ def test_only_delivered_events_older_than_the_age_are_deleted():
         + make(Status.FAILED, age_days=400)
     )
 
-    assert prune_delivered(days=7, now=NOW) == len(old_delivered)
+    assert prune_delivered(days=7, now=NOW) == Pruned(deliveries=3, events=len(old_delivered))
     assert remaining() == set(kept)
     assert set(counter_deliveries().values_list("event_id", flat=True)) == set(kept)
 
@@ -65,7 +65,7 @@ def test_pending_and_failed_deliveries_stay_whatever_their_age():
         delivered_at=NOW - datetime.timedelta(days=10_000)
     )
 
-    assert prune_delivered(days=0.001, now=NOW) == 0
+    assert prune_delivered(days=0.001, now=NOW) == Pruned()
     assert remaining() == set(kept)
     assert set(counter_deliveries().values_list("event_id", flat=True)) == set(kept)
 
@@ -77,7 +77,7 @@ def test_an_event_a_pending_delivery_still_needs_stays_with_that_delivery():
     other = Destination.objects.create(name="b", url="http://127.0.0.1:9/")
     pending = deliver(Event.objects.get(pk=event_id), other, Status.PENDING, NOW)
 
-    assert prune_delivered(days=7, now=NOW) == 0
+    assert prune_delivered(days=7, now=NOW) == Pruned(deliveries=1)  # the delivered one
     assert remaining() == {event_id}
     assert list(Delivery.objects.values_list("pk", flat=True)) == [pending.pk]
     assert Delivery.objects.get().status == Status.PENDING
@@ -87,7 +87,7 @@ def test_an_event_a_pending_delivery_still_needs_stays_with_that_delivery():
 @pytest.mark.parametrize("days", [0, -1])
 def test_zero_or_negative_days_delete_nothing(days):
     kept = make(Status.DELIVERED, age_days=365)
-    assert prune_delivered(days=days, now=NOW) == 0
+    assert prune_delivered(days=days, now=NOW) == Pruned()
     assert remaining() == set(kept)
     assert counter_deliveries().count() == 1
 
@@ -104,7 +104,7 @@ def test_deletes_in_batches_of_at_most_batch_size():
     kept = make(Status.FAILED, age_days=30)
 
     with CaptureQueriesContext(connection) as queries:
-        assert prune_delivered(days=7, batch_size=2, now=NOW) == 5
+        assert prune_delivered(days=7, batch_size=2, now=NOW) == Pruned(deliveries=5, events=5)
 
     assert len(deletes_by_id(queries, "broadcast_delivery")) == 3  # 2 + 2 + 1 deliveries
     assert len(deletes_by_id(queries, "broadcast_event")) == 3  # then 2 + 2 + 1 events
@@ -156,13 +156,14 @@ def test_broadcast_prune_defaults_to_the_setting(settings, capsys):
     call_command("broadcast_prune", batch_size=1)
 
     assert capsys.readouterr().out == (
-        "Deleted 2 delivered event(s) older than 3 day(s), with their deliveries.\n"
+        "Deleted 2 deliveries delivered more than 3 days ago, 2 events no delivery needs any "
+        "more and 0 attempts.\n"
     )
     assert remaining() == set(recent)
 
 
 @pytest.mark.django_db
-def test_an_events_deliveries_go_before_it_and_only_events_are_counted():
+def test_an_events_deliveries_go_before_it_and_each_is_counted():
     old = make(Status.DELIVERED, age_days=30, count=2)
     kept = make(Status.PENDING, age_days=30)
     destinations = [
@@ -173,8 +174,9 @@ def test_an_events_deliveries_go_before_it_and_only_events_are_counted():
         for destination in destinations:
             deliver(event, destination, status, event.created_at)
 
-    # Six deliveries delivered and deleted, but two events.
-    assert prune_delivered(days=7, now=NOW) == 2
+    # Six deliveries delivered and deleted (the counter server's and two more each), and
+    # two events.
+    assert prune_delivered(days=7, now=NOW) == Pruned(deliveries=6, events=2)
     assert remaining() == set(kept)
     assert set(Delivery.objects.values_list("event_id", flat=True)) == set(kept)
     assert Delivery.objects.count() == 3
@@ -202,8 +204,10 @@ def test_attempts_go_with_their_delivery_and_a_failed_ones_after_their_own_age()
     }
     attempt(failed, 30.1)
 
-    prune_delivered(days=7, now=NOW, failed_attempts_days=30)
+    pruned = prune_delivered(days=7, now=NOW, failed_attempts_days=30)
 
+    # The delivered one's attempt with it, and the failed one's old attempt.
+    assert pruned == Pruned(deliveries=1, events=1, attempts=2)
     assert set(Attempt.objects.values_list("pk", flat=True)) == kept
     assert Delivery.objects.filter(pk=failed.pk).exists()  # the failed delivery stays
 

@@ -12,6 +12,7 @@ from standardwebhooks import Webhook
 from broadcast import control, metrics
 from broadcast.destinations import destination_update
 from broadcast.models import BUILTIN_NAME, Delivery, Event, Status
+from broadcast.retention import Pruned
 from broadcast.signing import Signer, new_secret, parse_secrets
 from defect.models import Defect
 from defect.services import defect_create
@@ -278,9 +279,9 @@ def test_retention_never_runs_while_due_events_wait(scripted_server, user, monke
     Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(120)])
     due_at_prune = []
 
-    def prune(**kwargs) -> int:
+    def prune(**kwargs) -> Pruned:
         due_at_prune.append(counter_deliveries().due().count())
-        return 0
+        return Pruned()
 
     monkeypatch.setattr(rounds, "prune_delivered", prune)
     deliver_once(scripted_server.url, batch_size=20, retention_days=7)

@@ -2,6 +2,7 @@
 to, to keep the outbox small."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import pluralize
 
 from broadcast.retention import prune_delivered, retention_days
 
@@ -29,8 +30,10 @@ class Command(BaseCommand):
             raise CommandError("--days must not be negative.")
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
-        deleted = prune_delivered(days=days, batch_size=batch_size)
+        pruned = prune_delivered(days=days, batch_size=batch_size)
+        deliveries, events, attempts = pruned.deliveries, pruned.events, pruned.attempts
         self.stdout.write(
-            f"Deleted {deleted} delivered event(s) older than {days:g} day(s), with their "
-            "deliveries."
+            f"Deleted {deliveries} deliver{pluralize(deliveries, 'y,ies')} delivered more "
+            f"than {days:g} day{pluralize(days)} ago, {events} event{pluralize(events)} no "
+            f"delivery needs any more and {attempts} attempt{pluralize(attempts)}."
         )
