@@ -105,7 +105,7 @@ def clear_events() -> None:
     latency (bench/ANALYSIS.md); each scenario measures its own load, not the
     last one's leftovers.
     """
-    from django.db import connection
+    from django.db import connection, transaction
 
     from broadcast.models import Attempt, Delivery, Event
 
@@ -121,7 +121,9 @@ def clear_events() -> None:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"TRUNCATE {tables}")
     else:  # SQLite's DELETE without a WHERE empties the table at once (its truncate)
-        with connection.cursor() as cursor:
+        # In one transaction: a request still being answered (wrk's last) committed
+        # between two of them left a delivery whose event the next could not delete.
+        with transaction.atomic(), connection.cursor() as cursor:
             for model in models:
                 cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)}")
 
