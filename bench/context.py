@@ -71,12 +71,14 @@ class Bench:
         proc.url = f"http://127.0.0.1:{port}/"
         return proc
 
-    def start_web(self, name: str = "web", **env: str):
-        """gunicorn serving bench.settings with 2 gthread workers on a free port.
+    def start_web(self, name: str = "web", token: str | None = None, **env: str):
+        """gunicorn serving bench.settings with 2 gthread workers on a free port, warmed up
+        with `token` (else the run's), and `env` added to its environment.
 
         With the production configuration (railfleet/gunicorn.py: the workers'
         metrics added up across them, in a directory of this server's own).
         """
+        token = token or self.token
         port = free_port()
         proc = procs.start(
             [
@@ -101,9 +103,9 @@ class Bench:
         proc.base = f"http://127.0.0.1:{port}"
         # Warm both workers' imports and connections, the API's create included (its
         # first requests on a fresh worker cost tens of times a warm one's).
-        for page, token in (("/floor/list", None), ("/health", None), ("/api/defects", self.token)):
-            wrk(proc.base + page, seconds=1, token=token)
-        wrk(proc.base + "/api/defects", seconds=1, method="POST", token=self.token,
+        for page, with_token in (("/floor/list", None), ("/health", None), ("/api/defects", token)):
+            wrk(proc.base + page, seconds=1, token=with_token)
+        wrk(proc.base + "/api/defects", seconds=1, method="POST", token=token,
             body=json.dumps({"comment": "warm-up"}))  # fmt: skip
         return proc
 

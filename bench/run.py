@@ -37,6 +37,7 @@ SCENARIOS = [
     "http_clients",
     "create",
     "destinations_create",
+    "tokens",
     "sqlite_sync",
     "profile_web",
     "lists",

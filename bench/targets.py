@@ -1,4 +1,4 @@
-"""The targets of issues #11 to #26, computed from one database's results.
+"""The targets of issues #11 to #27, computed from one database's results.
 
 Each is a list of per-repetition values (ratios of two figures measured back
 to back in the same repetition) and a threshold; the verdict is the median's.
@@ -165,4 +165,7 @@ def targets(runs: dict) -> list[Target]:
             ratios(run, "drain_log_on", "drain_log_off", "events_per_s"),
             0.9,
         )
+        for key, what in (("create", "API create (no dispatcher)"), ("list", "API list 200")):
+            add(15, f"{what}: hashed tokens / authtoken's lookup (c530585)",
+                per_rep(run, "tokens", key), 0.95)  # fmt: skip
     return out

@@ -30,16 +30,17 @@ CREATE_BODY = json.dumps({"comment": "Pantograph carbon strip worn, car 3"})
 
 
 def create(bench, path: str, *, connections: int = 8, seconds: float = config.SECONDS,
-           web=None, clear: bool = True) -> dict:  # fmt: skip
+           web=None, clear: bool = True, token: str | None = None) -> dict:  # fmt: skip
     """One create run (on `web`, else the shared server) on an empty outbox (`clear`) or
-    after what is in it; adds the web workers' CPU per creation served, from /proc."""
+    after what is in it; adds the web workers' CPU per creation served, from /proc. The
+    API is called with `token`, else the run's."""
     web = web or bench.web
     if clear:
         clear_events()
     already = event_count()
     workers = procs.children(web.pid)
     cpu_before = total_cpu_seconds(workers)
-    token = bench.token if path.startswith("/api/") else None
+    token = (token or bench.token) if path.startswith("/api/") else None
     result = wrk(web.base + path, seconds=seconds, method="POST", body=CREATE_BODY,
                  token=token, connections=connections)  # fmt: skip
     cpu = total_cpu_seconds(workers) - cpu_before
