@@ -2,16 +2,18 @@
 
 import datetime
 import signal
+import threading
 
 import pytest
 from django.db import IntegrityError
 from django.utils import timezone
 
 from broadcast import store
+from broadcast.dispatch.loop import Dispatcher
 from broadcast.dispatch.policy import Decision, Verdict
 from broadcast.models import Attempt, Delivery, Status
 from defect.services import defect_create
-from tests.broadcast.conftest import Answer, FakeClock, deliver_once, no_jitter
+from tests.broadcast.conftest import Answer, FakeClock, deliver_once, make_config, no_jitter
 from tests.helpers import counter_deliveries, free_port, start_dispatcher, stop, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -129,6 +131,30 @@ def test_the_attempts_of_a_delivery_deleted_while_it_was_sent_are_left_out(user,
     store.exchange(owner="me", outcomes=outcomes, attempts=attempts,
                    limits={kept.destination: limit}, lease=60)  # fmt: skip
     assert list(Attempt.objects.values_list("delivery_id", flat=True)) == [kept.id]
+    assert list(counter_deliveries().values_list("status", flat=True)) == [Status.DELIVERED]
+
+
+def test_a_dispatcher_goes_on_when_a_delivery_is_deleted_while_it_is_sent(scripted_server, user):
+    """The case above through a running dispatcher: both requests are in flight when one
+    delivery is deleted. The dispatcher records the other and ends (`--once`); before,
+    every round failed on the deleted one's attempt, and it never ended."""
+    defect_create(user=user, comment="a")
+    defect_create(user=user, comment="b")
+    gone, kept = counter_deliveries().order_by("id")
+    scripted_server.script = [Answer(delay=1.0), Answer(delay=1.0)]
+    dispatcher = Dispatcher(make_config(scripted_server.url))
+    runner = threading.Thread(target=dispatcher.run, kwargs={"once": True})
+    runner.start()
+    try:
+        wait_for(lambda: scripted_server.in_flight == 2, timeout=10, message="not both sent")
+        Delivery.objects.filter(pk=gone.pk).delete()
+        runner.join(timeout=30)
+        ended = not runner.is_alive()
+    finally:
+        dispatcher.stop()
+        runner.join(timeout=30)
+    assert ended
+    assert list(Attempt.objects.values_list("delivery_id", flat=True)) == [kept.pk]
     assert list(counter_deliveries().values_list("status", flat=True)) == [Status.DELIVERED]
 
 
