@@ -14,7 +14,6 @@ The writes are broadcast/replay.py's services.
 """
 
 import django_filters
-from django.core.exceptions import ValidationError
 from django.db.models import F
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -32,7 +31,7 @@ from rest_framework.settings import api_settings
 from broadcast.api import NOT_FOUND, NOT_STAFF, DestinationPagination
 from broadcast.models import Attempt, Delivery, Destination, Status
 from broadcast.replay import Replayed, TooManyToReplay, delivery_resend, replay, replay_max
-from railfleet.api import RETRY_AFTER, WITH_A_BODY, ErrorSerializer, answers
+from railfleet.api import RETRY_AFTER, WITH_A_BODY, ErrorSerializer, answers, reject_empty
 from railfleet.api_errors import BodySizeLimitMixin
 
 
@@ -146,9 +145,7 @@ class ReplayErrorSerializer(serializers.Serializer):
 
 class StatusField(django_filters.fields.ChoiceField):
     def to_python(self, value):
-        """`?status=` with no value is invalid, not ignored (as the defects' filters)."""
-        if value == "":
-            raise ValidationError("A value is required.", code="required")
+        reject_empty(value)
         return super().to_python(value)
 
 

@@ -1,10 +1,12 @@
-"""What every API of the project shares: a strict text field, the error body, and how the
-errors every operation may answer are documented (drf-spectacular).
+"""What every API of the project shares: a strict text field, the refusal of an empty query
+parameter, the error body, and how the errors every operation may answer are documented
+(drf-spectacular).
 
 The defects', the tokens' and the destinations' APIs each add their own 400 body
 (the fields they take) to these.
 """
 
+from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
@@ -16,6 +18,13 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+def reject_empty(value) -> None:
+    """A query parameter given with no value (`?since=`) is invalid, not ignored (as an
+    HTML form would have it): for the filters' fields to call before their own parsing."""
+    if value == "":
+        raise ValidationError("A value is required.", code="required")
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -4,19 +4,13 @@ import datetime
 
 import django_filters
 from django import forms
-from django.core.exceptions import ValidationError
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
 
 from defect.models import Defect
+from railfleet.api import reject_empty
 
 MAX_ID = 2**63 - 1
-
-
-def reject_empty(value) -> None:
-    """`?since=` with no value is invalid, not ignored (as an HTML form would have it)."""
-    if value == "":
-        raise ValidationError("A value is required.", code="required")
 
 
 class UTCDateTimeField(django_filters.fields.IsoDateTimeField):
