@@ -107,7 +107,7 @@ def child(db: str, only: list[str] | None) -> None:
     django.setup()
     bench = Bench(db, dict(os.environ))
     bench.out["load_average_at_start"] = os.getloadavg()
-    bench.out["commit"] = machine_commit()  # the code that runs (a --merge records it)
+    bench.out["commit"] = first_line_of(GIT_COMMIT)  # the code that runs (a --merge records it)
     modules = chosen(db, only)
     last_web = max((i for i, m in enumerate(modules) if m.NEEDS_WEB), default=-1)
     started = time.monotonic()
@@ -141,13 +141,6 @@ def machine() -> dict:
     import django
     import rest_framework
 
-    def version(args: list[str]) -> str:
-        try:
-            out = subprocess.run(args, capture_output=True, text=True, timeout=30, cwd=config.ROOT)
-            return (out.stdout or out.stderr).strip().splitlines()[0]
-        except (OSError, IndexError, subprocess.SubprocessError):
-            return "?"
-
     cpu = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
          if line.startswith("model name")),
@@ -164,11 +157,11 @@ def machine() -> dict:
         "python": platform.python_version(),
         "django": django.get_version(),
         "drf": rest_framework.VERSION,
-        "gunicorn": version([config.GUNICORN, "--version"]),
-        "deno": version([config.DENO, "--version"]),
-        "wrk": version(["wrk", "--version"]),
+        "gunicorn": first_line_of([config.GUNICORN, "--version"]),
+        "deno": first_line_of([config.DENO, "--version"]),
+        "wrk": first_line_of(["wrk", "--version"]),
         "sqlite": __import__("sqlite3").sqlite_version,
-        "commit": version(["git", "rev-parse", "--short", "HEAD"]),
+        "commit": first_line_of(GIT_COMMIT),
         "settings": config.settings(),
     }
 
@@ -200,10 +193,17 @@ def merge(db: str) -> None:
     log(f"{db}: merged {', '.join(names)} into {target}")
 
 
-def machine_commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                         text=True, cwd=config.ROOT)  # fmt: skip
-    return out.stdout.strip() or "?"
+# The commit checked out (of this tree, or, with cwd=, another's).
+GIT_COMMIT = ["git", "rev-parse", "--short", "HEAD"]
+
+
+def first_line_of(args: list[str]) -> str:
+    """The first line a command prints here (a version, the commit); "?" if it cannot run."""
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=30, cwd=config.ROOT)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "?"
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench import config, database
 from bench.context import log
-from bench.run import DATABASES
+from bench.run import DATABASES, GIT_COMMIT
 
 SIDE_BY_SIDE = config.RESULTS / "side-by-side"
 
@@ -38,8 +38,7 @@ def gather(runs: list[dict]) -> dict:
 
 
 def commit_of(root: Path) -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                         text=True, check=True)  # fmt: skip
+    out = subprocess.run(GIT_COMMIT, cwd=root, capture_output=True, text=True, check=True)
     return out.stdout.strip()
 
 
