@@ -15,7 +15,6 @@ run includes the first failures and the breaker's opening.
 
 from bench import config, procs
 from bench.scenarios.steady_latency import steady
-from tests.helpers import free_port
 
 TITLE = "a faulty destination beside a healthy one (target 12)"
 DATABASES = ("sqlite", "postgresql")
@@ -36,7 +35,7 @@ def run(bench) -> None:
         servers.append(second)
         urls["healthy"] = second.url
         for name, args in FAULTS.items():
-            port = free_port()
+            port = procs.free_port()
             urls[name] = f"http://127.0.0.1:{port}/"
             if args is not None:
                 command = [config.PY, "-m", "bench.slow_server", str(port), *args]
