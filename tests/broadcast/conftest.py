@@ -122,6 +122,31 @@ def scripted_server():
     server.stop()
 
 
+def log_attempt(
+    delivery,
+    number: int,
+    status_code: int | None,
+    *,
+    started_at: datetime.datetime,
+    duration_ms: int,
+    **fields,
+):
+    """An attempt of `delivery` in the attempt log, as a dispatcher records one: succeeded
+    for a 2xx; no status for no answer. `fields`: its error and response."""
+    from broadcast.models import Attempt
+
+    return Attempt.objects.create(
+        delivery=delivery,
+        destination_id=delivery.destination_id,
+        number=number,
+        started_at=started_at,
+        duration_ms=duration_ms,
+        status_code=status_code,
+        succeeded=status_code is not None and 200 <= status_code < 300,
+        **fields,
+    )
+
+
 def make_config(url: str, **overrides) -> Config:
     """A dispatcher configuration for tests: fast polls, short timeouts."""
     values = {

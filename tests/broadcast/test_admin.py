@@ -11,6 +11,7 @@ from django.utils import timezone
 from broadcast.destinations import destination_create
 from broadcast.models import Attempt, Delivery, Event, Status
 from broadcast.services import event_enqueue
+from tests.broadcast.conftest import log_attempt
 from tests.helpers import builtin_destination, counter_deliveries
 
 pytestmark = pytest.mark.django_db
@@ -170,16 +171,8 @@ def test_the_requeue_action_requeues_only_the_selected_failed_deliveries(admin_c
 
 
 def _attempt(delivery: Delivery, number: int, status_code: int | None, **fields) -> Attempt:
-    return Attempt.objects.create(
-        delivery=delivery,
-        destination_id=delivery.destination_id,
-        number=number,
-        started_at=timezone.now(),
-        duration_ms=100 * number,
-        status_code=status_code,
-        succeeded=status_code == 200,
-        **fields,
-    )
+    return log_attempt(delivery, number, status_code, started_at=timezone.now(),
+                       duration_ms=100 * number, **fields)  # fmt: skip
 
 
 @pytest.fixture

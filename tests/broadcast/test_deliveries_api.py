@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from broadcast.destinations import destination_create
 from broadcast.models import Attempt, Delivery, Destination, Event, Status
+from tests.broadcast.conftest import log_attempt
 from tests.helpers import builtin_destination
 
 pytestmark = pytest.mark.django_db
@@ -43,16 +44,8 @@ def delivery(destination: Destination, status: str, created: datetime.datetime,
 
 
 def attempt(row: Delivery, number: int, status_code: int | None, **fields) -> Attempt:
-    return Attempt.objects.create(
-        delivery=row,
-        destination_id=row.destination_id,
-        number=number,
-        started_at=row.created_at + number * HOUR,
-        duration_ms=10 * number,
-        status_code=status_code,
-        succeeded=status_code is not None and 200 <= status_code < 300,
-        **fields,
-    )
+    return log_attempt(row, number, status_code, started_at=row.created_at + number * HOUR,
+                       duration_ms=10 * number, **fields)  # fmt: skip
 
 
 @pytest.fixture
