@@ -3,20 +3,20 @@
 
 Two web servers over the same database, identical but for the API's token
 authentication: the run's own, and a second one started with BENCH_LEGACY_TOKENS=1
-(bench/settings.py). Per round, the API's create (no dispatcher, as create.py's
-`api_create_off`) on one server and then on the other, then the API's first page on
-each, in the same order, which alternates from round to round. Target 15 is the
-hashed side's rate over the legacy side's: 1 means the tokens cost nothing. The
-difference sought (5%) is smaller than a run's noise on these shared machines, so a
-repetition is two rounds, one in each order, and the lists run as long as the
-creates.
+(bench/settings.py). Target 15 is the hashed side's rate over the legacy side's: 1
+means the tokens cost nothing.
+
+The difference sought (5%) is smaller than the noise of one run on these shared
+machines, which comes in bursts of seconds. So a repetition is many short runs
+(SHORT_SECONDS), alternated between the servers in both orders (A B, B A, ...), and
+its ratio is of the requests each side served over all of its runs: a burst then
+slows both sides' runs alike instead of deciding one pair.
 """
 
 import secrets
 import subprocess
 
 from bench import config, procs
-from bench.context import log
 from bench.loadgen import wrk
 from bench.scenarios.create import create
 
@@ -26,33 +26,50 @@ NEEDS_WEB = True
 LEGACY = {"BENCH_LEGACY_TOKENS": "1"}
 
 
+# Short runs per side in one repetition, for the creates and again for the lists.
+PAIRS = 10
+
+
 def run(bench) -> None:
     key = legacy_key(bench)
     legacy = bench.start_web("web-legacy", token=key, **LEGACY)
     servers = {"hashed": (bench.web, bench.token), "legacy": (legacy, key)}
+
+    def api_create(web, token: str) -> dict:
+        return create(bench, "/api/defects", web=web, token=token, seconds=config.SHORT_SECONDS)
+
+    def api_list(web, token: str) -> dict:
+        return wrk(web.base + "/api/defects", seconds=config.SHORT_SECONDS, token=token)
+
     try:
-        rounds = 2 * config.REPS
-        for n in range(rounds):
-            log(f"{bench.db} round {n + 1}/{rounds}")
-            order = ("hashed", "legacy") if n % 2 == 0 else ("legacy", "hashed")
-            creates = {side: create(bench, "/api/defects", web=servers[side][0],
-                                    token=servers[side][1]) for side in order}  # fmt: skip
-            lists = {side: wrk(servers[side][0].base + "/api/defects", seconds=config.SECONDS,
-                               token=servers[side][1]) for side in order}  # fmt: skip
-            for side in order:
-                if refused := creates[side]["status_errors"] + lists[side]["status_errors"]:
-                    raise RuntimeError(f"{refused} API requests refused ({side}): a wrong token?")
+        for rep in range(config.REPS):
+            bench.log_rep(rep)
+            rates = {"create": alternated(servers, api_create),
+                     "list": alternated(servers, api_list)}  # fmt: skip
             bench.record("tokens", {
-                "first": order[0],
-                "create": creates["hashed"]["rps"] / creates["legacy"]["rps"],
-                "list": lists["hashed"]["rps"] / lists["legacy"]["rps"],
-                **{f"{side}_create_rps": creates[side]["rps"] for side in order},
-                **{f"{side}_list_rps": lists[side]["rps"] for side in order},
-                **{f"{side}_web_cpu_ms_per_create": creates[side]["web_cpu_ms_per_create"]
-                   for side in order},
+                **{kind: rate["hashed"] / rate["legacy"] for kind, rate in rates.items()},
+                **{f"{side}_{kind}_rps": rate[side] for kind, rate in rates.items()
+                   for side in rate},
+                "pairs": PAIRS,
             })  # fmt: skip
     finally:
         procs.stop(legacy)
+
+
+def alternated(servers: dict, measure) -> dict[str, float]:
+    """Each server's requests per second over PAIRS runs of `measure(web, token)`, the
+    servers' order alternating from one pair to the next."""
+    totals = {side: {"requests": 0.0, "seconds": 0.0} for side in servers}
+    sides = list(servers)
+    for n in range(PAIRS):
+        for side in sides if n % 2 == 0 else reversed(sides):
+            result = measure(*servers[side])
+            if result["status_errors"]:
+                raise RuntimeError(f"{result['status_errors']} API requests refused ({side}): "
+                                   "a wrong token?")  # fmt: skip
+            totals[side]["requests"] += result["requests"]
+            totals[side]["seconds"] += result["requests"] / result["rps"]
+    return {side: total["requests"] / total["seconds"] for side, total in totals.items()}
 
 
 def legacy_key(bench) -> str:
