@@ -165,10 +165,12 @@ class Pacer:
     def round_here(self, s: Snapshot) -> bool:
         """Whether the loop runs a round starting now itself rather than hand it to the
         database thread: when nothing is queued to send meanwhile (the answers in flight
-        can wait), or what is queued is held back (a breaker, a Retry-After: the
-        destination's isolation, BENCHMARKS.md target 12). A hand-off costs both threads
-        a sleep and a wake-up, a large share of a small round's CPU (broadcast/dbcalls.py)."""
-        return not s.queued or s.sends_resume_at > s.now
+        can wait), or what is queued cannot be sent now: held back (a breaker, a
+        Retry-After), or no request may start (a slow destination's share of the
+        connections all waiting on it). That is the other destinations' isolation
+        (BENCHMARKS.md target 12): a hand-off costs both threads a sleep and a wake-up, a
+        large share of a small round's CPU and of its latency (broadcast/dbcalls.py)."""
+        return not s.queued or not s.free or s.sends_resume_at > s.now
 
     def collect_now(self, s: Snapshot) -> bool:
         """Whether an answer should end the loop's wait, or wait to be collected later.

@@ -138,9 +138,10 @@ def test_how_much_a_round_claims(snapshot, claim):
     [
         (Snapshot(now=0.0), True),  # nothing to send until it ends
         (Snapshot(now=0.0, in_flight=8, answers=3), True),  # answers can wait for it
-        (Snapshot(now=0.0, queued=1), False),  # the loop sends meanwhile
-        (Snapshot(now=0.0, queued=1, sends_resume_at=0.0), False),  # it may send now
-        (Snapshot(now=0.0, queued=1, sends_resume_at=2.0), True),  # it may not: held back
+        (Snapshot(now=0.0, queued=1, free=4), False),  # the loop sends meanwhile
+        (Snapshot(now=0.0, queued=1, free=4, sends_resume_at=0.0), False),  # it may send now
+        (Snapshot(now=0.0, queued=1, free=4, sends_resume_at=2.0), True),  # held back
+        (Snapshot(now=0.0, queued=1, in_flight=8), True),  # no connection free for it
     ],
 )
 def test_where_a_round_runs(snapshot, here):
