@@ -101,3 +101,10 @@ def test_api_token_revoke_says_which_ids_it_did_not_find(user):
     with pytest.raises(CommandError, match="No token with id 999"):
         run("api_token", "revoke", str(token.pk), "999")
     assert not ApiToken.objects.exists()
+
+
+def test_api_token_revoke_of_an_id_past_any_primary_key_is_not_found(user):
+    too_large = str(2**64)
+
+    with pytest.raises(CommandError, match=f"No token with id {too_large}"):
+        run("api_token", "revoke", too_large)

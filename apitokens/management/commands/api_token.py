@@ -3,6 +3,7 @@
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from apitokens.models import ApiToken
 from apitokens.services import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS, token_create, token_revoke
@@ -74,7 +75,11 @@ class Command(BaseCommand):
             )
 
     def handle_revoke(self, *, ids: list[int], **options) -> None:
-        tokens = {token.pk: token for token in ApiToken.objects.filter(pk__in=ids)}
+        # An id outside the primary key's range names no token (and the database would
+        # refuse it in the query).
+        low, high = connection.ops.integer_field_range(ApiToken._meta.pk.get_internal_type())
+        possible = [pk for pk in ids if low <= pk <= high]
+        tokens = {token.pk: token for token in ApiToken.objects.filter(pk__in=possible)}
         missing = [str(pk) for pk in ids if pk not in tokens]
         for pk, token in tokens.items():
             token_revoke(token=token)
