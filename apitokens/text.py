@@ -8,7 +8,8 @@ text (`digest`): such a token has too much entropy to be guessed from its hash,
 so a salted slow hash would only cost every request.
 
 Tokens made by DRF's authtoken before this app (40 hexadecimal characters, no
-checksum) were hashed in place by migration 0002 and are still accepted.
+checksum) were hashed in place by migration 0002 and are accepted until they
+expire (migration 0004).
 """
 
 import hashlib

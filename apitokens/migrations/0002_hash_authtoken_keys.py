@@ -1,8 +1,8 @@
 """Hash DRF authtoken's clear-text keys in place, then drop its table.
 
 Each `authtoken_token` row becomes an ApiToken with the SHA-256 of its key,
-the same owner and creation time, no expiry (as before) and the name DRF's
-`drf_create_token` made it with; the client holding the key keeps using it
+the same owner and creation time, no expiry (as before; 0004 gives it one) and
+the name DRF's `drf_create_token` made it with; the client holding the key keeps using it
 unchanged (apitokens/text.py accepts the 40-hex form). The table, and so every
 clear key, is then dropped, with authtoken's rows in django_migrations (the
 app is no longer installed; were it installed again, it would start afresh).

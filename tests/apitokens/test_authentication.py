@@ -8,7 +8,7 @@ from apitokens import text
 from apitokens.authentication import TokenAuthentication
 from apitokens.models import ApiToken
 from apitokens.services import token_create
-from tests.apitokens.conftest import get_with
+from tests.apitokens.conftest import every_value_in_the_database, get_with
 from tests.helpers import basic_auth
 
 pytestmark = pytest.mark.django_db
@@ -149,15 +149,3 @@ def test_the_database_holds_no_token_text(user, api_client):
 
     assert tables_with_secret == set()
     assert tables_with_digest == {ApiToken._meta.db_table}  # the search reads the tables
-
-
-def every_value_in_the_database():
-    """(table, value as text) for every column of every row of every table."""
-    with connection.cursor() as cursor:
-        for table in connection.introspection.table_names():
-            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608
-            for row in cursor.fetchall():
-                for value in row:
-                    if isinstance(value, bytes | memoryview):
-                        value = bytes(value).decode(errors="replace")
-                    yield table, str(value)

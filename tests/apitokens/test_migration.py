@@ -1,24 +1,29 @@
-"""Migration 0002: DRF authtoken's clear-text keys are hashed in place and keep working.
+"""Migrations 0002 to 0004: DRF authtoken's clear-text keys are hashed in place and keep
+working for 90 days, and no copy of them is left in the database (the admin's log).
 
 Run with Django's MigrationExecutor on apitokens alone: going back to 0001 and
 forward again touches no other app (a tool that rebuilds the whole database
 would meet the broadcast's trigger function, which no model describes).
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.admin.models import ADDITION, LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from apitokens.models import ApiToken
-from tests.apitokens.conftest import get_with
+from apitokens.services import token_create
+from tests.apitokens.conftest import START, every_value_in_the_database, get_with
 
 # Schema changes on SQLite cannot run inside a test's transaction.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = ("apitokens", "0001_initial")
 TESTED = ("apitokens", "0002_hash_authtoken_keys")
+LATEST = ("apitokens", "0004_expire_migrated_authtoken_keys")
 LEGACY_KEY = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"  # DRF's documentation's example
 CREATED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -33,7 +38,7 @@ def before_0002():
     yield
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS authtoken_token")
-    migrate(TESTED)
+    migrate(LATEST)
 
 
 def create_authtoken_table(user_id: int) -> None:
@@ -71,3 +76,44 @@ def test_a_database_without_authtoken_has_nothing_to_migrate(before_0002, user):
     migrate(TESTED)
 
     assert not ApiToken.objects.exists()
+
+
+def log_entry(user, content_type: ContentType, object_id: str, object_repr: str) -> LogEntry:
+    return LogEntry.objects.create(
+        user=user, content_type=content_type, object_id=object_id, object_repr=object_repr,
+        action_flag=ADDITION, change_message="[]",
+    )  # fmt: skip
+
+
+def test_the_admin_log_keeps_no_clear_key(before_0002, user):
+    """DRF's token admin logged each token under its key (its primary key and its str)."""
+    create_authtoken_table(user.pk)
+    token_type = ContentType.objects.create(app_label="authtoken", model="token")
+    added = log_entry(user, token_type, LEGACY_KEY, LEGACY_KEY)
+    other = log_entry(user, ContentType.objects.get_for_model(user), str(user.pk), "alice")
+
+    migrate(LATEST)
+
+    assert not [table for table, value in every_value_in_the_database() if LEGACY_KEY in value]
+    added.refresh_from_db()
+    assert (added.object_id, added.object_repr, added.user) == (
+        None, "API token (key removed by apitokens.0003)", user,
+    )  # fmt: skip
+    other.refresh_from_db()
+    assert (other.object_id, other.object_repr) == (str(user.pk), "alice")
+
+
+def test_migrated_keys_expire_90_days_after_the_upgrade(before_0002, user, clock, monkeypatch):
+    create_authtoken_table(user.pk)
+    ours, ours_text = token_create(user=user, name="kept for ever", expires_days=None)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: START)  # the upgrade's time
+
+    migrate(LATEST)
+
+    migrated = ApiToken.objects.get(name="created by drf_create_token")
+    assert migrated.expires == START + timedelta(days=90)
+    ours.refresh_from_db()
+    assert ours.expires is None  # an administrator's choice, not the migration's
+    clock.advance(days=90)
+    assert get_with(LEGACY_KEY).status_code == 401
+    assert get_with(ours_text).status_code == 200
