@@ -25,9 +25,12 @@ def run(bench) -> None:
         bench.record("steady_latency", steady(bench, rep))
 
 
-def steady(bench, rep: int, *, beside: str | None = None, name: str = "latency") -> dict:
-    """One steady run; its commit-to-arrival percentiles (ms) at the fresh counter server,
-    the built-in destination.
+def steady(
+    bench, rep: int, *, beside: str | None = None, name: str = "latency",
+    seconds: float = config.LATENCY_SECONDS,
+) -> dict:  # fmt: skip
+    """One steady run of `seconds`; its commit-to-arrival percentiles (ms) at the fresh
+    counter server, the built-in destination.
 
     `beside`: the URL of a second destination, added for the run and deleted after it
     (bench/scenarios/isolation.py); what it was sent is recorded, and only the counter
@@ -46,7 +49,7 @@ def steady(bench, rep: int, *, beside: str | None = None, name: str = "latency")
         dispatcher = bench.start_dispatcher(counter.url, f"{name}-{rep}")
         try:
             interval = 1 / config.LATENCY_RATE
-            count = int(config.LATENCY_RATE * config.LATENCY_SECONDS)
+            count = int(config.LATENCY_RATE * seconds)
             started = time.monotonic()
             for i in range(count):
                 time.sleep(max(0.0, started + i * interval - time.monotonic()))
