@@ -5,7 +5,7 @@ A new token's text is shown on the page that answers the add form, once: it is
 not put in a message (those may be kept in the session, in the database).
 """
 
-from typing import cast
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
@@ -38,6 +38,18 @@ class SuperuserApiTokenCreateForm(ApiTokenCreateForm):
     never_expires = forms.BooleanField(
         required=False, help_text="A token that never expires (the days above are ignored)."
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["expires_days"].required = False  # unless it may expire: clean()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or self.cleaned_data
+        if cleaned.get("never_expires"):
+            self.errors.pop("expires_days", None)  # ignored: whatever it says is no error
+        elif cleaned.get("expires_days") is None and "expires_days" not in self.errors:
+            self.add_error("expires_days", self.fields["expires_days"].error_messages["required"])
+        return cleaned
 
 
 @admin.register(ApiToken)

@@ -57,6 +57,26 @@ def test_only_a_superuser_may_make_a_token_that_never_expires(client, staff_user
     assert ApiToken.objects.get(user=superuser).expires is None
 
 
+@pytest.mark.parametrize("days", ["", "0", "abc"])
+def test_a_token_that_never_expires_needs_no_days(client, superuser, days):
+    client.force_login(superuser)
+
+    client.post(ADD_URL, {"name": "kiosk", "expires_days": days, "never_expires": "on"})
+
+    assert ApiToken.objects.get(user=superuser).expires is None
+
+
+def test_a_superusers_token_that_may_expire_needs_its_days(client, superuser):
+    client.force_login(superuser)
+
+    response = client.post(ADD_URL, {"name": "kiosk", "expires_days": ""})
+
+    assert response.context["adminform"].form.errors == {
+        "expires_days": ["This field is required."]
+    }
+    assert not ApiToken.objects.exists()
+
+
 def test_the_expiry_is_bounded_in_the_admin_too(staff_client):
     response = staff_client.post(ADD_URL, {"name": "too long", "expires_days": "366"})
 
