@@ -39,6 +39,7 @@ class Lane:
         self.signer = _signer(target, config)
         self.queue: deque[tuple[float, Claimed]] = deque()  # (lease deadline, delivery)
         self.in_flight = 0
+        self.moved_at = 0.0  # when a request to it was last sent or answered (monotonic)
         self.asked = 0  # what the running round claims for it at most
 
     def follow(self, target: Target, config: Config) -> None:

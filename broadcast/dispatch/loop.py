@@ -199,7 +199,7 @@ class Dispatcher:
             gates = lane.gates
             view = Snapshot(
                 queued=len(lane.queue), in_flight=lane.in_flight, paused=gates.paused,
-                free=min(client.free, self.lanes.free(lane)),
+                free=min(client.free, self.lanes.free(lane)), moved_at=lane.moved_at,
                 claims_resume_at=gates.claims_resume_at(now),
                 sends_resume_at=gates.sends_resume_at(now), **shared,
             )  # fmt: skip
@@ -384,6 +384,7 @@ class Dispatcher:
             headers = sign(delivery.key, body) if sign else None  # signed per attempt
             client.send(url, delivery.key, body, (delivery, started), headers)
             lane.in_flight += 1
+            lane.moved_at = now
             budget -= 1
 
     def _decide(self, answers: list[tuple[Sent, Answer]]) -> None:
@@ -400,6 +401,7 @@ class Dispatcher:
             lane = self.lanes.get(delivery.destination)
             if lane is not None:  # None: its destination was disabled or deleted meanwhile
                 lane.in_flight -= 1
+                lane.moved_at = now
                 lane.gates.observe(decision, now)
             self._done.append((delivery, decision))
             self._count(delivery, decision, answered, lane)

@@ -73,6 +73,7 @@ class Snapshot:
     listening: bool = False  # something announces new events (LISTEN, the doorbell)
     paused: bool = False
     free: int = 0  # requests that may start now (free connections)
+    moved_at: float = 0.0  # when a request was last sent or answered
     claims_resume_at: float | None = None  # gates holding claims back: their next claim
     sends_resume_at: float = 0.0  # gates holding sends back: when one may start
     once: bool = False  # `--once`: deliver what is due, then stop
@@ -166,11 +167,14 @@ class Pacer:
         """Whether the loop runs a round starting now itself rather than hand it to the
         database thread: when nothing is queued to send meanwhile (the answers in flight
         can wait), or what is queued cannot be sent now: held back (a breaker, a
-        Retry-After), or no request may start (a slow destination's share of the
-        connections all waiting on it). That is the other destinations' isolation
-        (BENCHMARKS.md target 12): a hand-off costs both threads a sleep and a wake-up, a
-        large share of a small round's CPU and of its latency (broadcast/dbcalls.py)."""
-        return not s.queued or not s.free or s.sends_resume_at > s.now
+        Retry-After), or waiting on a slow destination (no connection free for it, and
+        none of its requests sent or answered for a poll interval; a drain's connections
+        are all busy too, but their answers keep coming). That is the other
+        destinations' isolation (BENCHMARKS.md target 12): a hand-off costs both threads
+        a sleep and a wake-up, a large share of a small round's CPU and of its latency
+        (broadcast/dbcalls.py)."""
+        stuck = not s.free and s.now - s.moved_at >= self.pace.poll_interval
+        return not s.queued or stuck or s.sends_resume_at > s.now
 
     def collect_now(self, s: Snapshot) -> bool:
         """Whether an answer should end the loop's wait, or wait to be collected later.

@@ -141,7 +141,9 @@ def test_how_much_a_round_claims(snapshot, claim):
         (Snapshot(now=0.0, queued=1, free=4), False),  # the loop sends meanwhile
         (Snapshot(now=0.0, queued=1, free=4, sends_resume_at=0.0), False),  # it may send now
         (Snapshot(now=0.0, queued=1, free=4, sends_resume_at=2.0), True),  # held back
-        (Snapshot(now=0.0, queued=1, in_flight=8), True),  # no connection free for it
+        # No connection free for it: its answers keep coming (a drain), or not (slow).
+        (Snapshot(now=10.0, queued=1, in_flight=8, moved_at=9.999), False),
+        (Snapshot(now=10.0, queued=1, in_flight=8, moved_at=9.9), True),
     ],
 )
 def test_where_a_round_runs(snapshot, here):
