@@ -5,7 +5,7 @@ A new token's text is shown on the page that answers the add form, once: it is
 not put in a message (those may be kept in the session, in the database).
 """
 
-from typing import Any, cast
+from typing import cast
 
 from django import forms
 from django.contrib import admin
@@ -41,15 +41,9 @@ class SuperuserApiTokenCreateForm(ApiTokenCreateForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["expires_days"].required = False  # unless it may expire: clean()
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or self.cleaned_data
-        if cleaned.get("never_expires"):
-            self.errors.pop("expires_days", None)  # ignored: whatever it says is no error
-        elif cleaned.get("expires_days") is None and "expires_days" not in self.errors:
-            self.add_error("expires_days", self.fields["expires_days"].error_messages["required"])
-        return cleaned
+        if self.is_bound and self["never_expires"].data:
+            # Ignored, so never an error: the field takes its initial value.
+            self.fields["expires_days"].disabled = True
 
 
 @admin.register(ApiToken)

@@ -78,29 +78,36 @@ def test_a_database_without_authtoken_has_nothing_to_migrate(before_0002, user):
     assert not ApiToken.objects.exists()
 
 
-def log_entry(user, content_type: ContentType, object_id: str, object_repr: str) -> LogEntry:
+def log_entry(user, content_type: ContentType | None, object_id: str, object_repr: str) -> LogEntry:
     return LogEntry.objects.create(
         user=user, content_type=content_type, object_id=object_id, object_repr=object_repr,
         action_flag=ADDITION, change_message="[]",
     )  # fmt: skip
 
 
-def test_the_admin_log_keeps_no_clear_key(before_0002, user):
-    """DRF's token admin logged each token under its key (its primary key and its str)."""
+def test_the_admin_log_keeps_no_clear_key(before_0002, user, superuser):
+    """DRF's token admin logged each token with its key as the entry's text; before DRF
+    3.12 (model "token") as its object id too. An entry whose content type was deleted
+    since (remove_stale_contenttypes) keeps its text."""
     create_authtoken_table(user.pk)
-    token_type = ContentType.objects.create(app_label="authtoken", model="token")
-    added = log_entry(user, token_type, LEGACY_KEY, LEGACY_KEY)
-    other = log_entry(user, ContentType.objects.get_for_model(user), str(user.pk), "alice")
+    other_key = "0123456789abcdef0123456789abcdef01234567"
+    proxy = log_entry(user, ContentType.objects.create(app_label="authtoken", model="tokenproxy"),
+                      str(user.pk), LEGACY_KEY)  # fmt: skip
+    old = log_entry(user, ContentType.objects.create(app_label="authtoken", model="token"),
+                    other_key, other_key)  # fmt: skip
+    stale = log_entry(user, None, str(superuser.pk), LEGACY_KEY[::-1])
+    kept = log_entry(user, ContentType.objects.get_for_model(user), str(user.pk), "alice")
 
     migrate(LATEST)
 
-    assert not [table for table, value in every_value_in_the_database() if LEGACY_KEY in value]
-    added.refresh_from_db()
-    assert (added.object_id, added.object_repr, added.user) == (
-        None, "API token (key removed by apitokens.0003)", user,
-    )  # fmt: skip
-    other.refresh_from_db()
-    assert (other.object_id, other.object_repr) == (str(user.pk), "alice")
+    keys = (LEGACY_KEY, other_key, LEGACY_KEY[::-1])
+    assert not [(t, v) for t, v in every_value_in_the_database() if any(k in v for k in keys)]
+    removed = "API token (key removed by apitokens.0003)"
+    for entry, object_id in ((proxy, str(user.pk)), (old, None), (stale, str(superuser.pk))):
+        entry.refresh_from_db()
+        assert (entry.object_id, entry.object_repr, entry.user) == (object_id, removed, user)
+    kept.refresh_from_db()
+    assert (kept.object_id, kept.object_repr) == (str(user.pk), "alice")
 
 
 def test_migrated_keys_expire_90_days_after_the_upgrade(before_0002, user, clock, monkeypatch):
@@ -114,6 +121,17 @@ def test_migrated_keys_expire_90_days_after_the_upgrade(before_0002, user, clock
     assert migrated.expires == START + timedelta(days=90)
     ours.refresh_from_db()
     assert ours.expires is None  # an administrator's choice, not the migration's
-    clock.advance(days=90)
+    clock.advance(days=89)
+    assert get_with(LEGACY_KEY).status_code == 200
+    clock.advance(days=1)
     assert get_with(LEGACY_KEY).status_code == 401
     assert get_with(ours_text).status_code == 200
+
+
+def test_reversing_0004_takes_the_migrated_keys_expiry_away(before_0002, user):
+    create_authtoken_table(user.pk)
+    migrate(LATEST)
+
+    migrate(("apitokens", "0003_redact_authtoken_keys_in_admin_log"))
+
+    assert ApiToken.objects.get().expires is None
