@@ -303,6 +303,20 @@ def deliver_rows(count: int) -> None:
 
 
 def assert_delivered_estimate_within_ten_percent(monkeypatch) -> None:
+    # No autovacuum on the table meanwhile: a VACUUM that the inserts trigger (PostgreSQL
+    # 13+) while the second batch's transaction runs can count its pages but not its rows,
+    # and the estimate then falls far short (13,366 of 40,000 once, in a full local run).
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+    try:
+        assert_estimates(monkeypatch)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} RESET (autovacuum_enabled)")
+
+
+def assert_estimates(monkeypatch) -> None:
     deliver_rows(20_000)
     event()  # one pending
     with connection.cursor() as cursor:
