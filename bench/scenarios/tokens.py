@@ -68,7 +68,7 @@ def alternated(servers: dict, measure) -> dict[str, float]:
                 raise RuntimeError(f"{result['status_errors']} API requests refused ({side}): "
                                    "a wrong token?")  # fmt: skip
             totals[side]["requests"] += result["requests"]
-            totals[side]["seconds"] += result["requests"] / result["rps"]
+            totals[side]["seconds"] += result["seconds"]
     return {side: total["requests"] / total["seconds"] for side, total in totals.items()}
 
 
