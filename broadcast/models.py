@@ -396,9 +396,17 @@ class Attempt(models.Model):
     delivery = models.ForeignKey(
         Delivery, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
     )
-    # The delivery's, copied: a destination's attempts are listed by it.
+    # The delivery's, copied: a destination's attempts are listed by it. No constraint
+    # in the database: the delivery's own foreign key already holds it (an attempt's
+    # delivery exists, so does that delivery's destination, and this is it), and a
+    # second check per attempt would cost the drain (docs/broadcast.md, target 14).
+    # Deleting a destination still deletes its attempts (Django's cascade).
     destination = models.ForeignKey(
-        Destination, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
+        Destination,
+        on_delete=models.CASCADE,
+        related_name="attempt_log",
+        db_index=False,
+        db_constraint=False,
     )
     number = models.PositiveIntegerField(help_text="1 for the delivery's first attempt.")
     started_at = models.DateTimeField()

@@ -9,6 +9,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from broadcast import store
+from broadcast.destinations import destination_create, destination_delete
 from broadcast.dispatch.loop import Dispatcher
 from broadcast.dispatch.policy import Decision, Verdict
 from broadcast.models import Attempt, Delivery, Status
@@ -132,6 +133,22 @@ def test_the_attempts_of_a_delivery_deleted_while_it_was_sent_are_left_out(user,
                    limits={kept.destination: limit}, lease=60)  # fmt: skip
     assert list(Attempt.objects.values_list("delivery_id", flat=True)) == [kept.id]
     assert list(counter_deliveries().values_list("status", flat=True)) == [Status.DELIVERED]
+
+
+def test_deleting_a_destination_deletes_its_attempts_and_no_other(user):
+    """An attempt's destination is its delivery's, held by the delivery's foreign key
+    alone (no second constraint in the database): Django's cascade deletes them."""
+    planning, _ = destination_create(name="planning", url="https://planning.example/")
+    defect_create(user=user, comment="a")
+    counter = counter_deliveries().get().destination_id
+    claimed = store.claim(owner="me", limits={planning.pk: 1, counter: 1}, lease=60)
+    attempts = [an_attempt(delivery, 503) for delivery in claimed]
+    outcomes = [(delivery, Decision(Verdict.RETRY, delay=1)) for delivery in claimed]
+    store.exchange(owner="me", outcomes=outcomes, attempts=attempts, limits={}, lease=60)
+    assert Attempt.objects.count() == 2
+
+    destination_delete(destination=planning)
+    assert list(Attempt.objects.values_list("destination_id", flat=True)) == [counter]
 
 
 def test_a_dispatcher_goes_on_when_a_delivery_is_deleted_while_it_is_sent(scripted_server, user):
