@@ -1,11 +1,13 @@
 """What the attempt log costs a drain, and what it takes on disk (target 14, issue #26).
 
-Per repetition, back to back, two drains as bench/scenarios/drain.py makes them (one
+Per repetition, back to back, four drains as bench/scenarios/drain.py makes them (one
 dispatcher running --once until nothing is due, start-up included, a fresh counter
-server): with the attempt log as it ships (every attempt recorded) and with
-`BROADCAST_LOG_SUCCESSES=0` (failures only; in a drain to a healthy server, nothing).
-Which of the two runs first alternates from one repetition to the next, so that a
-machine slowing down or speeding up over the pair falls on each alike. After each
+server): two with the attempt log as it ships (every attempt recorded) and two with
+`BROADCAST_LOG_SUCCESSES=0` (failures only; in a drain to a healthy server, nothing),
+in the order A B B A, B A A B in the next repetition. A machine slowing down or
+speeding up over the repetition falls on each alike: one drain of each swung by more
+than the 10% judged (bench/ANALYSIS.md). Each side's rate is its events over its
+drains' seconds (bench/targets.py `pooled_ratios`). After each
 drain, before anything is cleared: the attempt log's rows and the bytes its table and
 indexes take (bench/fixtures.py `attempt_storage`), from which the storage per
 million attempts.
@@ -28,10 +30,10 @@ def run(bench) -> None:
     try:
         for rep in range(config.REPS):
             bench.log_rep(rep)
-            names = list(RUNS) if rep % 2 == 0 else list(reversed(RUNS))
-            for name in names:
-                label = f"{name.removeprefix('drain_').replace('_', '-')}-{rep}"
+            pair = list(RUNS) if rep % 2 == 0 else list(reversed(RUNS))
+            for order, name in enumerate([*pair, *reversed(pair)]):
+                label = f"{name.removeprefix('drain_').replace('_', '-')}-{rep}-{order}"
                 result = drain(bench, 1, rep, env=RUNS[name], label=label, after=attempt_storage)
-                bench.record(name, result | {"first": name == names[0]})
+                bench.record(name, result | {"rep": rep, "order": order + 1})
     finally:
         clear_events()
