@@ -151,6 +151,56 @@ def test_deleting_a_destination_deletes_its_attempts_and_no_other(user):
     assert list(Attempt.objects.values_list("destination_id", flat=True)) == [counter]
 
 
+@pytest.mark.postgres
+def test_deleting_a_destination_while_a_round_logs_its_attempt_waits_and_succeeds(user):
+    """The round has marked the delivery delivered and logged its attempt, and not yet
+    committed, when the destination is deleted: the deletion waits for it, then deletes
+    the attempt too. Before, it deleted the attempts it could see, then failed at commit
+    on the round's, which referred to a delivery it had deleted."""
+    from tests.helpers import second_behind_first
+
+    planning, _ = destination_create(name="planning", url="https://planning.example/")
+    defect_create(user=user, comment="a")
+    (claimed,) = store.claim(owner="me", limits={planning.pk: 1}, lease=60)
+
+    def round_records_it():
+        store.exchange(owner="me", outcomes=[(claimed, Decision(Verdict.DELIVERED))],
+                       attempts=[an_attempt(claimed, 200)], limits={}, lease=60)  # fmt: skip
+
+    _, pending = second_behind_first(
+        round_records_it, lambda: destination_delete(destination=planning)
+    )
+    assert pending == 0  # delivered by the round, before the deletion read it
+    assert not Delivery.objects.filter(pk=claimed.id).exists()
+    assert not Attempt.objects.exists()
+
+
+@pytest.mark.postgres
+def test_a_round_that_logs_an_attempt_while_its_destination_is_deleted_fails_then_goes_on(user):
+    """The other order: the deletion holds the deliveries when the round's single statement
+    (attempts, deliveries and claim) runs. It read the delivery before the deletion
+    committed, so that round fails at commit on the attempt (docs/broadcast.md); the next,
+    with the same outcomes and attempts, leaves the deleted delivery's attempt out."""
+    from tests.helpers import second_behind_first
+
+    planning, _ = destination_create(name="planning", url="https://planning.example/")
+    defect_create(user=user, comment="a")
+    counter = counter_deliveries().get().destination_id
+    (claimed,) = store.claim(owner="me", limits={planning.pk: 1}, lease=60)
+    outcomes = [(claimed, Decision(Verdict.DELIVERED))]
+    attempts = [an_attempt(claimed, 200)]
+
+    def round_records_it():  # and claims for the other destination: one statement
+        return store.exchange(owner="me", outcomes=outcomes, attempts=attempts,
+                              limits={counter: 5}, lease=60)  # fmt: skip
+
+    with pytest.raises(IntegrityError):
+        second_behind_first(lambda: destination_delete(destination=planning), round_records_it)
+    assert [d.destination for d in round_records_it()] == [counter]
+    assert not Delivery.objects.filter(pk=claimed.id).exists()
+    assert not Attempt.objects.exists()
+
+
 def test_a_dispatcher_goes_on_when_a_delivery_is_deleted_while_it_is_sent(scripted_server, user):
     """The case above through a running dispatcher: both requests are in flight when one
     delivery is deleted. The dispatcher records the other and ends (`--once`); before,
