@@ -170,10 +170,12 @@ def destination_delete(*, destination: Destination) -> int:
     # Locked first: the transactions writing deliveries to it (which lock it FOR KEY SHARE,
     # broadcast/queries.py) commit before, and those that come after see it gone.
     list(Destination.objects.select_for_update().filter(pk=destination.pk).values_list("pk"))
-    # Then its deliveries: a round recording one of them (and logging its attempt) commits
-    # before the cascade below reads their attempts, so it deletes that attempt too, rather
-    # than failing at commit on it. A round that comes after finds them gone.
-    list(destination.deliveries.select_for_update().values_list("pk"))
+    # Then its deliveries, before the cascade below reads their attempts: a round recording
+    # one of them (and logging its attempt) commits first, and its attempt is deleted too,
+    # rather than this failing at commit on it. A round whose statement starts while this
+    # holds them fails at commit instead, and the next leaves the attempt out
+    # (docs/broadcast.md). Retention locks deliveries before their attempts too.
+    list(destination.deliveries.order_by("pk").select_for_update().values_list("pk"))
     pending = destination.deliveries.filter(status=Status.PENDING).count()
     destination.delete()
     wake_dispatchers()

@@ -2,6 +2,7 @@
 past the age that no delivery is left to."""
 
 import datetime
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -220,3 +221,43 @@ def test_failed_attempts_are_kept_for_broadcast_failed_retention_days(settings):
     prune_delivered(days=7, now=NOW)
     assert list(Attempt.objects.values_list("pk", flat=True)) == [kept.pk]
     assert old.pk != kept.pk
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_skips_the_deliveries_a_destination_deletion_holds():
+    """A deletion locks its deliveries, then deletes their attempts; a batch that deleted
+    those attempts first would wait on it while it waited on the batch's (a deadlock).
+    The batch locks its deliveries first, and leaves those another transaction holds."""
+    from broadcast.destinations import destination_create, destination_delete
+    from tests.helpers import DatabaseThread
+
+    planning, _ = destination_create(name="planning", url="https://planning.example/")
+    when = NOW - datetime.timedelta(days=30)
+    event = Event.objects.create(payload=PAYLOAD, created_at=when)
+    attempt(deliver(event, planning, Status.DELIVERED, when), 30)
+    attempt(deliver(event, builtin_destination(), Status.DELIVERED, when), 30)
+    holding, release = threading.Event(), threading.Event()
+
+    def delete_and_hold():
+        with transaction.atomic():
+            destination_delete(destination=planning)
+            holding.set()
+            release.wait(60)
+
+    deleter = DatabaseThread(delete_and_hold)
+    deleter.start()
+    try:
+        assert holding.wait(60)
+        with connection.cursor() as cursor:  # before the fix: waited, then failed, here
+            cursor.execute("SET lock_timeout = '20s'")
+        pruned = prune_delivered(days=7, now=NOW, failed_attempts_days=0)
+    finally:
+        release.set()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    deleter.result()
+    # The other destination's delivery and its attempt; the event stays for the next.
+    assert pruned == Pruned(deliveries=1, events=0, attempts=1)
+    assert not Attempt.objects.exists()
+    assert not Delivery.objects.exists()
