@@ -28,17 +28,20 @@ def ratios(run: dict, num: str, den: str, key: str = "rps", den_key: str | None 
 
 def pooled_ratios(run: dict, num: str, den: str) -> list[float]:
     """Per repetition of several drains each (its results' `rep`): `num`'s events over its
-    drains' seconds / `den`'s. A result without `rep` is a repetition of its own."""
+    drains' seconds / `den`'s, for the repetitions both have. A result without `rep` is a
+    repetition of its own."""
 
-    def rates(name: str) -> list[float]:
+    def rates(name: str) -> dict[int, float]:
         pooled: dict[int, list[float]] = {}
         for i, result in enumerate(run["scenarios"].get(name, [])):
             events_seconds = pooled.setdefault(result.get("rep", i), [0.0, 0.0])
-            events_seconds[0] += result["events"]
+            # events_per_s counts what was delivered, not what was left pending.
+            events_seconds[0] += result["events_per_s"] * result["seconds"]
             events_seconds[1] += result["seconds"]
-        return [events / seconds for events, seconds in pooled.values() if seconds]
+        return {rep: events / seconds for rep, (events, seconds) in pooled.items() if seconds}
 
-    return [a / b for a, b in zip(rates(num), rates(den), strict=False) if b]
+    a, b = rates(num), rates(den)
+    return [a[rep] / b[rep] for rep in sorted(a.keys() & b.keys()) if b[rep]]
 
 
 class Target:

@@ -31,9 +31,9 @@ def run(bench) -> None:
         for rep in range(config.REPS):
             bench.log_rep(rep)
             pair = list(RUNS) if rep % 2 == 0 else list(reversed(RUNS))
-            for order, name in enumerate([*pair, *reversed(pair)]):
+            for order, name in enumerate([*pair, *reversed(pair)], start=1):
                 label = f"{name.removeprefix('drain_').replace('_', '-')}-{rep}-{order}"
                 result = drain(bench, 1, rep, env=RUNS[name], label=label, after=attempt_storage)
-                bench.record(name, result | {"rep": rep, "order": order + 1})
+                bench.record(name, result | {"rep": rep, "order": order})
     finally:
         clear_events()

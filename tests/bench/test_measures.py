@@ -291,24 +291,34 @@ def test_merge_replaces_those_scenarios_and_says_when_they_were_measured(tmp_pat
     assert "SQLite (WAL): `drain_dest_1`, `isolation_alone` measured on" in line
 
 
-def test_target_14_pools_each_sides_drains_per_repetition():
-    def drains(rep: int, *seconds: float) -> list[dict]:
-        return [{"rep": rep, "events": 1000, "seconds": s} for s in seconds]
+def drains(rep: int, *seconds: float, left: int = 0) -> list[dict]:
+    """A repetition's drains of 1,000 events as attempt_log records them, `left` undelivered."""
+    return [{"rep": rep, "events": 1000, "events_per_s": (1000 - left) / s, "seconds": s}
+            for s in seconds]  # fmt: skip
 
-    run = run_of(  # per repetition, each side's events over its drains' seconds
-        drain_log_on=drains(0, 0.25, 0.15) + drains(1, 0.5, 0.5),
-        drain_log_off=drains(0, 0.1, 0.2) + drains(1, 0.3, 0.45),
+
+def test_target_14_pools_each_sides_drains_per_repetition():
+    run = run_of(  # per repetition, each side's delivered events over its drains' seconds
+        drain_log_on=drains(0, 0.25, 0.15) + drains(1, 0.5, 0.5) + drains(2, 0.2, left=100),
+        drain_log_off=drains(0, 0.1, 0.2) + drains(1, 0.3, 0.45) + drains(2, 0.2),
     )
     (found,) = [t for t in targets({"postgresql": run}) if t.number == 14]
-    assert found.values == pytest.approx([0.75, 0.75])  # not the drains' own ratios' median
+    # Not the drains' own ratios' median; repetition 2's drain left a tenth undelivered.
+    assert found.values == pytest.approx([0.75, 0.75, 0.9])
     assert found.higher and found.threshold == 0.9
 
 
+def test_target_14_pairs_the_repetitions_both_sides_have():
+    run = run_of(drain_log_on=drains(0, 0.2) + drains(1, 0.5), drain_log_off=drains(1, 0.4))
+    (found,) = [t for t in targets({"postgresql": run}) if t.number == 14]
+    assert found.values == pytest.approx([0.8])
+
+
 def test_target_14_takes_a_result_without_its_repetition_as_one_repetition():
-    run = run_of(  # results of the scenario before it ran several drains a repetition
-        drain_log_on=[{"events": 900, "seconds": 1.0}, {"events": 600, "seconds": 1.0}],
-        drain_log_off=[{"events": 1000, "seconds": 1.0}, {"events": 800, "seconds": 1.0}],
-    )
+    def old(events_per_s: float) -> dict:  # recorded before a repetition had several drains
+        return {"events": 1000, "events_per_s": events_per_s, "seconds": 1.0}
+
+    run = run_of(drain_log_on=[old(900), old(600)], drain_log_off=[old(1000), old(800)])
     (found,) = [t for t in targets({"sqlite": run}) if t.number == 14]
     assert found.values == pytest.approx([0.9, 0.75])
 
