@@ -396,7 +396,8 @@ class Attempt(models.Model):
     delivery = models.ForeignKey(
         Delivery, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
     )
-    # The delivery's, copied: a destination's attempts are listed by it. No constraint
+    # The delivery's, copied from its row by the statement that writes the attempt
+    # (broadcast/queries.py): a destination's attempts are listed by it. No constraint
     # in the database: the delivery's own foreign key already holds it (an attempt's
     # delivery exists, so does that delivery's destination, and this is it), and a
     # second check per attempt would cost the drain (docs/broadcast.md, target 14).

@@ -78,18 +78,21 @@ UPDATE broadcast_delivery
 SET status = %s, delivered_at = %s, attempts = attempts + 1, claimed_by = '', last_error = ''
 WHERE id = ANY(%s::bigint[]) AND status <> %s"""
 
-# The attempt log's new rows, one array per column (broadcast/store.py `Attempted`).
+# The attempt log's new rows (broadcast/store.py `Attempted`), each with its delivery's
+# destination, read from the delivery's row: so an attempt's destination is its
+# delivery's by construction (broadcast/models.py `Attempt`). The join also leaves out
+# the attempts of deliveries that no longer exist: one deleted while it was being sent
+# (its destination deleted, say) has no log to keep, and its attempt would fail the
+# round on the foreign key, and every round after it.
 _ATTEMPT_COLUMNS = """broadcast_attempt (delivery_id, destination_id, number, started_at,
                    duration_ms, status_code, succeeded, error, response)"""
-# Only those of deliveries that still exist: one deleted while it was being sent (its
-# destination deleted, say) has no log to keep, and its attempt would fail the round
-# on the foreign key, and every round after it.
 # Parameters: the attempts, a JSON array of objects keyed by the short names below.
 POSTGRESQL_LOG_ATTEMPTS = f"""
 INSERT INTO {_ATTEMPT_COLUMNS}
-SELECT d, t, n, s, ms, c, ok, e, r FROM json_to_recordset(%s::json)
-    AS a(d bigint, t bigint, n int, s timestamptz, ms int, c int, ok boolean, e text, r text)
-WHERE EXISTS (SELECT FROM broadcast_delivery WHERE id = a.d)
+SELECT a.d, dl.destination_id, a.n, a.s, a.ms, a.c, a.ok, a.e, a.r
+FROM json_to_recordset(%s::json)
+    AS a(d bigint, n int, s timestamptz, ms int, c int, ok boolean, e text, r text)
+JOIN broadcast_delivery dl ON dl.id = a.d
 """  # noqa: S608 - literal SQL, no value interpolated
 
 # A round's record of its attempts and deliveries and its claim, in one statement
@@ -151,12 +154,13 @@ SET status = %s, delivered_at = %s, attempts = attempts + 1, claimed_by = '', la
 WHERE id IN (SELECT value FROM json_each(%s)) AND status <> %s
 """
 
-# One attempt, if its delivery still exists (as POSTGRESQL_LOG_ATTEMPTS); run once per
-# attempt by executemany. Parameters: the nine columns, then the delivery's id again.
+# One attempt, with its delivery's destination, if its delivery still exists (as
+# POSTGRESQL_LOG_ATTEMPTS); run once per attempt by executemany. Parameters: the
+# columns from `number` on, then the delivery's id.
 SQLITE_LOG_ATTEMPTS = f"""
 INSERT INTO {_ATTEMPT_COLUMNS}
-SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s
-WHERE EXISTS (SELECT 1 FROM broadcast_delivery WHERE id = %s)"""  # noqa: S608
+SELECT id, destination_id, %s, %s, %s, %s, %s, %s, %s
+FROM broadcast_delivery WHERE id = %s"""  # noqa: S608
 
 # Is a delivery due to one of the destinations (a JSON array of their ids)? The
 # idle claim's first, read-only question on SQLite, and the probe's (broadcast/probe.py,

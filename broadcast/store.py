@@ -55,8 +55,7 @@ class Claimed(NamedTuple):
 class Attempted(NamedTuple):
     """One attempt, as the attempt log keeps it (broadcast/models.py `Attempt`)."""
 
-    delivery: int
-    destination: int
+    delivery: int  # its destination is read from the delivery's row (queries.py)
     number: int  # 1 for the delivery's first
     started_at: datetime.datetime
     duration_ms: int
@@ -187,7 +186,7 @@ def _log_attempts(cursor: CursorWrapper, attempts: Sequence[Attempted]) -> None:
     """Add `attempts` to the log: on SQLite, one statement run for each (sqlite3's loop,
     in C, in the round's transaction); on PostgreSQL, one statement."""
     if connection.vendor == "sqlite":
-        rows = [(*row, row[0]) for row in _rows(attempts, _db_time)]  # its delivery's id again
+        rows = [(*row[1:], row[0]) for row in _rows(attempts, _db_time)]  # the delivery's id last
         cursor.executemany(queries.SQLITE_LOG_ATTEMPTS, rows)
     else:
         cursor.execute(queries.POSTGRESQL_LOG_ATTEMPTS, [_attempts_json(attempts)])
@@ -197,11 +196,11 @@ def _rows(attempts: Sequence[Attempted], as_text) -> list[tuple]:
     """The attempts as rows, each start time turned into text by `as_text` once: a
     round's attempts share a few (one per batch of sends)."""
     started = {at: as_text(at) for at in {row.started_at for row in attempts}}
-    return [(*row[:3], started[row.started_at], *row[4:]) for row in attempts]
+    return [(*row[:2], started[row.started_at], *row[3:]) for row in attempts]
 
 
 # The attempts' JSON keys for PostgreSQL's json_to_recordset (queries.POSTGRESQL_LOG_ATTEMPTS).
-_JSON_KEYS = ("d", "t", "n", "s", "ms", "c", "ok", "e", "r")
+_JSON_KEYS = ("d", "n", "s", "ms", "c", "ok", "e", "r")
 
 
 def _attempts_json(attempts: Sequence[Attempted]) -> str:

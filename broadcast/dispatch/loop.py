@@ -70,7 +70,7 @@ def attempted(
 ) -> store.Attempted:
     """The attempt log's record of `delivery`'s attempt that got `answer`."""
     return store.Attempted(
-        delivery=delivery.id, destination=delivery.destination, number=delivery.attempts + 1,
+        delivery=delivery.id, number=delivery.attempts + 1,
         started_at=started, duration_ms=round(answer.duration * 1000),
         status_code=answer.status or None, succeeded=answer.ok, error=answer.error,
         response=answer.response,

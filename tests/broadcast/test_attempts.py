@@ -80,7 +80,7 @@ def claimed_delivery(user) -> store.Claimed:
 
 def an_attempt(claimed: store.Claimed, status: int) -> store.Attempted:
     return store.Attempted(
-        delivery=claimed.id, destination=claimed.destination, number=1,
+        delivery=claimed.id, number=1,
         started_at=timezone.now(), duration_ms=12, status_code=status, succeeded=status == 200,
         error="" if status == 200 else f"HTTP {status}: no", response="é\u2603",
     )  # fmt: skip
