@@ -174,7 +174,7 @@ def destination_delete(*, destination: Destination) -> int:
     # one of them (and logging its attempt) commits first, and its attempt is deleted too,
     # rather than this failing at commit on it. A round whose statement starts while this
     # holds them fails at commit instead, and the next leaves the attempt out
-    # (docs/broadcast.md). Retention locks deliveries before their attempts too.
+    # (docs/broadcast.md). Retention skips the deliveries this holds.
     list(destination.deliveries.order_by("pk").select_for_update().values_list("pk"))
     pending = destination.deliveries.filter(status=Status.PENDING).count()
     destination.delete()

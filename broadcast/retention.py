@@ -88,15 +88,18 @@ def _delete_in_batches(rows: QuerySet, batch_size: int) -> Counter[str]:
     """Delete `rows`, `batch_size` at a time, each batch in its own transaction; return how
     many rows of each model went (by its label), the cascade's included.
 
-    Each batch locks its rows before the cascade reads what refers to them, skipping those
-    another transaction holds: a destination's deletion locks its deliveries, then deletes
-    their attempts (broadcast/destinations.py), and a batch of deliveries that deleted
-    their attempts first would wait on it while it waited on them.
+    Each batch locks its rows, and the rows its filter joins, before the cascade reads what
+    refers to them, skipping those another transaction holds; so it never waits:
+    - a destination's deletion locks its deliveries, then deletes their attempts
+      (broadcast/destinations.py), and a batch of deliveries that deleted their attempts
+      first would wait on it while it waited on them;
+    - a failed delivery being resent or replayed is pending once that commits, and a
+      pending delivery's attempts are kept: the batch of old failed attempts skips it.
     """
     total: Counter[str] = Counter()
     while True:
         with transaction.atomic(using=rows.db):
-            batch = rows.order_by().select_for_update(skip_locked=True, of=("self",))
+            batch = rows.order_by().select_for_update(skip_locked=True)
             ids = list(batch.values_list("pk", flat=True)[:batch_size])
             if ids:
                 _, per_model = rows.model.objects.using(rows.db).filter(pk__in=ids).delete()

@@ -261,3 +261,34 @@ def test_a_batch_skips_the_deliveries_a_destination_deletion_holds():
     assert pruned == Pruned(deliveries=1, events=0, attempts=1)
     assert not Attempt.objects.exists()
     assert not Delivery.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_delivery_being_resent_keeps_its_old_attempts():
+    """The resend commits after the batch read the delivery as failed: the batch skips the
+    delivery the resend holds, and the delivery, pending then, keeps its attempts."""
+    from broadcast.replay import delivery_resend
+    from tests.helpers import DatabaseThread
+
+    failed = counter_deliveries().get(event_id=make(Status.FAILED, age_days=40)[0])
+    old = attempt(failed, 40)
+    holding, release = threading.Event(), threading.Event()
+
+    def resend_and_hold():
+        with transaction.atomic():
+            delivery_resend(delivery=failed)
+            holding.set()
+            release.wait(60)
+
+    resender = DatabaseThread(resend_and_hold)
+    resender.start()
+    try:
+        assert holding.wait(60)
+        pruned = prune_delivered(days=7, now=NOW, failed_attempts_days=30)
+    finally:
+        release.set()
+    resender.result()
+    assert pruned == Pruned(deliveries=0, events=0, attempts=0)
+    assert list(Attempt.objects.values_list("pk", flat=True)) == [old.pk]
+    assert Delivery.objects.get(pk=failed.pk).status == Status.PENDING
