@@ -223,6 +223,37 @@ def test_failed_attempts_are_kept_for_broadcast_failed_retention_days(settings):
     assert old.pk != kept.pk
 
 
+def prune_while_held(change, **prune):
+    """`prune_delivered(now=NOW, **prune)` while `change()`'s transaction, in another thread
+    and connection, is open (its locks held); committed after. The pruning's result.
+
+    A lock timeout on the pruning's connection makes a pruning that waits fail, rather
+    than hang with the test."""
+    from tests.helpers import DatabaseThread
+
+    holding, release = threading.Event(), threading.Event()
+
+    def change_and_hold():
+        with transaction.atomic():
+            change()
+            holding.set()
+            release.wait(60)
+
+    changer = DatabaseThread(change_and_hold)
+    changer.start()
+    try:
+        assert holding.wait(60)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '20s'")
+        pruned = prune_delivered(now=NOW, **prune)
+    finally:
+        release.set()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    changer.result()
+    return pruned
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_skips_the_deliveries_a_destination_deletion_holds():
@@ -230,33 +261,15 @@ def test_a_batch_skips_the_deliveries_a_destination_deletion_holds():
     those attempts first would wait on it while it waited on the batch's (a deadlock).
     The batch locks its deliveries first, and leaves those another transaction holds."""
     from broadcast.destinations import destination_create, destination_delete
-    from tests.helpers import DatabaseThread
 
     planning, _ = destination_create(name="planning", url="https://planning.example/")
     when = NOW - datetime.timedelta(days=30)
     event = Event.objects.create(payload=PAYLOAD, created_at=when)
     attempt(deliver(event, planning, Status.DELIVERED, when), 30)
     attempt(deliver(event, builtin_destination(), Status.DELIVERED, when), 30)
-    holding, release = threading.Event(), threading.Event()
 
-    def delete_and_hold():
-        with transaction.atomic():
-            destination_delete(destination=planning)
-            holding.set()
-            release.wait(60)
-
-    deleter = DatabaseThread(delete_and_hold)
-    deleter.start()
-    try:
-        assert holding.wait(60)
-        with connection.cursor() as cursor:  # before the fix: waited, then failed, here
-            cursor.execute("SET lock_timeout = '20s'")
-        pruned = prune_delivered(days=7, now=NOW, failed_attempts_days=0)
-    finally:
-        release.set()
-        with connection.cursor() as cursor:
-            cursor.execute("RESET lock_timeout")
-    deleter.result()
+    pruned = prune_while_held(lambda: destination_delete(destination=planning),
+                              days=7, failed_attempts_days=0)  # fmt: skip
     # The other destination's delivery and its attempt; the event stays for the next.
     assert pruned == Pruned(deliveries=1, events=0, attempts=1)
     assert not Attempt.objects.exists()
@@ -269,26 +282,12 @@ def test_a_failed_delivery_being_resent_keeps_its_old_attempts():
     """The resend commits after the batch read the delivery as failed: the batch skips the
     delivery the resend holds, and the delivery, pending then, keeps its attempts."""
     from broadcast.replay import delivery_resend
-    from tests.helpers import DatabaseThread
 
     failed = counter_deliveries().get(event_id=make(Status.FAILED, age_days=40)[0])
     old = attempt(failed, 40)
-    holding, release = threading.Event(), threading.Event()
 
-    def resend_and_hold():
-        with transaction.atomic():
-            delivery_resend(delivery=failed)
-            holding.set()
-            release.wait(60)
-
-    resender = DatabaseThread(resend_and_hold)
-    resender.start()
-    try:
-        assert holding.wait(60)
-        pruned = prune_delivered(days=7, now=NOW, failed_attempts_days=30)
-    finally:
-        release.set()
-    resender.result()
+    pruned = prune_while_held(lambda: delivery_resend(delivery=failed),
+                              days=7, failed_attempts_days=30)  # fmt: skip
     assert pruned == Pruned(deliveries=0, events=0, attempts=0)
     assert list(Attempt.objects.values_list("pk", flat=True)) == [old.pk]
     assert Delivery.objects.get(pk=failed.pk).status == Status.PENDING
