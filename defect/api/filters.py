@@ -7,10 +7,9 @@ from django import forms
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
 
+from defect.api.pagination import MAX_ID
 from defect.models import Defect
 from railfleet.api import reject_empty
-
-MAX_ID = 2**63 - 1
 
 
 class UTCDateTimeField(django_filters.fields.IsoDateTimeField):
