@@ -175,8 +175,8 @@ def destination_delete(*, destination: Destination) -> int:
     # rather than this failing at commit on it. A round whose statement starts while this
     # holds them fails at commit instead, and the next leaves the attempt out
     # (docs/broadcast.md). Retention skips the deliveries this holds.
-    list(destination.deliveries.order_by("pk").select_for_update().values_list("pk"))
-    pending = destination.deliveries.filter(status=Status.PENDING).count()
+    locked = destination.deliveries.order_by("pk").select_for_update()
+    pending = sum(status == Status.PENDING for status in locked.values_list("status", flat=True))
     destination.delete()
     wake_dispatchers()
     return pending
