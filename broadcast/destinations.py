@@ -106,8 +106,9 @@ def destination_create(
 def destination_update(*, destination: Destination, **changes) -> Destination:
     """Change some of `destination`'s fields (EDITABLE), validated as a whole.
 
-    Enabling a disabled destination clears its disabled reason; resuming one
-    clears its pause reason. The built-in destination's name and URL belong to
+    Enabling a disabled destination clears its disabled reason and restarts its
+    failing clock (broadcast/failing.py): the failures that disabled it do not
+    count against the chance it is given again. Resuming one clears its pause reason. The built-in destination's name and URL belong to
     the settings: changing them is a ValidationError naming the field.
     """
     unknown = set(changes) - set(EDITABLE)
@@ -122,6 +123,8 @@ def destination_update(*, destination: Destination, **changes) -> Destination:
             setattr(destination, field, value)
     if destination.enabled and not was_enabled:
         destination.disabled_reason = ""
+        destination.failing_since, destination.failing_attempts = None, 0
+        destination.failing_warned = 0
     if not destination.enabled and was_enabled and not destination.disabled_reason:
         destination.disabled_reason = DISABLED_BY_OPERATOR
     if not destination.paused:

@@ -126,6 +126,27 @@ def test_a_success_resets_the_clock(scripted_server, user):
     assert (destination.failing_since, destination.failing_attempts) == (clock.now, 10)
 
 
+def test_enabling_it_again_restarts_the_clock(scripted_server, user):
+    for i in range(10):
+        defect_create(user=user, comment=str(i))
+    clock = FakeClock()
+    started = clock.now
+    failing_round(scripted_server, clock, 10)
+    clock.now = started + datetime.timedelta(hours=120)
+    failing_round(scripted_server, clock, 10)
+    assert not builtin_destination().enabled
+
+    destination_update(destination=builtin_destination(), enabled=True)
+    destination = builtin_destination()
+    assert (destination.failing_since, destination.failing_attempts) == (None, 0)
+    clock.now = started + datetime.timedelta(hours=121)
+    failing_round(scripted_server, clock, 10)
+    destination = builtin_destination()
+    # Failing for no time since it was enabled, not 121 hours: enabled still.
+    assert destination.enabled and destination.disabled_reason == ""
+    assert (destination.failing_since, destination.failing_attempts) == (clock.now, 10)
+
+
 def test_zero_hours_never_disables(scripted_server, user):
     for i in range(10):
         defect_create(user=user, comment=str(i))
