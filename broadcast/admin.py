@@ -13,6 +13,7 @@ from typing import cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import BigIntegerField, Count, OuterRef, Q, QuerySet, Subquery
@@ -463,8 +464,10 @@ class DestinationAdmin(admin.ModelAdmin):
         return [str(d) for d in destinations], counts, perms_needed, []
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context=None):
-        pending = Destination.objects.with_pending().filter(pk=object_id).first()
-        extra_context = {**(extra_context or {}), "pending": getattr(pending, "pending", 0)}
+        # None for an id that names no destination (or is no id): Django's view answers it.
+        destination = self.get_object(request, unquote(object_id))
+        pending = destination.deliveries.pending().count() if destination else 0
+        extra_context = {**(extra_context or {}), "pending": pending}
         return super().delete_view(request, object_id, extra_context)
 
     def delete_model(self, request: HttpRequest, obj: Destination) -> None:

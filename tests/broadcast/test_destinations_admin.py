@@ -143,6 +143,12 @@ def test_the_delete_confirmation_says_pending_deliveries_are_dropped(admin_clien
     assert not Destination.objects.filter(pk=planning.pk).exists()
 
 
+@pytest.mark.parametrize("object_id", ["abc", "999999"])
+def test_the_delete_page_of_no_destination_redirects_as_djangos_does(admin_client, object_id):
+    response = admin_client.get(f"/admin/broadcast/destination/{object_id}/delete/")
+    assert response.status_code == 302 and response.url == reverse("admin:index")
+
+
 def test_the_built_in_destination_cannot_be_deleted(admin_client):
     row = builtin()
     delete_url = reverse("admin:broadcast_destination_delete", args=[row.pk])
