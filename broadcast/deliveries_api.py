@@ -14,6 +14,7 @@ The writes are broadcast/replay.py's services.
 """
 
 import django_filters
+from django import forms
 from django.db.models import F
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -31,7 +32,7 @@ from rest_framework.settings import api_settings
 from broadcast.api import NOT_FOUND, NOT_STAFF, DestinationPagination
 from broadcast.models import Attempt, Delivery, Destination, Status
 from broadcast.replay import Replayed, TooManyToReplay, delivery_resend, replay, replay_max
-from railfleet.api import RETRY_AFTER, WITH_A_BODY, ErrorSerializer, answers, reject_empty
+from railfleet.api import RETRY_AFTER, WITH_A_BODY, ErrorSerializer, ValueRequired, answers
 from railfleet.api_errors import BodySizeLimitMixin
 
 
@@ -44,10 +45,16 @@ class DeliverySerializer(serializers.Serializer):
         read_only=True,
         help_text="The event's key, sent as its Idempotency-Key and webhook-id.",
     )
-    payload = serializers.JSONField(
-        source="event.payload",
+    payload = serializers.SerializerMethodField(
+        help_text="What the destination is sent for it, in its format: "
+        '{"user": <id>, "action": "create"|"delete"} (`counter`), or the event\'s '
+        'envelope {"type", "timestamp", "data"} (`event`).'
+    )
+    subject = serializers.IntegerField(
+        source="event.subject",
         read_only=True,
-        help_text='The event\'s payload: {"user": <id>, "action": "create"|"delete"}.',
+        allow_null=True,
+        help_text="The id of what changed: the defect's, for a defect's event.",
     )
     status = serializers.ChoiceField(choices=Status.choices, read_only=True)
     attempts = serializers.IntegerField(read_only=True, help_text="Attempts made so far.")
@@ -65,6 +72,10 @@ class DeliverySerializer(serializers.Serializer):
         read_only=True, help_text="Its last failed attempt's error; empty once delivered."
     )
     created_at = serializers.DateTimeField(read_only=True, help_text="The event's creation.")
+
+    @extend_schema_field(serializers.JSONField())
+    def get_payload(self, delivery: Delivery) -> dict:
+        return delivery.body()
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_next_attempt_at(self, delivery: Delivery) -> str | None:
@@ -143,22 +154,49 @@ class ReplayErrorSerializer(serializers.Serializer):
     dry_run = serializers.ListField(child=serializers.CharField(), required=False)
 
 
-class StatusField(django_filters.fields.ChoiceField):
-    def to_python(self, value):
-        reject_empty(value)
-        return super().to_python(value)
+class StatusField(ValueRequired, django_filters.fields.ChoiceField):
+    pass
 
 
 class StatusFilter(django_filters.ChoiceFilter):
     field_class = StatusField
 
 
+# An event's subject is a BigIntegerField: a bound out of its range is a 400, not the
+# database's overflow.
+SUBJECT_MAX = 2**63 - 1
+SUBJECT_HELP = "Only the deliveries of events of what has this id (a defect's id)."
+
+
+class SubjectField(ValueRequired, forms.IntegerField):
+    pass
+
+
+@extend_schema_field(
+    {"type": "integer", "minimum": 0, "maximum": SUBJECT_MAX, "description": SUBJECT_HELP}
+)
+class SubjectFilter(django_filters.Filter):
+    field_class = SubjectField
+
+
+class KeyField(ValueRequired, forms.UUIDField):
+    pass
+
+
+class KeyFilter(django_filters.UUIDFilter):
+    field_class = KeyField
+
+
 class DeliveryFilter(django_filters.FilterSet):
     status = StatusFilter(choices=Status.choices, label="Only the deliveries in this status.")
+    subject = SubjectFilter(
+        field_name="event__subject", min_value=0, max_value=SUBJECT_MAX, label=SUBJECT_HELP
+    )
+    event = KeyFilter(field_name="event__key", label="Only the delivery of the event with this key")
 
     class Meta:
         model = Delivery
-        fields = ["status"]
+        fields = ["status", "subject", "event"]
 
 
 class AttemptFilter(django_filters.FilterSet):
@@ -234,7 +272,7 @@ class DestinationLogList(DestinationLogView, generics.ListAPIView):
 
 @listing("deliveries", DeliverySerializer)
 class DeliveryList(DestinationLogList):
-    queryset = Delivery.objects.select_related("event")
+    queryset = Delivery.objects.select_related("event", "destination")
     serializer_class = DeliverySerializer
     filterset_class = DeliveryFilter
 

@@ -108,8 +108,9 @@ def destination_update(*, destination: Destination, **changes) -> Destination:
 
     Enabling a disabled destination clears its disabled reason and restarts its
     failing clock (broadcast/failing.py): the failures that disabled it do not
-    count against the chance it is given again. Resuming one clears its pause reason. The built-in destination's name and URL belong to
-    the settings: changing them is a ValidationError naming the field.
+    count against the chance it is given again. Resuming one clears its pause
+    reason. The built-in destination's name and URL belong to the settings:
+    changing them is a ValidationError naming the field.
     """
     unknown = set(changes) - set(EDITABLE)
     if unknown:

@@ -370,6 +370,15 @@ class Delivery(models.Model):
     def __str__(self) -> str:
         return f"event {self.event_id} to destination {self.destination_id}, {self.status}"
 
+    def body(self) -> dict:
+        """What its destination is sent, in the destination's format (as the dispatcher
+        builds it: broadcast/dispatch/lanes.py `Lane.body`): the event's envelope for
+        `event`, when it has one; else its counter payload."""
+        event = self.event
+        if self.destination.format == Format.EVENT and event.envelope is not None:
+            return event.envelope
+        return event.payload
+
 
 # The start of a response body an attempt keeps (bytes, as received).
 RESPONSE_EXCERPT_BYTES = 1024

@@ -130,4 +130,4 @@ def delivery_resend(*, delivery: Delivery) -> Delivery:
     )
     if resent:
         wake_dispatchers()
-    return Delivery.objects.select_related("event").get(pk=delivery.pk)
+    return Delivery.objects.select_related("event", "destination").get(pk=delivery.pk)

@@ -27,6 +27,14 @@ def reject_empty(value) -> None:
         raise ValidationError("A value is required.", code="required")
 
 
+class ValueRequired:
+    """A filter's form field (mixed in before it) that calls `reject_empty` first."""
+
+    def to_python(self, value):
+        reject_empty(value)
+        return super().to_python(value)  # type: ignore[misc]
+
+
 class ErrorSerializer(serializers.Serializer):
     """The body of every error not about given fields (401, 403, 404, 405, 413, 415, 429, 503)."""
 

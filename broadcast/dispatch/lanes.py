@@ -51,7 +51,8 @@ class Lane:
         self.target = target
 
     def body(self, delivery: Claimed) -> bytes:
-        """What the destination receives: its format's body."""
+        """What the destination receives: its format's body (as the API shows it:
+        broadcast/models.py `Delivery.body`)."""
         if self.target.format == Format.EVENT and delivery.envelope is not None:
             return delivery.envelope.encode()
         return delivery.body.encode()

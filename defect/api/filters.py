@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 
 from defect.api.pagination import MAX_ID
 from defect.models import Defect
-from railfleet.api import reject_empty
+from railfleet.api import ValueRequired, reject_empty
 
 
 class UTCDateTimeField(django_filters.fields.IsoDateTimeField):
@@ -37,10 +37,8 @@ class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UTCDateTimeField
 
 
-class IdField(forms.IntegerField):
-    def to_python(self, value):
-        reject_empty(value)
-        return super().to_python(value)
+class IdField(ValueRequired, forms.IntegerField):
+    pass
 
 
 USER_HELP = "Only the defects created by the user with this id."

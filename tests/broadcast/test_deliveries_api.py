@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 DAY = datetime.datetime(2026, 11, 30, tzinfo=datetime.UTC)
 HOUR = datetime.timedelta(hours=1)
-DELIVERY_FIELDS = {"id", "event", "payload", "status", "attempts", "next_attempt_at",
+DELIVERY_FIELDS = {"id", "event", "payload", "subject", "status", "attempts", "next_attempt_at",
                    "delivered_at", "last_error", "created_at"}  # fmt: skip
 ATTEMPT_FIELDS = {"id", "delivery", "event", "attempt", "started_at", "duration_ms",
                   "status_code", "succeeded", "error", "response"}  # fmt: skip
@@ -137,9 +137,55 @@ def test_the_deliveries_are_listed_newest_first_with_their_event(staff, planning
     row = log["delivered"]
     assert delivered == {
         "id": row.pk, "event": str(row.event.key), "payload": {"user": 7, "action": "create"},
-        "status": "delivered", "attempts": 3, "next_attempt_at": None, "last_error": "",
-        "delivered_at": "2026-11-30T13:00:00Z", "created_at": "2026-11-30T13:00:00Z",
+        "subject": None, "status": "delivered", "attempts": 3, "next_attempt_at": None,
+        "last_error": "", "delivered_at": "2026-11-30T13:00:00Z",
+        "created_at": "2026-11-30T13:00:00Z",
     }  # fmt: skip
+
+
+def test_a_deliverys_payload_is_what_its_destination_is_sent_in_its_format(staff, user):
+    from defect.services import defect_create
+
+    feed, _ = destination_create(name="feed", url="https://feed.example/hooks", format="event")
+    defect = defect_create(user=user, comment="brake pad worn")
+    event = Event.objects.get(subject=defect.pk)
+
+    def listed(destination: Destination) -> dict:
+        (only,) = staff.get(f"/api/destinations/{destination.pk}/deliveries").json()["results"]
+        return only
+
+    assert listed(feed)["payload"] == event.envelope
+    assert event.envelope["type"] == "defect.created"
+    assert event.envelope["data"]["id"] == defect.pk
+    assert listed(builtin_destination())["payload"] == {"user": user.pk, "action": "create"}
+    assert listed(feed)["subject"] == listed(builtin_destination())["subject"] == defect.pk
+
+
+def test_the_deliveries_filtered_by_subject_or_by_event_key(staff, user):
+    from defect.services import defect_create, defect_delete
+
+    wanted = defect_create(user=user, comment="wanted")
+    wanted_id = wanted.pk
+    defect_create(user=user, comment="another")
+    defect_delete(defect=wanted)
+    base = f"/api/destinations/{builtin_destination().pk}/deliveries"
+
+    by_subject = staff.get(base, {"subject": wanted_id}).json()["results"]
+    assert [d["payload"]["action"] for d in by_subject] == ["delete", "create"]
+    assert {d["subject"] for d in by_subject} == {wanted_id}
+    key = by_subject[1]["event"]
+    assert [d["event"] for d in staff.get(base, {"event": key}).json()["results"]] == [key]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("subject=", "subject"), ("subject=abc", "subject"), ("subject=-1", "subject"),
+     ("subject=9223372036854775808", "subject"), ("event=", "event"),
+     ("event=not-a-key", "event")],
+)  # fmt: skip
+def test_a_bad_subject_or_event_key_is_a_400_naming_it(staff, planning, query, field):
+    response = staff.get(f"/api/destinations/{planning.pk}/deliveries?{query}")
+    assert (response.status_code, set(response.json())) == (400, {field})
 
 
 def test_next_attempt_at_is_a_pending_deliverys_due_time_and_null_otherwise(staff, planning, log):
