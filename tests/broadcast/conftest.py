@@ -6,6 +6,7 @@ so the dispatcher under test talks real HTTP to it.
 
 import asyncio
 import datetime
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from broadcast.conf import Config
 from broadcast.dispatch.loop import Dispatcher
-from tests.helpers import basic_client
+from tests.helpers import basic_client, start_dispatcher, stop
 
 
 @dataclass
@@ -68,7 +69,9 @@ class ScriptedServer:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/", self._handle)
-        self._runner = web.AppRunner(app)
+        # Stopped at once at the end of a test, its answers still delayed (a slow server's)
+        # cancelled rather than awaited.
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -112,6 +115,22 @@ def staff(staff_user):
 def alice(user):
     """The API as a user who is not staff."""
     return basic_client("alice", "alice-password")
+
+
+@pytest.fixture
+def dispatchers(tmp_path):
+    """Start dispatcher processes (`manage.py broadcast`); every one still running is
+    stopped at the end."""
+    started = []
+
+    def start(url: str, **env):
+        process = start_dispatcher(url, tmp_path / f"dispatcher-{len(started)}.log", **env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        stop(process, signal.SIGKILL)
 
 
 @pytest.fixture

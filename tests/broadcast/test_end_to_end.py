@@ -11,27 +11,11 @@ from tests.helpers import (
     CounterServer,
     counter_deliveries,
     free_port,
-    start_dispatcher,
     stop,
     wait_for,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def dispatchers(tmp_path):
-    """Start dispatcher processes; every one still running is stopped at the end."""
-    started = []
-
-    def start(url: str, **env):
-        process = start_dispatcher(url, tmp_path / f"dispatcher-{len(started)}.log", **env)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        stop(process, signal.SIGKILL)
 
 
 def api_as(user) -> APIClient:
