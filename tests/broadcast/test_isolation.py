@@ -38,14 +38,6 @@ def second_counter(tmp_path):
     server.stop()
 
 
-@pytest.fixture
-def faulty():
-    server = ScriptedServer()
-    server.start()
-    yield server
-    server.stop()
-
-
 def creations(*users, count: int) -> dict:
     return {str(user.pk): {"create": count, "delete": 0} for user in users}
 
@@ -83,7 +75,10 @@ def test_two_counter_servers_each_count_what_they_subscribe_to(
 
 
 @pytest.mark.parametrize("fault", FAULTS)
-def test_a_faulty_destination_delays_no_other(fault, counter_server, faulty, dispatchers, user):
+def test_a_faulty_destination_delays_no_other(
+    fault, counter_server, scripted_server, dispatchers, user
+):
+    faulty = scripted_server
     answer = FAULTS[fault]
     url = faulty.url if answer else f"http://127.0.0.1:{free_port()}/"
     faulty.script = [answer] * 100 if answer else []
