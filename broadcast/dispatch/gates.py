@@ -10,7 +10,7 @@ set of them; a gate keeps no state but its own, takes the time as an argument
     Pause     nothing claimed or sent while paused (the Control row, the destination's
               pause, or a 410, which disables the destination)
     Breaker   one claim per probe interval while the destination looks down
-    Hold      nothing sent until an overloaded answer's Retry-After has passed
+    Hold      nothing claimed or sent until an overloaded answer's Retry-After has passed
     RateLimit at most `max_rate` deliveries claimed per second by every dispatcher
               together: the rounds take tokens from the destination's bucket in
               the database (broadcast/ratelimit.py); while it is dry, no claim
@@ -148,7 +148,10 @@ class Breaker(Gate):
 
 
 class Hold(Gate):
-    """Nothing is sent until an overloaded answer's Retry-After (the policy's `hold`) has passed."""
+    """Nothing is claimed or sent until an overloaded answer's Retry-After (the policy's
+    `hold`) has passed. Not claimed either: claims made meanwhile would wait in the queue,
+    their leases running, and all be sent the moment it ends, past the destination's
+    rate limit and at a destination that has just asked for less."""
 
     def __init__(self, name: str) -> None:
         self.name = name  # the destination's, for the logs and the metrics
@@ -162,8 +165,14 @@ class Hold(Gate):
             metrics.add_rate_limited(self.name, decision.hold)
             self.until = until
 
+    def claimable(self, wanted: int, now: float) -> int:
+        return 0 if now < self.until else wanted
+
     def sendable(self, wanted: int, now: float) -> int:
         return 0 if now < self.until else wanted
+
+    def claims_resume_at(self, now: float) -> float | None:
+        return self.until if now < self.until else None
 
     def sends_resume_at(self, now: float) -> float:
         return max(now, self.until)
@@ -245,6 +254,12 @@ class Gates:
 
     def sends_resume_at(self, now: float) -> float:
         return max(gate.sends_resume_at(now) for gate in self.all)
+
+    def held_for_a_while(self, now: float) -> bool:
+        """Whether claims are held back by a gate that lets them go by itself, soon: a
+        Retry-After's hold, the rate limit's next token (not the breaker, which waits on
+        the destination, nor the pause, which waits on an operator)."""
+        return any(gate.claims_resume_at(now) is not None for gate in (self.hold, self.rate))
 
     @property
     def paused(self) -> bool:

@@ -228,9 +228,10 @@ class Dispatcher:
         if not (self._done or any(limits.values()) or self._reads_due(views) or disable
                 or self._unsent or self._builtin_url is not None):  # fmt: skip
             for pacer, view, lane in views:
-                # A lane waiting for its rate limit's next token has more due, surely:
-                # `--once` waits for it. Held by its breaker or its pause, it gives up.
-                waiting = lane is not None and lane.gates.rate.claims_resume_at(now) is not None
+                # A lane waiting for a Retry-After or its rate limit's next token has more
+                # due, surely: `--once` waits for it. Held by its breaker or its pause, it
+                # gives up.
+                waiting = lane is not None and lane.gates.held_for_a_while(now)
                 pacer.nothing_to_do(view, looked=not waiting)
             return
         self._report()

@@ -46,15 +46,16 @@ def test_the_breaker_probes_once_per_interval():
     assert breaker.claimable(3, 111.0) == 3
 
 
-def test_a_hold_stops_sends_until_it_has_passed_and_never_shortens():
+def test_a_hold_stops_claims_and_sends_until_it_has_passed_and_never_shortens():
     hold = Hold(NAME)
+    assert hold.claims_resume_at(0.0) is None
     hold.observe(Decision(Verdict.RETRY, delay=30, hold=30), 10.0)
-    assert hold.sendable(5, 39.9) == 0
-    assert hold.sends_resume_at(20.0) == 40.0
+    assert hold.sendable(5, 39.9) == 0 and hold.claimable(5, 39.9) == 0
+    assert hold.sends_resume_at(20.0) == 40.0 and hold.claims_resume_at(20.0) == 40.0
     hold.observe(Decision(Verdict.RETRY, delay=5, hold=5), 20.0)  # ends sooner: ignored
-    assert hold.sends_resume_at(20.0) == 40.0
-    assert hold.sendable(5, 40.0) == 5
-    assert hold.claimable(5, 20.0) == 5  # claims go on: the queue fills meanwhile
+    assert hold.sends_resume_at(20.0) == 40.0 and hold.claims_resume_at(20.0) == 40.0
+    assert hold.sendable(5, 40.0) == 5 and hold.claimable(5, 40.0) == 5
+    assert hold.claims_resume_at(40.0) is None
 
 
 def test_a_410_stops_the_destination_at_once_and_hands_its_reason_to_one_round(caplog):
@@ -97,7 +98,7 @@ def test_a_410_while_paused_by_an_operator_leaves_the_resume_to_them(caplog):
     [
         ([], 10, 10),
         ([RETRY, RETRY], 1, 10),  # the breaker open (threshold 2): one probe
-        ([Decision(Verdict.RETRY, delay=9, hold=9)], 10, 0),  # held
+        ([Decision(Verdict.RETRY, delay=9, hold=9)], 0, 0),  # held
         ([GONE], 0, 0),  # paused
     ],
 )
@@ -107,6 +108,25 @@ def test_the_most_restrictive_gate_decides(decisions, claimable, sendable):
         gates.observe(decision, 0.0)
     assert gates.claimable(10, 0.0) == claimable
     assert gates.sendable(10, 0.0) == sendable
+
+
+@pytest.mark.parametrize(
+    ("decisions", "dry", "held"),
+    [
+        ([], False, False),
+        ([Decision(Verdict.RETRY, delay=9, hold=9)], False, True),  # a Retry-After
+        ([], True, True),  # the rate limit's next token
+        ([RETRY, RETRY], False, False),  # the breaker: waits on the destination
+        ([GONE], False, False),  # paused: waits on an operator
+    ],
+)
+def test_claims_are_held_for_a_while_by_a_retry_after_or_the_rate_limit_only(decisions, dry, held):
+    gates = Gates.build(NAME, threshold=2, probe_interval=1.0, max_rate=80)
+    for decision in decisions:
+        gates.observe(decision, 0.0)
+    if dry:
+        gates.rate.ran_dry(0.5, now=0.0)
+    assert gates.held_for_a_while(0.1) == held
 
 
 def test_a_dry_bucket_holds_claims_until_its_next_token_and_counts_the_wait(caplog):

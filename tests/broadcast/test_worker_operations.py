@@ -2,6 +2,7 @@
 rate, retention."""
 
 import datetime
+import itertools
 import re
 import signal
 
@@ -223,6 +224,20 @@ def test_the_rate_limit_bounds_every_second_at_the_real_counter_server(tmp_path,
     times = arrivals(server.log())
     assert len(times) == 150
     assert most_in_one_second(times) <= 40 * 1.1
+
+
+def test_a_retry_after_releases_no_burst_past_the_rate_limit(scripted_server, user):
+    """Nothing is claimed while the Retry-After holds the destination: claims made
+    meanwhile would all be sent the moment it ends."""
+    scripted_server.script = [Answer(503, {"Retry-After": "2"})]
+    Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(30)])
+
+    deliver_once(scripted_server.url, concurrency=16, max_rate=10)
+
+    sent = [datetime.datetime.fromtimestamp(r.at, datetime.UTC) for r in scripted_server.received]
+    assert len(sent) == 31  # the one answered 503 was sent again
+    assert max(b - a for a, b in itertools.pairwise(sent)).total_seconds() >= 2  # the hold
+    assert most_in_one_second(sent) <= 10 * 1.1
 
 
 @pytest.mark.e2e
