@@ -200,7 +200,7 @@ class Dispatcher:
             view = Snapshot(
                 queued=len(lane.queue), in_flight=lane.in_flight, paused=gates.paused,
                 free=min(client.free, self.lanes.free(lane)), moved_at=lane.moved_at,
-                claims_resume_at=gates.claims_resume_at(now),
+                claims_resume_at=gates.claims_resume_at(now), rate_limited=gates.rate.limited,
                 sends_resume_at=gates.sends_resume_at(now), **shared,
             )  # fmt: skip
             views.append((lane.pacer, view, lane))

@@ -75,6 +75,7 @@ class Snapshot:
     free: int = 0  # requests that may start now (free connections)
     moved_at: float = 0.0  # when a request was last sent or answered
     claims_resume_at: float | None = None  # gates holding claims back: their next claim
+    rate_limited: bool = False  # its claims take tokens of a rate limit
     sends_resume_at: float = 0.0  # gates holding sends back: when one may start
     once: bool = False  # `--once`: deliver what is due, then stop
 
@@ -157,11 +158,18 @@ class Pacer:
     def claim_size(self, s: Snapshot) -> int:
         """How many events a round starting now should claim: the queue's room once it is
         below the low water mark; or, in a round that records answers anyway, as soon as
-        a full round fits (a backlog's queue then never runs dry while a round records)."""
+        a full round fits (a backlog's queue then never runs dry while a round records).
+
+        Rate-limited, no more than can be sent at once: its tokens are taken at the
+        claim, and claims queued behind a slow destination's requests would all go out
+        the moment it answers, past its rate."""
         room = self.pace.batch_size - s.queued
+        wanted = 0
         if s.queued < self.pace.low_water or (s.answers and room >= self.pace.full_round):
-            return room
-        return 0
+            wanted = room
+        if s.rate_limited:
+            wanted = min(wanted, max(0, s.free - s.queued))
+        return wanted
 
     def round_here(self, s: Snapshot) -> bool:
         """Whether the loop runs a round starting now itself rather than hand it to the

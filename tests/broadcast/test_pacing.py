@@ -127,6 +127,11 @@ def test_a_probe_that_finds_nothing_puts_the_poll_off_like_an_empty_round():
         (Snapshot(now=0.0, queued=25), 0),  # at the low water mark: nothing...
         (Snapshot(now=0.0, queued=25, answers=1), 25),  # ...unless recording anyway
         (Snapshot(now=0.0, queued=43, answers=9), 0),  # and a full round fits
+        # Rate-limited: no more than can be sent at once (no queue behind a slow one).
+        (Snapshot(now=0.0, queued=0, free=8, rate_limited=True), 8),
+        (Snapshot(now=0.0, queued=3, free=8, rate_limited=True), 5),
+        (Snapshot(now=0.0, queued=0, free=0, rate_limited=True), 0),
+        (Snapshot(now=0.0, queued=30, free=8, rate_limited=True), 0),
     ],
 )
 def test_how_much_a_round_claims(snapshot, claim):

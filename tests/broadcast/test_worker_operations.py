@@ -240,6 +240,19 @@ def test_a_retry_after_releases_no_burst_past_the_rate_limit(scripted_server, us
     assert most_in_one_second(sent) <= 10 * 1.1
 
 
+def test_a_slow_destination_releases_no_burst_past_the_rate_limit(scripted_server, user):
+    """Its claims wait for free connections rather than queue behind its slow requests,
+    to all go out the moment they are answered."""
+    scripted_server.script = [Answer(delay=1.5) for _ in range(4)]
+    Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(40)])
+
+    deliver_once(scripted_server.url, concurrency=4, max_rate=10)
+
+    sent = [datetime.datetime.fromtimestamp(r.at, datetime.UTC) for r in scripted_server.received]
+    assert len(sent) == 40
+    assert most_in_one_second(sent) <= 10 * 1.1
+
+
 @pytest.mark.e2e
 def test_a_destinations_rate_holds_across_two_dispatchers(tmp_path, user):
     """The bucket is in the database: two dispatchers together keep to the rate."""
