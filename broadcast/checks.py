@@ -72,3 +72,20 @@ def operations_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 )
             )
     return errors
+
+
+@checks.register(TAG)
+def alerts_signed(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """The alerts to BROADCAST_ALERT_URL are signed with BROADCAST_SIGNING_SECRETS: without
+    them, say that they go unsigned (a receiver could not tell them from a forgery)."""
+    if broadcast_setting("ALERT_URL", "") and not broadcast_setting("SIGNING_SECRETS", []):
+        return [
+            checks.Warning(
+                "BROADCAST_ALERT_URL is set but BROADCAST_SIGNING_SECRETS is empty: the "
+                "alerts sent there (and the built-in destination's deliveries) go unsigned.",
+                hint="Set BROADCAST_SIGNING_SECRETS (python manage.py broadcast_secret prints "
+                "a new one) and give the secret to the alerts' receiver.",
+                id="broadcast.W001",
+            )
+        ]
+    return []

@@ -5,7 +5,8 @@ from types import SimpleNamespace
 import pytest
 from django.db import connections
 
-from broadcast.checks import operations_settings, sqlite_version
+from broadcast.checks import alerts_signed, operations_settings, sqlite_version
+from broadcast.signing import new_secret
 
 
 def test_this_database_passes():
@@ -58,6 +59,18 @@ def test_zero_and_positive_rate_and_retention_pass(settings):
     assert operations_settings(None) == []
 
 
+@pytest.mark.parametrize(
+    ("alert_url", "secrets", "warned"),
+    [("http://ops.example/alerts", [], True), ("http://ops.example/alerts", None, False),
+     ("", [], False)],
+)  # fmt: skip
+def test_alerts_that_would_go_unsigned_are_warned_of(settings, alert_url, secrets, warned):
+    secrets = [new_secret()] if secrets is None else secrets
+    settings.BROADCAST = {**settings.BROADCAST, "ALERT_URL": alert_url, "SIGNING_SECRETS": secrets}
+    warnings = alerts_signed(None)
+    assert [w.id for w in warnings] == (["broadcast.W001"] if warned else [])
+
+
 def test_the_dispatcher_starts_with_the_checks_of_its_own_settings_only():
     """Not the web side's (admin, URLs, templates): importing what they check was a third
     of a dispatcher's start-up."""
@@ -70,4 +83,4 @@ def test_the_dispatcher_starts_with_the_checks_of_its_own_settings_only():
         for check in registry.get_checks()
         if set(check.tags) & set(command.requires_system_checks)
     }
-    assert run == {"signing_secrets", "operations_settings"}
+    assert run == {"signing_secrets", "operations_settings", "alerts_signed"}
