@@ -173,6 +173,23 @@ def test_the_command_re_queues_one_destinations_failures(outbox, capsys):
     assert Delivery.objects.failed().count() == 0
 
 
+@pytest.mark.parametrize(
+    ("status", "said", "replayed"),
+    [("delivered", "1 delivered deliveries", {"delivered"}),
+     ("all", "3 failed and delivered deliveries", {"start", "inside", "delivered"})],
+)  # fmt: skip
+def test_the_command_replays_delivered_or_all_deliveries(outbox, capsys, status, said, replayed):
+    call_command("broadcast_requeue", since="2026-11-30", until="2026-12-01", status=status)
+    assert capsys.readouterr().out.startswith(f"{said} re-queued, of events created from")
+    now_pending = {name for name, state in statuses(outbox).items() if state == Status.PENDING}
+    assert now_pending == replayed | {"pending"}
+
+
+def test_the_command_refuses_an_unknown_status(outbox):
+    with pytest.raises(CommandError, match="invalid choice: 'pending'"):
+        call_command("broadcast_requeue", "--status", "pending")
+
+
 def test_the_command_names_an_unknown_destination(outbox):
     with pytest.raises(CommandError, match="No destination is named 'nowhere'"):
         call_command("broadcast_requeue", destination="nowhere")

@@ -1,5 +1,5 @@
-"""Re-queue failed deliveries of events created in a time window (replay after fixing the
-cause), to every destination or one."""
+"""Re-queue failed (or delivered) deliveries of events created in a time window (replay after
+fixing the cause), to every destination or one: the API's replay, with no cap."""
 
 import datetime
 
@@ -8,13 +8,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from broadcast.management.commands.broadcast_pause import named
-from broadcast.replay import requeue_failed
+from broadcast.replay import Replayed, replay
 
 
 class Command(BaseCommand):
     help = (
-        "Make failed deliveries of events created in [--since, --until) pending and due now "
-        "(attempts and last error kept), to every destination or to --destination NAME. "
+        "Make failed deliveries (or, with --status, delivered ones, or both) of events "
+        "created in [--since, --until) pending and due now (attempts and last error kept), "
+        "to every destination or to --destination NAME. "
         "Prints the count first. ISO 8601 times; a time without an offset, or a bare date "
         "(midnight), is UTC."
     )
@@ -26,23 +27,28 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="Count what would be re-queued, change nothing."
         )
         parser.add_argument(
-            "--destination", metavar="NAME", help="Only this destination's failed deliveries."
+            "--destination", metavar="NAME", help="Only this destination's deliveries."
         )
+        parser.add_argument(
+            "--status", choices=[choice.value for choice in Replayed], default=Replayed.FAILED,
+            help="Which deliveries: failed (the default), delivered, or all (both).",
+        )  # fmt: skip
 
     def handle(
         self, *args, since: str | None, until: str | None, dry_run: bool,
-        destination: str | None, **options,
+        destination: str | None, status: str, **options,
     ) -> None:  # fmt: skip
         start = _parse_time(since, "--since")
         end = _parse_time(until, "--until")
         if start is not None and end is not None and start >= end:
             raise CommandError("--since must be before --until.")
         to = named(destination) if destination is not None else None
-        count = requeue_failed(since=start, until=end, destination=to, dry_run=dry_run)
+        count = replay(status=status, since=start, until=end, destination=to, dry_run=dry_run)
         verb = "would be re-queued (dry run, nothing changed)" if dry_run else "re-queued"
         where = f" to {to.name}" if to is not None else ""
+        chosen = Replayed(status).label
         self.stdout.write(
-            f"{count} failed deliveries{where} {verb}, of events created {_window(start, end)}."
+            f"{count} {chosen} deliveries{where} {verb}, of events created {_window(start, end)}."
         )
 
 
