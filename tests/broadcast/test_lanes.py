@@ -11,7 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from broadcast.destinations import destination_create, destination_pause, destination_update
+from broadcast.destinations import (
+    destination_create,
+    destination_pause,
+    destination_resume,
+    destination_update,
+)
 from broadcast.dispatch.loop import Dispatcher
 from broadcast.models import BUILTIN_NAME, Delivery, Destination, Event, Status
 from defect.services import defect_create, defect_delete
@@ -173,3 +178,34 @@ def test_a_paused_destination_receives_nothing_while_the_other_does(
         assert not dispatcher.paused
         assert not dispatcher.lane(BUILTIN_NAME).gates.paused
     assert len(scripted_server.received) == 4
+
+
+def test_a_destination_changed_paused_resumed_or_disabled_is_seen_within_2_seconds(
+    scripted_server, other_server, user
+):
+    moved = ScriptedServer()
+    moved.start()
+    audit, _ = destination_create(name="audit", url=other_server.url)
+    try:
+        with Running(scripted_server.url) as dispatcher:
+            wait_for(lambda: dispatcher.lane("audit") is not None, timeout=10,
+                     message="audit's lane")  # fmt: skip
+            # Without a restart: the destinations are read at most once a second.
+            destination_update(destination=audit, url=moved.url)
+            wait_for(lambda: dispatcher.lane("audit").target.url == moved.url, timeout=2,
+                     message="audit's new URL")  # fmt: skip
+            destination_pause(destination=audit, reason="maintenance")
+            wait_for(lambda: dispatcher.lane("audit").gates.paused, timeout=2,
+                     message="audit paused")  # fmt: skip
+            destination_resume(destination=audit)
+            wait_for(lambda: not dispatcher.lane("audit").gates.paused, timeout=2,
+                     message="audit resumed")  # fmt: skip
+            destination_update(destination=audit, enabled=False)
+            wait_for(lambda: dispatcher.lane("audit") is None, timeout=2,
+                     message="audit's lane gone with its disabling")  # fmt: skip
+            defect_create(user=user, comment="after")
+            wait_for(lambda: counter_deliveries().delivered().count() == 1, timeout=10,
+                     message="the built-in destination's delivery")  # fmt: skip
+    finally:
+        moved.stop()
+    assert not other_server.received and not moved.received  # disabled: nothing to it
