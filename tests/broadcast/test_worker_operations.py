@@ -254,13 +254,15 @@ def test_a_slow_destination_releases_no_burst_past_the_rate_limit(scripted_serve
 
 
 @pytest.mark.e2e
-def test_a_destinations_rate_holds_across_two_dispatchers(tmp_path, user):
-    """The bucket is in the database: two dispatchers together keep to the rate."""
+@pytest.mark.parametrize("set_by", ["setting", "destination"])
+def test_a_destinations_rate_holds_across_two_dispatchers(tmp_path, user, set_by):
+    """The bucket is in the database: two dispatchers together keep to the rate, whether
+    BROADCAST_MAX_RATE or the destination's own `max_rate` (the API's) sets it."""
     server = CounterServer(free_port(), tmp_path / "counter.log").start()
-    dispatchers = [
-        start_dispatcher(server.url, tmp_path / f"d{n}.log", BROADCAST_MAX_RATE="40")
-        for n in range(2)
-    ]
+    env = {"BROADCAST_MAX_RATE": "40"} if set_by == "setting" else {}
+    if set_by == "destination":
+        destination_update(destination=builtin_destination(), max_rate=40)
+    dispatchers = [start_dispatcher(server.url, tmp_path / f"d{n}.log", **env) for n in range(2)]
     try:
         Defect.objects.bulk_create([Defect(user=user, comment=str(i)) for i in range(160)])
         wait_for(lambda: server.counts() == {str(user.pk): {"create": 160, "delete": 0}},
