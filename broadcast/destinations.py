@@ -77,7 +77,7 @@ def destination_create(
 ) -> tuple[Destination, str]:
     """A new destination and its first signing secret, whose text is returned this once.
 
-    At most BROADCAST_MAX_DESTINATIONS destinations (the built-in one included):
+    At most BROADCAST_MAX_DESTINATIONS destinations (the built-in and alerts ones included):
     one more is a ValidationError. It gets the events created after it.
     """
     # Lock the existing rows, then count: concurrent creators count one after the other.

@@ -5,6 +5,7 @@ first round (its config's URL); a second destination, made with
 `destination_create`, at a second scripted server.
 """
 
+import datetime
 import json
 import threading
 from collections.abc import Iterator
@@ -86,6 +87,35 @@ def test_each_destination_receives_every_event_it_subscribes_to_with_the_same_ke
         (Status.DELIVERED, 1)
     }
     assert deliveries_to(creates_only).count() == 2
+
+
+def test_an_event_format_destination_receives_the_envelope_of_each_change(
+    scripted_server, other_server, user
+):
+    destination_create(name="feed", url=other_server.url, format="event")
+    defect = defect_create(user=user, comment="brake pad worn")
+    defect_id, written = defect.pk, defect.timestamp
+    stamped = written.isoformat().replace("+00:00", "Z")
+    defect_delete(defect=defect)
+    created, deleted = Event.objects.order_by("id")
+
+    deliver_once(scripted_server.url)
+
+    received = {r.headers["Idempotency-Key"]: json.loads(r.body) for r in other_server.received}
+    assert received.keys() == {str(created.key), str(deleted.key)}
+    as_it_was = {"id": defect_id, "user": user.pk, "comment": "brake pad worn",
+                 "timestamp": stamped}  # fmt: skip
+    for event, kind, after in ((created, "defect.created", written),
+                               (deleted, "defect.deleted", created.created_at)):  # fmt: skip
+        body = received[str(event.key)]
+        assert body == {"type": kind, "timestamp": body["timestamp"], "data": as_it_was}
+        # The change's time: read as its event was written.
+        assert after <= datetime.datetime.fromisoformat(body["timestamp"]) <= event.created_at
+    # The counter format beside it, for the same events.
+    assert [json.loads(r.body) for r in scripted_server.received] == [
+        {"user": user.pk, "action": "create"},
+        {"user": user.pk, "action": "delete"},
+    ]
 
 
 def test_a_410_disables_its_destination_only_and_its_deliveries_wait_for_it(
