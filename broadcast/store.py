@@ -1,6 +1,7 @@
 """The dispatcher's database side: claim due deliveries, record outcomes, release claims.
 
-Synchronous Django database code, run by the dispatcher on one dedicated thread.
+Synchronous Django database code, run by the dispatcher's rounds: on its database
+thread, or on the loop's own when it has nothing to send meanwhile (broadcast/dbcalls.py).
 Transactions are short and never wait on the network: claim, then send outside
 any transaction, then record. A dispatcher's round records the last outcomes
 and claims the next events (`exchange`) in one transaction on SQLite, so that
