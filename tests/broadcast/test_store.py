@@ -201,6 +201,28 @@ def test_exchange_records_retries_and_deliveries_and_claims_in_one_round(user):
     assert [c.id for c in claimed] == [Delivery.objects.latest("id").pk]
 
 
+def test_exchange_writes_each_decision_as_the_policy_made_it(user):
+    """The status and the delay are the decision's: a failure for good is failed whatever
+    the answer was, and a retry is due exactly when the decision says, 0 s included."""
+    for comment in "abc":
+        defect_create(user=user, comment=comment)
+    failed, retried, due_now = store.claim(owner="A", limits=builtin(10), lease=60)
+    now = timezone.now()
+    store.exchange(
+        owner="A", limits={}, lease=60, now=now,
+        outcomes=[(failed, Decision(Verdict.FAILED, error="HTTP 422: unknown user")),
+                  (retried, Decision(Verdict.RETRY, delay=12.5, error="timed out")),
+                  (due_now, Decision(Verdict.RETRY, delay=0.0, error="HTTP 500"))],
+    )  # fmt: skip
+    rows = {d.pk: d for d in Delivery.objects.all()}
+    assert (rows[failed.id].status, rows[failed.id].last_error) == (
+        Status.FAILED, "HTTP 422: unknown user")  # fmt: skip
+    assert rows[retried.id].status == Status.PENDING
+    assert rows[retried.id].available_at == now + datetime.timedelta(seconds=12.5)
+    assert (rows[due_now.id].status, rows[due_now.id].available_at) == (Status.PENDING, now)
+    assert {(d.attempts, d.claimed_by) for d in rows.values()} == {(1, "")}
+
+
 @pytest.mark.parametrize("limits", [{}, "zero"])
 def test_an_exchange_that_claims_nothing_still_records_every_outcome(user, limits):
     """A round with no claim (the breaker open, the broadcast paused) records its
