@@ -11,9 +11,11 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from broadcast import store
+from broadcast.dispatch import pacing
 from broadcast.dispatch.loop import Dispatcher
 from broadcast.dispatch.pacing import Pacer
 from broadcast.models import Event, Status
+from broadcast.probe import DueProbe
 from defect.services import defect_create, defect_delete
 from tests.broadcast.conftest import Answer, FakeClock, deliver_once, make_config, no_jitter
 from tests.helpers import builtin_destination, counter_deliveries, free_port, wait_for
@@ -454,20 +456,24 @@ def test_an_idle_dispatcher_on_sqlite_probes_and_starts_no_round(
     scripted_server, user, monkeypatch
 ):
     """Nothing due: after the start's, no round (no hand-off, no write lock), however many
-    poll intervals pass; then an event is."""
-    rounds = []
-    exchange = store.exchange
+    polls pass, each asking the probe; then an event is."""
+    rounds, probes = [], []
+    exchange, due = store.exchange, DueProbe.due
     monkeypatch.setattr(store, "exchange", lambda **kw: rounds.append(1) or exchange(**kw))
+    monkeypatch.setattr(DueProbe, "due", lambda *args: probes.append(1) or due(*args))
+    # The safety net's poll every 10 ms rather than 10 s: the polls the probe answers.
+    monkeypatch.setattr(pacing, "SAFETY_NET_POLL", 0.01)
     dispatcher = Dispatcher(make_config(scripted_server.url, poll_interval=0.01))
     thread = threading.Thread(target=dispatcher.run)
     thread.start()
     try:
         wait_for(lambda: dispatcher.announcer.listening.is_set(), timeout=10, message="listening")
         time.sleep(0.1)  # past the start's rounds (its own, the doorbell's catch-up)
-        quiet = len(rounds)
+        quiet, asked = len(rounds), len(probes)
         assert quiet <= 2
         time.sleep(0.3)  # 30 poll intervals
         assert len(rounds) == quiet
+        assert len(probes) - asked >= 10  # polled, and the probe said nothing was due
         defect_create(user=user, comment="a")
         wait_for(lambda: len(scripted_server.received) == 1, timeout=10, message="the event")
     finally:
