@@ -46,6 +46,9 @@ EDITABLE = ("name", "url", "actions", "format", "enabled", "max_rate", "paused",
 # The built-in destination's fields that the settings own.
 MANAGED_FIELDS = ("name", "url")
 NO_URL_REASON = "COUNTER_SERVER_URL is empty: no built-in destination."
+# A failing clock at rest (broadcast/failing.py): after a success, and when a destination
+# is enabled again, so that the failures that disabled it do not disable it again.
+CLOCK_AT_REST = {"failing_since": None, "failing_attempts": 0, "failing_warned": 0}
 NO_ALERT_URL_REASON = "BROADCAST_ALERT_URL is empty: alerts go nowhere."
 # What the alerts destination receives, and how, is not an operator's to change.
 ALERTS_FIELDS = ("actions", "format")
@@ -124,8 +127,8 @@ def destination_update(*, destination: Destination, **changes) -> Destination:
             setattr(destination, field, value)
     if destination.enabled and not was_enabled:
         destination.disabled_reason = ""
-        destination.failing_since, destination.failing_attempts = None, 0
-        destination.failing_warned = 0
+        for field, value in CLOCK_AT_REST.items():
+            setattr(destination, field, value)
     if not destination.enabled and was_enabled and not destination.disabled_reason:
         destination.disabled_reason = DISABLED_BY_OPERATOR
     if not destination.paused:
@@ -360,7 +363,7 @@ def _sync_managed(managed: Managed, url: str, using: str) -> Destination | None:
             return row
         changed: dict[str, object] = {"url": url, "name": managed.name}
         if not row.enabled and row.disabled_reason == managed.no_url_reason:
-            changed |= {"enabled": True, "disabled_reason": ""}
+            changed |= {"enabled": True, "disabled_reason": "", **CLOCK_AT_REST}
         changed = {k: v for k, v in changed.items() if getattr(row, k) != v}
         if changed:
             for field, value in changed.items():

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from broadcast.destinations import disable_and_announce
+from broadcast.destinations import CLOCK_AT_REST, disable_and_announce
 from broadcast.models import Destination
 
 logger = logging.getLogger("broadcast")
@@ -43,7 +43,7 @@ def clear(*, destinations: Collection[int]) -> None:
     """A success: the destinations' clocks stop (one statement for all)."""
     if destinations:
         Destination.objects.filter(pk__in=destinations, failing_since__isnull=False).update(
-            failing_since=None, failing_attempts=0, failing_warned=0
+            **CLOCK_AT_REST
         )
 
 

@@ -214,7 +214,12 @@ class Gates:
 
     def __init__(self, *, pause: Pause, breaker: Breaker, hold: Hold, rate: RateLimit) -> None:
         self.pause, self.breaker, self.hold, self.rate = pause, breaker, hold, rate
-        self.all: tuple[Gate, ...] = (pause, breaker, hold, rate)
+        self.all = self._in_order()
+
+    def _in_order(self) -> tuple[Gate, ...]:
+        # Asked in this order, each what the ones before let through: the breaker last, so
+        # that it spends its probe only on a claim that the others let go.
+        return (self.pause, self.hold, self.rate, self.breaker)
 
     @classmethod
     def build(cls, name: str, *, threshold: int, probe_interval: float, max_rate: float) -> "Gates":
@@ -230,7 +235,7 @@ class Gates:
     def set_rate(self, max_rate: float) -> None:
         """A new rate limit (the destination's changed); the other gates keep their state."""
         self.rate = RateLimit(self.rate.name, max_rate)
-        self.all = (self.pause, self.breaker, self.hold, self.rate)
+        self.all = self._in_order()
 
     def observe(self, decision: Decision, now: float) -> None:
         for gate in self.all:

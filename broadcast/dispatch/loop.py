@@ -120,8 +120,9 @@ class Dispatcher:
         return self._paused
 
     def lane(self, name: str) -> Lane | None:
-        """The lane of the destination named `name`, if it has one (it is enabled)."""
-        return next((lane for lane in self.lanes if lane.target.name == name), None)
+        """The lane of the destination named `name`, if it has one (it is enabled). From
+        any thread: the lanes are copied first (the loop may change them meanwhile)."""
+        return next((lane for lane in list(self.lanes) if lane.target.name == name), None)
 
     def stop(self) -> None:
         """Ask for a clean stop (from any thread or a signal handler): claim nothing more,
@@ -317,8 +318,9 @@ class Dispatcher:
             lane.queue.extend((deadline, delivery) for delivery in mine)
             if lane.target.id in job.limits:  # not a lane the round has just made
                 asked = job.limits[lane.target.id]
-                # Its rate limit held this round's claim back, or cut it to its tokens.
-                held = lane.gates.rate.claims_resume_at(job.started) is not None
+                # A Retry-After or its rate limit held this round's claim back, or the rate
+                # cut it to its tokens: more is due.
+                held = lane.gates.held_for_a_while(job.started)
                 cut_short = held or lane.target.id in result.dry
                 lane.pacer.round_ended(claimed=len(mine), asked=asked, started=job.started,
                                        cut_short=cut_short)  # fmt: skip

@@ -7,6 +7,7 @@ import datetime
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.utils import timezone
 
 from broadcast.destinations import (
     NO_URL_REASON,
@@ -156,6 +157,9 @@ def test_it_follows_the_setting_and_keeps_what_an_operator_set(settings):
 
 def test_an_empty_url_disables_it_and_keeps_its_deliveries_until_it_comes_back(settings):
     event_enqueue(payload=PAYLOAD, action="create")
+    Destination.objects.filter(pk=builtin().pk).update(  # failing for days, then unset
+        failing_since=timezone.now() - datetime.timedelta(days=4), failing_attempts=50
+    )
     url = settings.COUNTER_SERVER_URL
     settings.COUNTER_SERVER_URL = ""
 
@@ -170,6 +174,8 @@ def test_an_empty_url_disables_it_and_keeps_its_deliveries_until_it_comes_back(s
     settings.COUNTER_SERVER_URL = url
     row = sync_builtin_destination()
     assert (row.enabled, row.disabled_reason) == (True, "")
+    row.refresh_from_db()
+    assert (row.failing_since, row.failing_attempts) == (None, 0)  # its clock starts again
 
 
 def test_an_empty_url_and_no_row_makes_none(settings):

@@ -110,6 +110,15 @@ def test_the_most_restrictive_gate_decides(decisions, claimable, sendable):
     assert gates.sendable(10, 0.0) == sendable
 
 
+def test_a_hold_spends_no_probe_of_an_open_breaker():
+    gates = Gates.build(NAME, threshold=2, probe_interval=5.0, max_rate=0)
+    for _ in range(2):  # the breaker opens; the second answer's Retry-After holds 10 s
+        gates.observe(Decision(Verdict.RETRY, delay=10, hold=10), 0.0)
+    assert gates.breaker.open
+    assert gates.claimable(10, 3.0) == 0  # held: the probe is not spent on it
+    assert gates.claimable(10, 10.0) == 1  # the hold over: the breaker's probe at once
+
+
 @pytest.mark.parametrize(
     ("decisions", "dry", "held"),
     [
