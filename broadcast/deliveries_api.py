@@ -143,6 +143,13 @@ class ListErrorSerializer(serializers.Serializer):
     status = serializers.ListField(child=serializers.CharField(), required=False)
 
 
+class DeliveryListErrorSerializer(ListErrorSerializer):
+    """The deliveries listing's 400, which also takes a defect's id and an event's key."""
+
+    subject = serializers.ListField(child=serializers.CharField(), required=False)
+    event = serializers.ListField(child=serializers.CharField(), required=False)
+
+
 class ReplayErrorSerializer(serializers.Serializer):
     """A replay's 400: each field at fault with its messages; `non_field_errors` for the cap."""
 
@@ -224,6 +231,10 @@ class NewestFirstPagination(DestinationPagination):
 LIST_BAD_REQUEST = OpenApiResponse(
     ListErrorSerializer, description="A cursor it did not make, a bad page_size or status."
 )
+DELIVERY_LIST_BAD_REQUEST = OpenApiResponse(
+    DeliveryListErrorSerializer,
+    description="A cursor it did not make, a bad page_size, status, subject or event.",
+)
 DESTINATION_ID = OpenApiParameter(
     "id", int, OpenApiParameter.PATH, description="The destination's id."
 )
@@ -245,9 +256,9 @@ class DestinationLogView(BodySizeLimitMixin, generics.GenericAPIView):
         return generics.get_object_or_404(Destination.objects.all(), pk=self.kwargs["pk"])
 
 
-def listing(what: str, serializer: type[serializers.Serializer]):
+def listing(what: str, serializer: type[serializers.Serializer], bad_request=LIST_BAD_REQUEST):
     """The schema of a list of the destination's `what`."""
-    ok = {200: serializer(many=True), 400: LIST_BAD_REQUEST, 404: NOT_FOUND}
+    ok = {200: serializer(many=True), 400: bad_request, 404: NOT_FOUND}
     return extend_schema_view(
         get=extend_schema(
             summary=f"List a destination's {what} (staff only), newest first",
@@ -270,7 +281,7 @@ class DestinationLogList(DestinationLogView, generics.ListAPIView):
         return queryset.filter(destination=self.destination())
 
 
-@listing("deliveries", DeliverySerializer)
+@listing("deliveries", DeliverySerializer, DELIVERY_LIST_BAD_REQUEST)
 class DeliveryList(DestinationLogList):
     queryset = Delivery.objects.select_related("event", "destination")
     serializer_class = DeliverySerializer
