@@ -5,6 +5,8 @@ bad input a 400 naming the field."""
 import datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from broadcast.destinations import destination_create
@@ -159,6 +161,18 @@ def test_a_deliverys_payload_is_what_its_destination_is_sent_in_its_format(staff
     assert event.envelope["data"]["id"] == defect.pk
     assert listed(builtin_destination())["payload"] == {"user": user.pk, "action": "create"}
     assert listed(feed)["subject"] == listed(builtin_destination())["subject"] == defect.pk
+
+
+def test_a_page_of_deliveries_costs_the_same_queries_whatever_its_length(staff, planning):
+    def queries_for_a_page_of(count: int) -> int:
+        for i in range(count - Delivery.objects.filter(destination=planning).count()):
+            delivery(planning, Status.FAILED, DAY + i * HOUR)
+        with CaptureQueriesContext(connection) as queries:
+            listed = staff.get(f"/api/destinations/{planning.pk}/deliveries").json()
+        assert len(listed["results"]) == count
+        return len(queries)
+
+    assert queries_for_a_page_of(2) == queries_for_a_page_of(20)
 
 
 def test_the_deliveries_filtered_by_subject_or_by_event_key(staff, user):
