@@ -213,8 +213,11 @@ class Dispatcher:
         """Start a round if a lane's pacer wants one and it has something to do."""
         wanted = any(pacer.round_wanted(view) for pacer, view, _ in views)
         if not wanted:
-            due = [lane for pacer, view, lane in views if pacer.poll_due(view)]
-            if not due or not self._worth_polling(views):
+            if not any(pacer.poll_due(view) for pacer, view, _ in views):
+                return
+            if not self._worth_polling(views):
+                for pacer, view, _ in views:  # the probe looked: as a round that found none
+                    pacer.nothing_to_do(view)
                 return
         self._woken = False
         limits, disable = {}, {}
@@ -270,11 +273,7 @@ class Dispatcher:
             return True
         if any(lane.gates.pause.unstored for lane in self.lanes):
             return True
-        if self._probe.due(self.config.clock(), [lane.target.id for lane in self.lanes]):
-            return True
-        for pacer, view, _ in views:
-            pacer.nothing_to_do(view)
-        return False
+        return self._probe.due(self.config.clock(), [lane.target.id for lane in self.lanes])
 
     def _end_round(self, round_: Round, client: CounterClient) -> None:
         """Queue a round's claims, or keep its outcomes for the next if it failed."""
