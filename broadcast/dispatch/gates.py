@@ -10,7 +10,7 @@ set of them; a gate keeps no state but its own, takes the time as an argument
     Pause     nothing claimed or sent while paused (the Control row, the destination's
               pause, or a 410, which disables the destination)
     Breaker   one claim per probe interval while the destination looks down
-    Hold      nothing claimed or sent until an overloaded answer's Retry-After has passed
+    Hold      nothing sent (nor, rate-limited, claimed) until a Retry-After has passed
     RateLimit at most `max_rate` deliveries claimed per second by every dispatcher
               together: the rounds take tokens from the destination's bucket in
               the database (broadcast/ratelimit.py); while it is dry, no claim
@@ -148,13 +148,18 @@ class Breaker(Gate):
 
 
 class Hold(Gate):
-    """Nothing is claimed or sent until an overloaded answer's Retry-After (the policy's
-    `hold`) has passed. Not claimed either: claims made meanwhile would wait in the queue,
-    their leases running, and all be sent the moment it ends, past the destination's
-    rate limit and at a destination that has just asked for less."""
+    """Nothing is sent until an overloaded answer's Retry-After (the policy's `hold`) has
+    passed.
 
-    def __init__(self, name: str) -> None:
+    A rate-limited destination's claims are held too (`holds_claims`): claims made
+    meanwhile would wait in the queue and all be sent the moment it ends, past its rate.
+    An unlimited one's go on, so that its queue is ready at the end (it gets full speed
+    then anyway), and so that `--once` learns whether anything is due for it.
+    """
+
+    def __init__(self, name: str, *, holds_claims: bool = False) -> None:
         self.name = name  # the destination's, for the logs and the metrics
+        self.holds_claims = holds_claims
         self.until = 0.0
 
     def observe(self, decision: Decision, now: float) -> None:
@@ -166,13 +171,13 @@ class Hold(Gate):
             self.until = until
 
     def claimable(self, wanted: int, now: float) -> int:
-        return 0 if now < self.until else wanted
+        return 0 if self.holds_claims and now < self.until else wanted
 
     def sendable(self, wanted: int, now: float) -> int:
         return 0 if now < self.until else wanted
 
     def claims_resume_at(self, now: float) -> float | None:
-        return self.until if now < self.until else None
+        return self.until if self.holds_claims and now < self.until else None
 
     def sends_resume_at(self, now: float) -> float:
         return max(now, self.until)
@@ -228,13 +233,14 @@ class Gates:
         return cls(
             pause=Pause(label),
             breaker=Breaker(label, threshold=threshold, probe_interval=probe_interval),
-            hold=Hold(name),
+            hold=Hold(name, holds_claims=max_rate > 0),
             rate=RateLimit(name, max_rate),
         )
 
     def set_rate(self, max_rate: float) -> None:
         """A new rate limit (the destination's changed); the other gates keep their state."""
         self.rate = RateLimit(self.rate.name, max_rate)
+        self.hold.holds_claims = max_rate > 0
         self.all = self._in_order()
 
     def observe(self, decision: Decision, now: float) -> None:

@@ -46,8 +46,14 @@ def test_the_breaker_probes_once_per_interval():
     assert breaker.claimable(3, 111.0) == 3
 
 
-def test_a_hold_stops_claims_and_sends_until_it_has_passed_and_never_shortens():
-    hold = Hold(NAME)
+def test_a_hold_stops_sends_and_a_rate_limited_ones_claims_until_it_has_passed():
+    unlimited = Hold(NAME)
+    unlimited.observe(Decision(Verdict.RETRY, delay=30, hold=30), 10.0)
+    assert unlimited.sendable(5, 39.9) == 0 and unlimited.sends_resume_at(20.0) == 40.0
+    assert unlimited.claimable(5, 20.0) == 5  # its queue fills meanwhile
+    assert unlimited.claims_resume_at(20.0) is None
+
+    hold = Hold(NAME, holds_claims=True)
     assert hold.claims_resume_at(0.0) is None
     hold.observe(Decision(Verdict.RETRY, delay=30, hold=30), 10.0)
     assert hold.sendable(5, 39.9) == 0 and hold.claimable(5, 39.9) == 0
@@ -111,7 +117,7 @@ def test_the_most_restrictive_gate_decides(decisions, claimable, sendable):
 
 
 def test_a_hold_spends_no_probe_of_an_open_breaker():
-    gates = Gates.build(NAME, threshold=2, probe_interval=5.0, max_rate=0)
+    gates = Gates.build(NAME, threshold=2, probe_interval=5.0, max_rate=80)
     for _ in range(2):  # the breaker opens; the second answer's Retry-After holds 10 s
         gates.observe(Decision(Verdict.RETRY, delay=10, hold=10), 0.0)
     assert gates.breaker.open
@@ -157,6 +163,16 @@ def test_a_dry_bucket_holds_claims_until_its_next_token_and_counts_the_wait(capl
         "broadcast_rate_limited_seconds_total", {"destination": NAME}
     )
     assert after - before == pytest.approx(0.1)
+
+
+def test_a_rate_limit_set_or_removed_decides_whether_a_hold_holds_claims():
+    gates = Gates.build(NAME, threshold=2, probe_interval=1.0, max_rate=0)
+    gates.observe(Decision(Verdict.RETRY, delay=9, hold=9), 0.0)
+    assert gates.claimable(10, 1.0) == 10
+    gates.set_rate(5.0)
+    assert gates.claimable(10, 1.0) == 0 and gates.held_for_a_while(1.0)
+    gates.set_rate(0.0)
+    assert gates.claimable(10, 1.0) == 10 and not gates.held_for_a_while(1.0)
 
 
 def test_a_new_rate_keeps_the_other_gates_state():

@@ -74,14 +74,19 @@ def test_an_overloaded_answers_retry_after_holds_every_request_up_to_the_retry_c
     assert counter_deliveries().delivered().count() == 2
 
 
-def test_once_delivers_everything_due_after_a_retry_after_has_held_it(scripted_server, user):
-    """The round that records the hold claims nothing (held): more is due, not nothing.
-    (The delivery that got the 503 is due at its retry, 5 s on: not `--once`'s.)"""
+@pytest.mark.parametrize("max_rate", [0, 1000])
+def test_once_delivers_everything_due_after_a_retry_after_has_held_it(
+    scripted_server, user, max_rate
+):
+    """Rate-limited, the round that records the hold claims nothing (held): more is due,
+    not nothing. (The delivery that got the 503 is due at its retry, 5 s on: not
+    `--once`'s.)"""
     scripted_server.script = [Answer(503, {"Retry-After": "1"})]
     for i in range(3):
         defect_create(user=user, comment=str(i))
 
-    deliver_once(scripted_server.url, batch_size=1, retry_base=5.0, rand=no_jitter)
+    deliver_once(scripted_server.url, batch_size=1, retry_base=5.0, rand=no_jitter,
+                 max_rate=max_rate)  # fmt: skip
 
     assert len(scripted_server.received) == 3
     assert counter_deliveries().delivered().count() == 2
