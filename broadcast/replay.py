@@ -11,6 +11,7 @@ again.
 """
 
 import datetime
+from collections import deque
 
 from django.db import models, transaction
 from django.db.models import Q
@@ -21,6 +22,7 @@ from broadcast.models import Delivery, DeliveryQuerySet, Destination, Status
 from broadcast.services import wake_dispatchers
 
 DEFAULT_REPLAY_MAX = 100_000
+LOCK_BATCH = 10_000  # the rows a replay's locking read fetches at a time
 
 
 class Replayed(models.TextChoices):
@@ -90,6 +92,11 @@ def replay(
                 raise TooManyToReplay(count, limit)
             if dry_run:
                 return count
+        # Locked first, in primary-key order, as a destination's deletion locks its
+        # deliveries (broadcast/destinations.py): the two never wait on each other in a
+        # circle. (SQLite's write lock already orders every writer.)
+        locked = chosen.order_by("pk").select_for_update().values_list("pk", flat=True)
+        deque(locked.iterator(chunk_size=LOCK_BATCH), maxlen=0)
         requeued = chosen.update(
             status=Status.PENDING, available_at=timezone.now(), claimed_by="", delivered_at=None
         )
