@@ -95,7 +95,7 @@ def replay(
         # Locked first, in primary-key order, as a destination's deletion locks its
         # deliveries (broadcast/destinations.py): the two never wait on each other in a
         # circle. (SQLite's write lock already orders every writer.)
-        locked = chosen.order_by("pk").select_for_update().values_list("pk", flat=True)
+        locked = chosen.order_by("pk").select_for_update(of=("self",)).values_list("pk", flat=True)
         deque(locked.iterator(chunk_size=LOCK_BATCH), maxlen=0)
         requeued = chosen.update(
             status=Status.PENDING, available_at=timezone.now(), claimed_by="", delivered_at=None
