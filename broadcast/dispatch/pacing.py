@@ -1,6 +1,10 @@
 """The pacing: when the dispatcher's next round runs, how much it claims, when it listens.
 
-All of the dispatcher's timing lives here, in `Pacer`, and nowhere else. The
+All of the rounds' timing lives here, in `Pacer`: when they run, what they
+claim, when to listen (beside it, the switches are read at most once a second,
+broadcast/control.py `READ_INTERVAL`, and the doorbell coalesces a burst of
+commits, broadcast/dispatch/wake.py; the gates say what a destination allows, and
+from when, broadcast/dispatch/gates.py). The
 loop (broadcast/dispatch/loop.py) hands it a `Snapshot` of what it sees (the
 queue, the requests in flight, the answers waiting to be recorded, what the
 gates allow) and the time; the pacer answers, and is told when a round starts
