@@ -32,7 +32,14 @@ from rest_framework.settings import api_settings
 from broadcast.api import NOT_FOUND, NOT_STAFF, DestinationPagination
 from broadcast.models import Attempt, Delivery, Destination, Status
 from broadcast.replay import Replayed, TooManyToReplay, delivery_resend, replay, replay_max
-from railfleet.api import RETRY_AFTER, WITH_A_BODY, ErrorSerializer, ValueRequired, answers
+from railfleet.api import (
+    MAX_ID,
+    RETRY_AFTER,
+    WITH_A_BODY,
+    ErrorSerializer,
+    ValueRequired,
+    answers,
+)
 from railfleet.api_errors import BodySizeLimitMixin
 
 
@@ -169,9 +176,6 @@ class StatusFilter(django_filters.ChoiceFilter):
     field_class = StatusField
 
 
-# An event's subject is a BigIntegerField: a bound out of its range is a 400, not the
-# database's overflow.
-SUBJECT_MAX = 2**63 - 1
 SUBJECT_HELP = "Only the deliveries of events of what has this id (a defect's id)."
 
 
@@ -180,7 +184,7 @@ class SubjectField(ValueRequired, forms.IntegerField):
 
 
 @extend_schema_field(
-    {"type": "integer", "minimum": 0, "maximum": SUBJECT_MAX, "description": SUBJECT_HELP}
+    {"type": "integer", "minimum": 0, "maximum": MAX_ID, "description": SUBJECT_HELP}
 )
 class SubjectFilter(django_filters.Filter):
     field_class = SubjectField
@@ -197,7 +201,7 @@ class KeyFilter(django_filters.UUIDFilter):
 class DeliveryFilter(django_filters.FilterSet):
     status = StatusFilter(choices=Status.choices, label="Only the deliveries in this status.")
     subject = SubjectFilter(
-        field_name="event__subject", min_value=0, max_value=SUBJECT_MAX, label=SUBJECT_HELP
+        field_name="event__subject", min_value=0, max_value=MAX_ID, label=SUBJECT_HELP
     )
     event = KeyFilter(field_name="event__key", label="Only the delivery of the event with this key")
 

@@ -10,6 +10,11 @@ from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
+# The largest id a 64-bit signed integer column holds (a primary key, an event's subject):
+# the bound of every id a query string takes, so that one past it is a 400, not the
+# database's overflow.
+MAX_ID = 2**63 - 1
+
 
 class StrictCharField(serializers.CharField):
     """A CharField that takes only JSON strings (DRF's also turns numbers into text)."""

@@ -7,9 +7,8 @@ from django import forms
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
 
-from defect.api.pagination import MAX_ID
 from defect.models import Defect
-from railfleet.api import ValueRequired, reject_empty
+from railfleet.api import MAX_ID, ValueRequired, reject_empty
 
 
 class UTCDateTimeField(django_filters.fields.IsoDateTimeField):

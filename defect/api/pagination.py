@@ -43,8 +43,7 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-# The largest id a primary key holds (a 64-bit signed integer): the id filters' bound too.
-MAX_ID = 2**63 - 1
+from railfleet.api import MAX_ID
 
 
 class Position(NamedTuple):
