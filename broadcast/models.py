@@ -10,7 +10,7 @@ what they send.
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from django import forms
@@ -120,6 +120,16 @@ class Format(models.TextChoices):
 
     COUNTER = "counter", "counter"
     EVENT = "event", "event"
+
+
+Body = TypeVar("Body")
+
+
+def formatted(format: str, counter: Body, envelope: Body | None) -> Body:
+    """What a destination in `format` is sent of an event whose bodies are `counter` and
+    `envelope` (as JSON text for the dispatcher, as data for the API): the envelope for
+    `event`, when the event has one (those written before destinations have none)."""
+    return envelope if format == Format.EVENT and envelope is not None else counter
 
 
 NAME_MAX_LENGTH = 100
@@ -371,13 +381,8 @@ class Delivery(models.Model):
         return f"event {self.event_id} to destination {self.destination_id}, {self.status}"
 
     def body(self) -> dict:
-        """What its destination is sent, in the destination's format (as the dispatcher
-        builds it: broadcast/dispatch/lanes.py `Lane.body`): the event's envelope for
-        `event`, when it has one; else its counter payload."""
-        event = self.event
-        if self.destination.format == Format.EVENT and event.envelope is not None:
-            return event.envelope
-        return event.payload
+        """What its destination is sent, in the destination's format (`formatted`)."""
+        return formatted(self.destination.format, self.event.payload, self.event.envelope)
 
 
 # The start of a response body an attempt keeps (bytes, as received).

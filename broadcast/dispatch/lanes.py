@@ -21,7 +21,7 @@ from broadcast.conf import Config
 from broadcast.destinations import Target
 from broadcast.dispatch.gates import Gates
 from broadcast.dispatch.pacing import Pace, Pacer
-from broadcast.models import Format
+from broadcast.models import formatted
 from broadcast.signing import Signer, parse_secrets
 from broadcast.store import Claimed
 
@@ -51,11 +51,8 @@ class Lane:
         self.target = target
 
     def body(self, delivery: Claimed) -> bytes:
-        """What the destination receives: its format's body (as the API shows it:
-        broadcast/models.py `Delivery.body`)."""
-        if self.target.format == Format.EVENT and delivery.envelope is not None:
-            return delivery.envelope.encode()
-        return delivery.body.encode()
+        """What the destination receives: its format's body."""
+        return formatted(self.target.format, delivery.body, delivery.envelope).encode()
 
 
 class Lanes:
