@@ -11,7 +11,6 @@ again.
 """
 
 import datetime
-from collections import deque
 
 from django.db import models, transaction
 from django.db.models import Q
@@ -83,20 +82,19 @@ def replay(
         chosen = chosen.filter(created_at__gte=since)
     if until is not None:
         chosen = chosen.filter(created_at__lt=until)
-    if dry_run and limit is None:
-        return chosen.count()
+    if dry_run:
+        count = chosen.count()
+        if limit is not None and count > limit:
+            raise TooManyToReplay(count, limit)
+        return count
     with transaction.atomic(using=using):  # on SQLite: queued on the write lock
-        if limit is not None:
-            count = chosen.count()
-            if count > limit:
-                raise TooManyToReplay(count, limit)
-            if dry_run:
-                return count
         # Locked first, in primary-key order, as a destination's deletion locks its
         # deliveries (broadcast/destinations.py): the two never wait on each other in a
-        # circle. (SQLite's write lock already orders every writer.)
+        # circle. (SQLite's write lock already orders every writer.) Counted as locked.
         locked = chosen.order_by("pk").select_for_update(of=("self",)).values_list("pk", flat=True)
-        deque(locked.iterator(chunk_size=LOCK_BATCH), maxlen=0)
+        count = sum(1 for _ in locked.iterator(chunk_size=LOCK_BATCH))
+        if limit is not None and count > limit:
+            raise TooManyToReplay(count, limit)
         requeued = chosen.update(
             status=Status.PENDING, available_at=timezone.now(), claimed_by="", delivered_at=None
         )
