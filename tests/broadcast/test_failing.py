@@ -41,6 +41,16 @@ def failing_round(server, clock: FakeClock, count: int, **overrides) -> None:
     assert not server.script, "every scripted failure was used"
 
 
+def failing_from_now(server, user, count: int) -> tuple[FakeClock, datetime.datetime]:
+    """`count` defects, every delivery of them failing once, now: the injected clock, and
+    when the destination's clock started."""
+    for i in range(count):
+        defect_create(user=user, comment=str(i))
+    clock = FakeClock()
+    failing_round(server, clock, count)
+    return clock, clock.now
+
+
 def warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
             and "will be disabled" in r.getMessage()]  # fmt: skip
@@ -50,11 +60,7 @@ def test_failing_for_days_warns_at_each_threshold_then_disables_once(
     scripted_server, alerts_to, user, caplog
 ):
     caplog.set_level(logging.WARNING, logger="broadcast")
-    for i in range(5):
-        defect_create(user=user, comment=str(i))
-    clock = FakeClock()
-    started = clock.now
-    failing_round(scripted_server, clock, 5)
+    clock, started = failing_from_now(scripted_server, user, 5)
     destination = builtin_destination()
     assert (destination.failing_since, destination.failing_attempts) == (started, 5)
     assert destination.enabled and warnings(caplog) == []
@@ -91,11 +97,7 @@ def test_failing_for_days_warns_at_each_threshold_then_disables_once(
 
 
 def test_fewer_than_ten_attempts_in_the_window_disable_nothing(scripted_server, user):
-    for i in range(3):
-        defect_create(user=user, comment=str(i))
-    clock = FakeClock()
-    started = clock.now
-    failing_round(scripted_server, clock, 3)
+    clock, started = failing_from_now(scripted_server, user, 3)
     for hours in (121, 122):
         clock.now = started + datetime.timedelta(hours=hours)
         failing_round(scripted_server, clock, 3)
@@ -106,11 +108,7 @@ def test_fewer_than_ten_attempts_in_the_window_disable_nothing(scripted_server, 
 
 
 def test_a_success_resets_the_clock(scripted_server, user):
-    for i in range(10):
-        defect_create(user=user, comment=str(i))
-    clock = FakeClock()
-    started = clock.now
-    failing_round(scripted_server, clock, 10)
+    clock, started = failing_from_now(scripted_server, user, 10)
 
     clock.now = started + datetime.timedelta(hours=100)
     deliver_once(scripted_server.url, clock=clock, rand=no_jitter)  # they all succeed
@@ -127,11 +125,7 @@ def test_a_success_resets_the_clock(scripted_server, user):
 
 
 def test_enabling_it_again_restarts_the_clock(scripted_server, user):
-    for i in range(10):
-        defect_create(user=user, comment=str(i))
-    clock = FakeClock()
-    started = clock.now
-    failing_round(scripted_server, clock, 10)
+    clock, started = failing_from_now(scripted_server, user, 10)
     clock.now = started + datetime.timedelta(hours=120)
     failing_round(scripted_server, clock, 10)
     assert not builtin_destination().enabled
