@@ -25,7 +25,6 @@ the rate exactly.
 
 import datetime
 import math
-import time
 
 from django.db import transaction
 from django.db.models import F
@@ -42,49 +41,51 @@ _EPSILON = 1e-9
 
 
 class TokenBucket:
-    """At most `rate` grants per second on average; `rate` 0 or None: unlimited."""
+    """At most `rate` grants per second on average; `rate` 0 or None: unlimited.
+
+    Its time is given to each call (`now`, any clock's seconds), so that a caller
+    with an injected clock, or the database's time, is exact.
+    """
 
     def __init__(
-        self, rate: float | None, *, clock=time.monotonic, tokens: float | None = None,
-        updated: float | None = None,
-    ) -> None:  # fmt: skip
-        """A bucket that starts full, or with the state `tokens` at `updated` (a clock reading)
-        that a previous bucket left (`tokens`, `updated`), refilled since."""
+        self, rate: float | None, *, tokens: float | None = None, updated: float | None = None
+    ) -> None:
+        """A bucket that starts full, or with the state `tokens` at `updated` that a
+        previous bucket left, refilled from then at the next call."""
         if rate is not None and rate < 0:
             raise ValueError(f"rate must be 0 (unlimited) or positive, not {rate!r}")
         self.rate = float(rate or 0.0)
-        self._clock = clock
         self.capacity = max(1.0, self.rate * BURST_SECONDS)
         self.tokens = self.capacity if tokens is None else min(tokens, self.capacity)
-        self.updated = clock() if updated is None else updated
+        self.updated = updated  # None: full, whatever the time
 
     @property
     def limited(self) -> bool:
         """False when the bucket lets everything through."""
         return self.rate > 0
 
-    def grant(self, wanted: int) -> int:
-        """How many of `wanted` requests may start now; those tokens are spent."""
+    def grant(self, wanted: int, now: float) -> int:
+        """How many of `wanted` requests may start at `now`; those tokens are spent."""
         if not self.limited or wanted <= 0:
             return max(wanted, 0)
-        self._refill()
+        self._refill(now)
         granted = min(wanted, math.floor(self.tokens + _EPSILON))
         self.tokens -= granted
         return granted
 
-    def wait(self) -> float:
-        """Seconds until the next request may start (0.0 if one may start now)."""
+    def wait(self, now: float) -> float:
+        """Seconds from `now` until the next request may start (0.0 if one may start now)."""
         if not self.limited:
             return 0.0
-        self._refill()
+        self._refill(now)
         missing = 1.0 - self.tokens
         return 0.0 if missing <= _EPSILON else missing / self.rate
 
-    def _refill(self) -> None:
-        now = self._clock()
-        elapsed = max(0.0, now - self.updated)
-        self.updated = now
-        self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+    def _refill(self, now: float) -> None:
+        if self.updated is not None:
+            elapsed = max(0.0, now - self.updated)
+            self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+        self.updated = now if self.updated is None else max(self.updated, now)
 
 
 def take_tokens(
@@ -107,9 +108,9 @@ def take_tokens(
         # The time since the last take, exact (timedelta): a float Unix time loses the
         # microseconds a rate of hundreds a second counts in.
         elapsed = (now - row.updated_at).total_seconds()
-        bucket = TokenBucket(rate, clock=lambda: elapsed, tokens=row.tokens, updated=0.0)
-        granted = bucket.grant(wanted)
-        wait = bucket.wait()
+        bucket = TokenBucket(rate, tokens=row.tokens, updated=0.0)
+        granted = bucket.grant(wanted, elapsed)
+        wait = bucket.wait(elapsed)
         # A dispatcher whose clock is behind must not move the bucket's time back: the
         # next take would count that stretch twice.
         row.tokens, row.updated_at = bucket.tokens, max(row.updated_at, now)

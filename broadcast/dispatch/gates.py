@@ -13,7 +13,8 @@ set of them; a gate keeps no state but its own, takes the time as an argument
     Hold      nothing sent (nor, rate-limited, claimed) until a Retry-After has passed
     RateLimit at most `max_rate` deliveries claimed per second by every dispatcher
               together: the rounds take tokens from the destination's bucket in
-              the database (broadcast/ratelimit.py); while it is dry, no claim
+              the database (broadcast/ratelimit.py); while it is dry, no claim.
+              And at most `max_rate` sent per second by this dispatcher
 """
 
 import logging
@@ -21,6 +22,7 @@ import math
 
 from broadcast import metrics
 from broadcast.dispatch.policy import Decision, Verdict
+from broadcast.ratelimit import TokenBucket
 
 logger = logging.getLogger("broadcast")
 
@@ -184,19 +186,25 @@ class Hold(Gate):
 
 
 class RateLimit(Gate):
-    """At most `rate` deliveries claimed per second (0: unlimited), by every dispatcher together.
+    """At most `rate` deliveries per second (0: unlimited), claimed by every dispatcher
+    together, and sent by each.
 
     The bucket is in the database: a round takes a token for each delivery it claims
     for the destination and claims no more than it got (broadcast/ratelimit.py
     `take_tokens`). When it got fewer than it could use, the round says when the next
     token comes (`ran_dry`), and until then this gate holds the destination's claims
     back, so the next round for it comes then.
+
+    The sends are paced here too, by a bucket of this dispatcher's own: claims that
+    waited to be sent (the machine stalled, or a slow answer held the connections) would
+    otherwise go out together with the next round's, past the rate.
     """
 
     def __init__(self, name: str, rate: float) -> None:
         self.name = name
         self.rate = rate
         self.resume_at = 0.0
+        self.sends = TokenBucket(rate)
 
     @property
     def limited(self) -> bool:
@@ -212,6 +220,12 @@ class RateLimit(Gate):
 
     def claims_resume_at(self, now: float) -> float | None:
         return self.resume_at if now < self.resume_at else None
+
+    def sendable(self, wanted: int, now: float) -> int:
+        return self.sends.grant(wanted, now)
+
+    def sends_resume_at(self, now: float) -> float:
+        return now + self.sends.wait(now)
 
 
 class Gates:

@@ -102,8 +102,8 @@ def test_a_410_while_paused_by_an_operator_leaves_the_resume_to_them(caplog):
 @pytest.mark.parametrize(
     ("decisions", "claimable", "sendable"),
     [
-        ([], 10, 10),
-        ([RETRY, RETRY], 1, 10),  # the breaker open (threshold 2): one probe
+        ([], 10, 4),  # sent: the rate's burst (80/s, a twentieth of a second's worth)
+        ([RETRY, RETRY], 1, 4),  # the breaker open (threshold 2): one probe
         ([Decision(Verdict.RETRY, delay=9, hold=9)], 0, 0),  # held
         ([GONE], 0, 0),  # paused
     ],
@@ -158,11 +158,23 @@ def test_a_dry_bucket_holds_claims_until_its_next_token_and_counts_the_wait(capl
     assert gates.claims_resume_at(5.05) == pytest.approx(5.1)
     assert gates.claimable(10, 5.1) == 10
     assert gates.claims_resume_at(5.1) is None
-    assert gates.sendable(10, 5.05) == 10  # its tokens were taken at the claim
     after = metrics.default().registry.get_sample_value(
         "broadcast_rate_limited_seconds_total", {"destination": NAME}
     )
     assert after - before == pytest.approx(0.1)
+
+
+def test_a_rate_limited_destinations_sends_keep_to_its_rate_whatever_waited_to_be_sent():
+    """Claims that waited to be sent (the machine stalled, a slow answer held the
+    connections) go out at the rate, not together with the next round's."""
+    gates = Gates.build(NAME, threshold=2, probe_interval=1.0, max_rate=10)
+    assert gates.sendable(10, 5.0) == 1  # a twentieth of a second's worth, at least one
+    assert gates.sendable(10, 5.05) == 0
+    assert gates.sends_resume_at(5.05) == pytest.approx(5.1)
+    assert gates.sendable(10, 5.1) == 1
+    assert gates.sendable(10, 3600.0) == 1  # an idle hour banks no more than that
+    unlimited = Gates.build(NAME, threshold=2, probe_interval=1.0, max_rate=0)
+    assert unlimited.sendable(10, 5.0) == 10 and unlimited.sends_resume_at(5.0) == 5.0
 
 
 def test_a_rate_limit_set_or_removed_decides_whether_a_hold_holds_claims():
