@@ -12,17 +12,18 @@ passes 50%, 70% and 90% of that time (Outpost's alert thresholds), once each
 
 A healthy destination costs its rounds no statement: a round clears only a
 clock that the dispatcher knows runs (its last read of the destinations, or
-its own failures since; broadcast/dispatch/loop.py).
+its own failures since: `Watch`, the rule, without I/O).
 """
 
 import datetime
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
 
 from broadcast.destinations import CLOCK_AT_REST, disable_and_announce
+from broadcast.dispatch.policy import Decision, Verdict
 from broadcast.models import Destination
 
 logger = logging.getLogger("broadcast")
@@ -37,6 +38,37 @@ class Failures:
 
     attempts: int
     last_error: str
+
+
+class Watch:
+    """Which failing clocks a round is to touch, from the decisions it records (no I/O).
+
+    A destination's failures go to its clock unless one of its attempts in the
+    same round succeeded. A success clears the clock only of a destination whose
+    clock this dispatcher knows runs: it read it running (`read_running`), or
+    recorded failures to it since; so a healthy destination costs no statement.
+    """
+
+    def __init__(self) -> None:
+        self.running: set[int] = set()  # destinations whose failures this dispatcher recorded
+
+    def news(
+        self, decisions: Iterable[tuple[int, Decision]], read_running: Callable[[int], bool]
+    ) -> tuple[dict[int, Failures], set[int]]:
+        """From each (destination, decision): the failures to add to each destination's
+        clock, and the destinations whose clock a success stops."""
+        failures: dict[int, Failures] = {}
+        succeeded: set[int] = set()
+        for destination, decision in decisions:
+            if decision.verdict == Verdict.DELIVERED:
+                succeeded.add(destination)
+            else:
+                count = failures[destination].attempts if destination in failures else 0
+                failures[destination] = Failures(count + 1, decision.error)
+        self.running |= failures.keys() - succeeded
+        recovered = {d for d in succeeded if d in self.running or read_running(d)}
+        self.running -= recovered
+        return {d: f for d, f in failures.items() if d not in succeeded}, recovered
 
 
 def clear(*, destinations: Collection[int]) -> None:

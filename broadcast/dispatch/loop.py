@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from broadcast import metrics, store
+from broadcast import failing, metrics, store
 from broadcast.client import CounterClient
 from broadcast.conf import Config
 from broadcast.dbcalls import DatabaseCalls
@@ -36,7 +36,6 @@ from broadcast.dispatch.pacing import Pacer, Snapshot
 from broadcast.dispatch.policy import Answer, Decision, RetryPolicy, Verdict, decide
 from broadcast.dispatch.rounds import RoundJob, RoundResult, Switches, run_round, switch_watcher
 from broadcast.dispatch.wake import NoAnnouncer, Waker, announcer_for
-from broadcast.failing import Failures
 from broadcast.probe import DueProbe, probe_for
 
 logger = logging.getLogger("broadcast")
@@ -99,7 +98,7 @@ class Dispatcher:
         self._paused = False  # the broadcast's pause, as the last round read it
         self._done: list[store.Answered] = []  # decisions waiting to be recorded
         self._attempts: list[store.Attempted] = []  # attempts waiting to be logged with them
-        self._failing: set[int] = set()  # destinations whose failures this dispatcher recorded
+        self._failing = failing.Watch()  # which failing clocks the rounds touch
         self._unsent: list[int] = []  # claims dropped while paused, released by the next round
         self._builtin_url: str | None = config.url  # stored by the first round that succeeds
         self._round: Round | None = None
@@ -248,7 +247,10 @@ class Dispatcher:
             rates=rates, attempts=self._attempts,
             disable_after=self.config.disable_after_hours,
         )  # fmt: skip
-        job.failures, job.recovered = self._clocks(job.outcomes)
+        job.failures, job.recovered = self._failing.news(
+            ((delivery.destination, decision) for delivery, decision in job.outcomes),
+            self._read_failing,
+        )
         self._done, self._unsent, self._attempts = [], [], []
         self._note_retries(job.outcomes)
         args = {"job": job, "owner": self.owner, "lease": self.config.lease,
@@ -425,24 +427,6 @@ class Dispatcher:
                 logger.warning("Event %s %s: attempt %d failed (%s); retrying in %.1fs",
                                delivery.key, to, delivery.attempts + 1, decision.error,
                                decision.delay)  # fmt: skip
-
-    def _clocks(self, outcomes: list[store.Answered]) -> tuple[dict[int, Failures], set[int]]:
-        """The failing clocks' news in `outcomes` (broadcast/failing.py): each destination's
-        failures, if none of its attempts succeeded; and the destinations with a success
-        whose clock runs, as far as this dispatcher knows (it read so, or failed since)."""
-        failures: dict[int, Failures] = {}
-        succeeded: set[int] = set()
-        for delivery, decision in outcomes:
-            destination = delivery.destination
-            if decision.verdict == Verdict.DELIVERED:
-                succeeded.add(destination)
-            else:
-                count = failures[destination].attempts if destination in failures else 0
-                failures[destination] = Failures(count + 1, decision.error)
-        self._failing |= failures.keys() - succeeded
-        recovered = {d for d in succeeded if d in self._failing or self._read_failing(d)}
-        self._failing -= recovered
-        return {d: f for d, f in failures.items() if d not in succeeded}, recovered
 
     def _read_failing(self, destination: int) -> bool:
         lane = self.lanes.get(destination)
