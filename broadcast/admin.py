@@ -40,6 +40,7 @@ from broadcast.destinations import (
     destination_resume,
     destination_rotate_secret,
     destination_update,
+    managed_note,
 )
 from broadcast.models import (
     Action,
@@ -444,7 +445,7 @@ class DestinationAdmin(admin.ModelAdmin):
         return response
 
     def has_delete_permission(self, request: HttpRequest, obj: Destination | None = None) -> bool:
-        # The built-in destination follows COUNTER_SERVER_URL: "" disables it.
+        # A destination the settings keep follows its setting: "" disables it.
         return super().has_delete_permission(request, obj) and not (obj is not None and obj.managed)
 
     def get_deleted_objects(self, objs, request: HttpRequest):
@@ -476,12 +477,8 @@ class DestinationAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
         for destination in queryset.filter(managed=False):
             destination_delete(destination=destination)
-        if queryset.filter(managed=True).exists():
-            self.message_user(
-                request,
-                "The built-in destination was kept: it follows COUNTER_SERVER_URL.",
-                messages.WARNING,
-            )
+        for kept in queryset.filter(managed=True):
+            self.message_user(request, managed_note(kept), messages.WARNING)
 
     @admin.action(description="Disable selected destinations", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:

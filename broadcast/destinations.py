@@ -165,15 +165,10 @@ def destination_resume(*, destination: Destination) -> Destination:
 def destination_delete(*, destination: Destination) -> int:
     """Delete it and its deliveries, pending ones included; return how many were pending.
 
-    The built-in destination cannot be deleted (COUNTER_SERVER_URL="" disables it).
+    A destination the settings keep cannot be deleted (its setting set to "" disables it).
     """
     if destination.managed:
-        raise ValidationError(
-            {
-                "managed": "The built-in destination follows COUNTER_SERVER_URL: set it to an "
-                "empty string to stop delivering to it."
-            }
-        )
+        raise ValidationError({"managed": managed_note(destination)})
     # Locked first: the transactions writing deliveries to it (which lock it FOR KEY SHARE,
     # broadcast/queries.py) commit before, and those that come after see it gone.
     list(Destination.objects.select_for_update().filter(pk=destination.pk).values_list("pk"))
@@ -202,8 +197,8 @@ def destination_rotate_secret(
     if destination.managed:
         raise ValidationError(
             {
-                "managed": "The built-in destination is signed with BROADCAST_SIGNING_SECRETS: "
-                "rotate them there (python manage.py broadcast_secret)."
+                "managed": f"The {destination.name} destination is signed with "
+                "BROADCAST_SIGNING_SECRETS: rotate them there (python manage.py broadcast_secret)."
             }
         )
     now = now or timezone.now()
@@ -345,6 +340,13 @@ ALERTS = Managed(
 
 def _managed(destination: Destination) -> Managed:
     return ALERTS if destination.on_alert else BUILTIN
+
+
+def managed_note(destination: Destination) -> str:
+    """Why a destination the settings keep stays: which setting it follows."""
+    setting = _managed(destination).setting
+    return (f"The {destination.name} destination follows {setting}: set it to an empty "
+            "string to stop delivering to it; it cannot be deleted.")  # fmt: skip
 
 
 def _sync_managed(managed: Managed, url: str, using: str) -> Destination | None:

@@ -4,7 +4,11 @@ import logging
 
 import pytest
 
-from broadcast.destinations import destination_disable, destination_signing_secrets
+from broadcast.destinations import (
+    destination_disable,
+    destination_signing_secrets,
+    sync_alerts_destination,
+)
 from broadcast.models import Delivery, Destination
 from broadcast.services import event_enqueue
 
@@ -213,6 +217,17 @@ def test_the_built_in_destination_is_shown_as_managed_and_may_be_paused(staff, s
     assert paused.status_code == 200 and paused.json()["paused"] is True
     for refused in (staff.delete(path), staff.post(f"{path}/rotate-secret")):
         assert (refused.status_code, set(refused.json())) == (400, {"managed"})
+
+
+def test_the_alerts_destination_refuses_deletion_naming_its_own_setting(staff, settings):
+    settings.BROADCAST = {**settings.BROADCAST, "ALERT_URL": "http://127.0.0.1:9/alerts"}
+    alerts = sync_alerts_destination()
+
+    refused = staff.delete(f"/api/destinations/{alerts.pk}")
+
+    assert refused.status_code == 400
+    assert "BROADCAST_ALERT_URL" in refused.json()["managed"][0]
+    assert Destination.objects.filter(pk=alerts.pk).exists()
 
 
 def test_delete_drops_the_destination_and_its_pending_deliveries(staff, planning):
