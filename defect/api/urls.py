@@ -4,10 +4,23 @@ An id that is not a number is a JSON 404 (`[^/.]+` is also what tells
 drf-spectacular to document the id as the model's integer primary key).
 """
 
+from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from defect.api.views import DefectDetail, DefectList
+
+# The browsable API's log in and out: DRF's `rest_framework.urls`, in its namespace (which
+# the browsable API's links name), each path also without its slash. The named paths keep
+# the slash, so the links and the login redirect are DRF's.
+login = auth_views.LoginView.as_view(template_name="rest_framework/login.html")
+logout = auth_views.LogoutView.as_view()
+auth_urls = [
+    path("login/", login, name="login"),
+    path("login", login),
+    path("logout/", logout, name="logout"),
+    path("logout", logout),
+]
 
 urlpatterns = [
     re_path(r"^defects/?$", DefectList.as_view(), name="defect-list"),
@@ -15,5 +28,5 @@ urlpatterns = [
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="api-schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Log in and out for the browsable API (the admin's session works too).
-    path("auth/", include("rest_framework.urls")),
+    path("auth/", include((auth_urls, "rest_framework"))),
 ]

@@ -158,6 +158,17 @@ def test_admin_session_reaches_the_browsable_api(user):
     assert b"Defect" in response.content
 
 
-def test_login_page_of_the_browsable_api(client):
-    response = client.get("/api/auth/login/")
+@pytest.mark.parametrize("path", ["/api/auth/login/", "/api/auth/login"])
+def test_login_page_of_the_browsable_api(client, path):
+    response = client.get(path)
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/auth/logout/", "/api/auth/logout"])
+def test_log_out_of_the_browsable_api_with_or_without_the_slash(client, user, path):
+    client.force_login(user)
+    assert client.get("/api/defects").status_code == 200
+
+    assert client.post(path).status_code == 200  # Django's "logged out" page
+
+    assert client.get("/api/defects").status_code == 401
