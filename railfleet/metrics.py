@@ -112,12 +112,7 @@ def delivered_count() -> int:
 
 def _planner_rows(queryset) -> int:
     """The planner's estimate of the rows `queryset` returns (PostgreSQL's EXPLAIN)."""
-    sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-    if isinstance(plan, str):
-        plan = json.loads(plan)
+    plan = json.loads(queryset.explain(format="json"))
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
