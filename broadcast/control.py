@@ -10,7 +10,6 @@ is paused through broadcast/destinations.py.)
 """
 
 import datetime
-import functools
 import math
 import time
 from collections.abc import Callable
@@ -115,14 +114,3 @@ class Watcher(Generic[T]):
         self._read_at = self._clock()
         self.read_count += 1
         return self._state
-
-
-class PauseWatcher(Watcher[PauseState]):
-    """A dispatcher's view of the pause switch."""
-
-    def __init__(
-        self, *, interval: float = READ_INTERVAL, clock=time.monotonic, using: str = "default"
-    ) -> None:
-        super().__init__(
-            functools.partial(pause_state, using=using), RUNNING, interval=interval, clock=clock
-        )

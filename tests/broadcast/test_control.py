@@ -13,7 +13,6 @@ from django.urls import reverse
 from broadcast.control import (
     RUNNING,
     PauseState,
-    PauseWatcher,
     Watcher,
     pause,
     pause_state,
@@ -61,25 +60,6 @@ def test_resume_when_not_paused_is_harmless():
 def test_the_state_is_frozen():
     with pytest.raises(AttributeError):
         RUNNING.paused = True
-
-
-@pytest.mark.django_db
-def test_the_watcher_reads_at_most_once_per_interval(django_assert_num_queries):
-    now = [0.0]
-    watcher = PauseWatcher(interval=1.0, clock=lambda: now[0])
-    with django_assert_num_queries(1):
-        assert watcher.current() == RUNNING
-    pause(reason="maintenance")
-    with django_assert_num_queries(0):
-        now[0] = 0.999
-        assert watcher.current() == RUNNING  # not re-read yet
-    with django_assert_num_queries(1):
-        now[0] = 1.0
-        assert watcher.current().reason == "maintenance"
-    resume()
-    with django_assert_num_queries(1):
-        assert watcher.refresh() == RUNNING
-    assert watcher.read_count == 3
 
 
 class Source:
