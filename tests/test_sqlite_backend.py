@@ -197,16 +197,30 @@ def test_an_in_memory_database_takes_no_lock(tmp_path):
 
 
 def test_a_forked_child_does_not_inherit_a_held_thread_lock(tmp_path):
-    lock = WriteLock(str(tmp_path / "f-writelock"))
+    """Forked while a thread of the parent held the lock, the child can take it once the
+    parent has let it go: its copy of the parent's thread lock, held for ever in the
+    child, is not what it queues on."""
+    path = str(tmp_path / "f-writelock")
+    lock = WriteLock(path)
     lock.acquire(timeout=1)
+    released_r, released_w = os.pipe()
     try:
         pid = os.fork()
-        if pid == 0:  # the child: a new lock on the same path must be free to take
-            child = WriteLock(str(tmp_path / "f-writelock"))
-            os._exit(0 if child._thread_lock.acquire(timeout=0.5) else 1)
+        if pid == 0:  # the child: waits for the parent's release, then takes the lock
+            os.close(released_w)
+            os.read(released_r, 1)
+            try:
+                WriteLock(path).acquire(timeout=0.5)
+            except OperationalError:
+                os._exit(1)
+            os._exit(0)
+        os.close(released_r)
+        lock.release()
+        os.write(released_w, b"x")
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
     finally:
+        os.close(released_w)
         lock.close()
 
 

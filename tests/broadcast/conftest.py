@@ -75,8 +75,8 @@ class ScriptedServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/"
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}/"
 
     def start(self) -> None:
         threading.Thread(target=self._loop.run_forever, daemon=True).start()
