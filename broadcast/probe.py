@@ -1,9 +1,10 @@
 """SQLite: is anything due? Asked from the dispatcher's loop thread, for almost nothing.
 
-On SQLite nothing announces a commit, so an idle dispatcher polls. A round
-costs a millisecond or so of CPU even when it finds nothing (the hand-off to
-the database thread, Django's cursor, the wake-up back); the probe asks the
-round's first question, whether a delivery to one of the destinations it
+On SQLite the doorbell announces a commit, but not what nothing commits (a lease
+run out, a retry falling due), so the dispatcher still polls, as a safety net.
+A round costs a millisecond or so of CPU even when it finds nothing (the
+hand-off to the database thread, Django's cursor, the wake-up back); the probe
+asks the round's first question, whether a delivery to one of the destinations it
 claims for is due (queries.SQLITE_PROBE), on a connection of its own through the standard library's
 sqlite3, for a few tens of microseconds, and the dispatcher starts a round
 only when the answer is yes. In WAL mode a reader neither blocks nor waits for

@@ -15,7 +15,8 @@ selects exactly what `due()` selects, and that the tables are the models'.
 Placeholders are Django's (`%s`), every value a parameter; the deliveries are
 returned with their event's key as the UUID's hyphenated text (PostgreSQL) or
 its 32 hex digits (SQLite), the bodies as their JSON text and the creation time
-as Unix seconds, so that nothing is decoded per delivery to send it or to time it.
+as Unix seconds, so that nothing is decoded per delivery to send it or to time it
+(but SQLite's key, hyphenated by the uuid module).
 """
 
 import functools

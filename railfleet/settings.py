@@ -237,7 +237,8 @@ BROADCAST = {
     "METRICS_ADDRESS": os.environ.get("BROADCAST_METRICS_ADDRESS", "127.0.0.1"),
     # Standard Webhooks secrets, newest first (checked at start: broadcast/checks.py).
     "SIGNING_SECRETS": env_list("BROADCAST_SIGNING_SECRETS", default=[]),
-    # Requests per second per dispatcher; 0: unlimited (broadcast/ratelimit.py).
+    # The built-in destination's deliveries per second, from every dispatcher together,
+    # when its own max_rate is 0; 0: unlimited (broadcast/ratelimit.py).
     "MAX_RATE": env_float("BROADCAST_MAX_RATE", 0.0),
     # Delivered events older than this are deleted; 0 keeps all (broadcast/retention.py).
     "RETENTION_DAYS": env_float("BROADCAST_RETENTION_DAYS", 7.0),

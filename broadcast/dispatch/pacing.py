@@ -14,8 +14,8 @@ snapshots (tests/broadcast/test_pacing.py).
 A *round* records the answers gathered since the last one and claims due
 events into the local queue (broadcast/store.py `exchange`). One runs:
 
-- at once when woken (a NOTIFY on PostgreSQL, the doorbell on SQLite, a stop of
-  the breaker, the start), when as many answers wait as a claim tops the queue
+- at once when woken (a NOTIFY on PostgreSQL, the doorbell on SQLite, the
+  start), when as many answers wait as a claim tops the queue
   up with (the low water mark), or after a claim that got all it asked for
   while the queue is below that mark;
 - at the *poll*: `poll_interval` after the last round while nothing announces
