@@ -11,15 +11,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from defect.api.views import DefectDetail, DefectList
 
 # The browsable API's log in and out: DRF's `rest_framework.urls`, in its namespace (which
-# the browsable API's links name), each path also without its slash. The named paths keep
-# the slash, so the links and the login redirect are DRF's.
+# the browsable API's links name), each path also without its slash. Of two paths of one
+# name, reverse() gives the last: the links and the login redirect keep DRF's slash.
 login = auth_views.LoginView.as_view(template_name="rest_framework/login.html")
 logout = auth_views.LogoutView.as_view()
 auth_urls = [
+    path("login", login, name="login"),
     path("login/", login, name="login"),
-    path("login", login),
+    path("logout", logout, name="logout"),
     path("logout/", logout, name="logout"),
-    path("logout", logout),
 ]
 
 urlpatterns = [
