@@ -1,11 +1,13 @@
 """The gates in front of a destination: what may be claimed for it and sent to it, and when.
 
-Each gate answers the same small questions (`Gate`): how many of the events
-wanted may be claimed now, how many of the requests ready may start now, and
-from when a held claim or send may go again; and it observes each decision of
-the policy (broadcast/dispatch/policy.py). A destination has one `Gates`, the
-set of them; a gate keeps no state but its own, takes the time as an argument
-(the loop's monotonic clock) and does no I/O but a log line or a metric.
+Each gate has the same small interface (`Gate`): it grants claims and sends
+(how many of the events wanted may be claimed now, how many of the requests
+ready may start now: what it grants is spent, a breaker's probe or a rate's
+tokens), it answers from when a held claim or send may go again, and it
+observes each decision of the policy (broadcast/dispatch/policy.py). A
+destination has one `Gates`, the set of them; a gate keeps no state but its
+own, takes the time as an argument (the loop's monotonic clock) and does no
+I/O but a log line or a metric.
 
     Pause     nothing claimed or sent while paused (the Control row, the destination's
               pause, or a 410, which disables the destination)
@@ -35,11 +37,11 @@ class Gate:
     def observe(self, decision: Decision, now: float) -> None:
         """Take in the decision made for one answer."""
 
-    def claimable(self, wanted: int, now: float) -> int:
+    def grant_claims(self, wanted: int, now: float) -> int:
         """How many of `wanted` events may be claimed now (what is granted is spent)."""
         return wanted
 
-    def sendable(self, wanted: int, now: float) -> int:
+    def grant_sends(self, wanted: int, now: float) -> int:
         """How many of `wanted` requests may start now (what is granted is spent)."""
         return wanted
 
@@ -97,10 +99,10 @@ class Pause(Gate):
                            if paused else "%s resumed", self.label)  # fmt: skip
         self.paused = paused
 
-    def claimable(self, wanted: int, now: float) -> int:
+    def grant_claims(self, wanted: int, now: float) -> int:
         return 0 if self.paused else wanted
 
-    def sendable(self, wanted: int, now: float) -> int:
+    def grant_sends(self, wanted: int, now: float) -> int:
         return 0 if self.paused else wanted
 
     def sends_resume_at(self, now: float) -> float:
@@ -137,7 +139,7 @@ class Breaker(Gate):
             logger.info("%s answers again: delivering at full speed", self.label)
         self.failures = 0
 
-    def claimable(self, wanted: int, now: float) -> int:
+    def grant_claims(self, wanted: int, now: float) -> int:
         if not self.open or wanted <= 0:
             return wanted
         if now < self.next_probe:
@@ -172,10 +174,10 @@ class Hold(Gate):
             metrics.add_rate_limited(self.name, decision.hold)
             self.until = until
 
-    def claimable(self, wanted: int, now: float) -> int:
+    def grant_claims(self, wanted: int, now: float) -> int:
         return 0 if self.holds_claims and now < self.until else wanted
 
-    def sendable(self, wanted: int, now: float) -> int:
+    def grant_sends(self, wanted: int, now: float) -> int:
         return 0 if now < self.until else wanted
 
     def claims_resume_at(self, now: float) -> float | None:
@@ -215,13 +217,13 @@ class RateLimit(Gate):
         self.resume_at = now + wait
         metrics.add_rate_limited(self.name, wait)
 
-    def claimable(self, wanted: int, now: float) -> int:
+    def grant_claims(self, wanted: int, now: float) -> int:
         return 0 if now < self.resume_at else wanted
 
     def claims_resume_at(self, now: float) -> float | None:
         return self.resume_at if now < self.resume_at else None
 
-    def sendable(self, wanted: int, now: float) -> int:
+    def grant_sends(self, wanted: int, now: float) -> int:
         return self.sends.grant(wanted, now)
 
     def sends_resume_at(self, now: float) -> float:
@@ -261,16 +263,16 @@ class Gates:
         for gate in self.all:
             gate.observe(decision, now)
 
-    def claimable(self, wanted: int, now: float) -> int:
+    def grant_claims(self, wanted: int, now: float) -> int:
         for gate in self.all:
-            wanted = gate.claimable(wanted, now)
+            wanted = gate.grant_claims(wanted, now)
         return wanted
 
-    def sendable(self, wanted: int, now: float) -> int:
+    def grant_sends(self, wanted: int, now: float) -> int:
         for gate in self.all:
             if wanted <= 0:
                 return 0
-            wanted = gate.sendable(wanted, now)
+            wanted = gate.grant_sends(wanted, now)
         return wanted
 
     def claims_resume_at(self, now: float) -> float | None:

@@ -223,7 +223,7 @@ class Dispatcher:
         for pacer, view, lane in views:
             pacer.round_started(view)
             if lane is not None:
-                lane.asked = lane.gates.claimable(pacer.claim_size(view), view.now)
+                lane.asked = lane.gates.grant_claims(pacer.claim_size(view), view.now)
                 limits[lane.target.id] = lane.asked
                 if reason := lane.gates.pause.take_unstored():
                     disable[lane.target.id] = reason
@@ -373,7 +373,7 @@ class Dispatcher:
             queue.clear()
             return
         wanted = min(client.free, self.lanes.free(lane), len(queue))
-        budget = lane.gates.sendable(wanted, now)
+        budget = lane.gates.grant_sends(wanted, now)
         # Asked once here, not per delivery (a Signer's truth is a Python call).
         sign = lane.signer.header_lines if lane.signer else None
         guard, url = self.config.request_timeout, lane.target.url

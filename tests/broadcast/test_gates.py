@@ -20,54 +20,54 @@ def test_the_breaker_opens_after_a_run_of_retries_and_closes_on_any_other_answer
     breaker = Breaker(LABEL, threshold=3, probe_interval=60)
     for _ in range(2):
         breaker.observe(RETRY, 0.0)
-    assert breaker.claimable(500, 0.0) == 500
+    assert breaker.grant_claims(500, 0.0) == 500
     assert breaker.claims_resume_at(0.0) is None
     assert "looks down" not in caplog.text
     breaker.observe(RETRY, 0.0)
     assert f"{LABEL} looks down: probing it with one event at a time" in caplog.text
-    assert breaker.claimable(500, 0.0) == 1  # one probe...
-    assert breaker.claimable(500, 0.0) == 0  # ...per interval
+    assert breaker.grant_claims(500, 0.0) == 1  # one probe...
+    assert breaker.grant_claims(500, 0.0) == 0  # ...per interval
     assert breaker.claims_resume_at(0.0) == 60.0
     breaker.observe(FAILED, 1.0)  # an answer that is not a retry: the server is up
-    assert breaker.claimable(500, 1.0) == 500
+    assert breaker.grant_claims(500, 1.0) == 500
     assert f"{LABEL} answers again: delivering at full speed" in caplog.text
 
 
 def test_the_breaker_probes_once_per_interval():
     breaker = Breaker(LABEL, threshold=1, probe_interval=5)
     breaker.observe(RETRY, 100.0)
-    assert breaker.claimable(500, 100.0) == 1
-    assert breaker.claimable(500, 104.999) == 0
-    assert breaker.claimable(500, 105.0) == 1
-    assert breaker.claimable(0, 105.0) == 0  # nothing wanted: no probe spent
-    assert breaker.claimable(0, 110.0) == 0
-    assert breaker.claimable(3, 110.0) == 1
+    assert breaker.grant_claims(500, 100.0) == 1
+    assert breaker.grant_claims(500, 104.999) == 0
+    assert breaker.grant_claims(500, 105.0) == 1
+    assert breaker.grant_claims(0, 105.0) == 0  # nothing wanted: no probe spent
+    assert breaker.grant_claims(0, 110.0) == 0
+    assert breaker.grant_claims(3, 110.0) == 1
     breaker.observe(DELIVERED, 111.0)
-    assert breaker.claimable(3, 111.0) == 3
+    assert breaker.grant_claims(3, 111.0) == 3
 
 
 def test_a_hold_stops_sends_and_a_rate_limited_ones_claims_until_it_has_passed():
     unlimited = Hold(NAME)
     unlimited.observe(Decision(Verdict.RETRY, delay=30, hold=30), 10.0)
-    assert unlimited.sendable(5, 39.9) == 0 and unlimited.sends_resume_at(20.0) == 40.0
-    assert unlimited.claimable(5, 20.0) == 5  # its queue fills meanwhile
+    assert unlimited.grant_sends(5, 39.9) == 0 and unlimited.sends_resume_at(20.0) == 40.0
+    assert unlimited.grant_claims(5, 20.0) == 5  # its queue fills meanwhile
     assert unlimited.claims_resume_at(20.0) is None
 
     hold = Hold(NAME, holds_claims=True)
     assert hold.claims_resume_at(0.0) is None
     hold.observe(Decision(Verdict.RETRY, delay=30, hold=30), 10.0)
-    assert hold.sendable(5, 39.9) == 0 and hold.claimable(5, 39.9) == 0
+    assert hold.grant_sends(5, 39.9) == 0 and hold.grant_claims(5, 39.9) == 0
     assert hold.sends_resume_at(20.0) == 40.0 and hold.claims_resume_at(20.0) == 40.0
     hold.observe(Decision(Verdict.RETRY, delay=5, hold=5), 20.0)  # ends sooner: ignored
     assert hold.sends_resume_at(20.0) == 40.0 and hold.claims_resume_at(20.0) == 40.0
-    assert hold.sendable(5, 40.0) == 5 and hold.claimable(5, 40.0) == 5
+    assert hold.grant_sends(5, 40.0) == 5 and hold.grant_claims(5, 40.0) == 5
     assert hold.claims_resume_at(40.0) is None
 
 
 def test_a_410_stops_the_destination_at_once_and_hands_its_reason_to_one_round(caplog):
     pause = Pause(LABEL)
     pause.observe(GONE, 0.0)
-    assert pause.paused and pause.sendable(3, 0.0) == 0 and pause.claimable(3, 0.0) == 0
+    assert pause.paused and pause.grant_sends(3, 0.0) == 0 and pause.grant_claims(3, 0.0) == 0
     assert pause.sends_resume_at(0.0) == math.inf
     assert f"{LABEL} answered HTTP 410: gone: disabling it (enable it again" in caplog.text
     reason = pause.take_unstored()  # the round's, which disables the destination with it
@@ -100,7 +100,7 @@ def test_a_410_while_paused_by_an_operator_leaves_the_resume_to_them(caplog):
 
 
 @pytest.mark.parametrize(
-    ("decisions", "claimable", "sendable"),
+    ("decisions", "grant_claims", "grant_sends"),
     [
         ([], 10, 4),  # sent: the rate's burst (80/s, a twentieth of a second's worth)
         ([RETRY, RETRY], 1, 4),  # the breaker open (threshold 2): one probe
@@ -108,12 +108,12 @@ def test_a_410_while_paused_by_an_operator_leaves_the_resume_to_them(caplog):
         ([GONE], 0, 0),  # paused
     ],
 )
-def test_the_most_restrictive_gate_decides(decisions, claimable, sendable):
+def test_the_most_restrictive_gate_decides(decisions, grant_claims, grant_sends):
     gates = Gates.build(NAME, threshold=2, probe_interval=1.0, max_rate=80)
     for decision in decisions:
         gates.observe(decision, 0.0)
-    assert gates.claimable(10, 0.0) == claimable
-    assert gates.sendable(10, 0.0) == sendable
+    assert gates.grant_claims(10, 0.0) == grant_claims
+    assert gates.grant_sends(10, 0.0) == grant_sends
 
 
 def test_a_hold_spends_no_probe_of_an_open_breaker():
@@ -121,8 +121,8 @@ def test_a_hold_spends_no_probe_of_an_open_breaker():
     for _ in range(2):  # the breaker opens; the second answer's Retry-After holds 10 s
         gates.observe(Decision(Verdict.RETRY, delay=10, hold=10), 0.0)
     assert gates.breaker.open
-    assert gates.claimable(10, 3.0) == 0  # held: the probe is not spent on it
-    assert gates.claimable(10, 10.0) == 1  # the hold over: the breaker's probe at once
+    assert gates.grant_claims(10, 3.0) == 0  # held: the probe is not spent on it
+    assert gates.grant_claims(10, 10.0) == 1  # the hold over: the breaker's probe at once
 
 
 @pytest.mark.parametrize(
@@ -154,9 +154,9 @@ def test_a_dry_bucket_holds_claims_until_its_next_token_and_counts_the_wait(capl
         or 0.0
     )
     gates.rate.ran_dry(0.1, now=5.0)
-    assert gates.claimable(10, 5.05) == 0
+    assert gates.grant_claims(10, 5.05) == 0
     assert gates.claims_resume_at(5.05) == pytest.approx(5.1)
-    assert gates.claimable(10, 5.1) == 10
+    assert gates.grant_claims(10, 5.1) == 10
     assert gates.claims_resume_at(5.1) is None
     after = metrics.default().registry.get_sample_value(
         "broadcast_rate_limited_seconds_total", {"destination": NAME}
@@ -168,23 +168,23 @@ def test_a_rate_limited_destinations_sends_keep_to_its_rate_whatever_waited_to_b
     """Claims that waited to be sent (the machine stalled, a slow answer held the
     connections) go out at the rate, not together with the next round's."""
     gates = Gates.build(NAME, threshold=2, probe_interval=1.0, max_rate=10)
-    assert gates.sendable(10, 5.0) == 1  # a twentieth of a second's worth, at least one
-    assert gates.sendable(10, 5.05) == 0
+    assert gates.grant_sends(10, 5.0) == 1  # a twentieth of a second's worth, at least one
+    assert gates.grant_sends(10, 5.05) == 0
     assert gates.sends_resume_at(5.05) == pytest.approx(5.1)
-    assert gates.sendable(10, 5.1) == 1
-    assert gates.sendable(10, 3600.0) == 1  # an idle hour banks no more than that
+    assert gates.grant_sends(10, 5.1) == 1
+    assert gates.grant_sends(10, 3600.0) == 1  # an idle hour banks no more than that
     unlimited = Gates.build(NAME, threshold=2, probe_interval=1.0, max_rate=0)
-    assert unlimited.sendable(10, 5.0) == 10 and unlimited.sends_resume_at(5.0) == 5.0
+    assert unlimited.grant_sends(10, 5.0) == 10 and unlimited.sends_resume_at(5.0) == 5.0
 
 
 def test_a_rate_limit_set_or_removed_decides_whether_a_hold_holds_claims():
     gates = Gates.build(NAME, threshold=2, probe_interval=1.0, max_rate=0)
     gates.observe(Decision(Verdict.RETRY, delay=9, hold=9), 0.0)
-    assert gates.claimable(10, 1.0) == 10
+    assert gates.grant_claims(10, 1.0) == 10
     gates.set_rate(5.0)
-    assert gates.claimable(10, 1.0) == 0 and gates.held_for_a_while(1.0)
+    assert gates.grant_claims(10, 1.0) == 0 and gates.held_for_a_while(1.0)
     gates.set_rate(0.0)
-    assert gates.claimable(10, 1.0) == 10 and not gates.held_for_a_while(1.0)
+    assert gates.grant_claims(10, 1.0) == 10 and not gates.held_for_a_while(1.0)
 
 
 def test_a_new_rate_keeps_the_other_gates_state():
