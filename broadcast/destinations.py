@@ -231,9 +231,10 @@ def destination_signing_secrets(
 class Target:
     """An enabled destination as a dispatcher delivers to it (read at most once a second).
 
-    `secrets` are its signing secrets now, newest first; the built-in destination's
-    (`managed`) are the dispatcher's own, BROADCAST_SIGNING_SECRETS, and its rate,
-    when its row sets none, BROADCAST_MAX_RATE.
+    `secrets` are its signing secrets now, newest first; those of the destinations the
+    settings keep (`managed`: the built-in and the alerts ones) are the dispatcher's
+    own, BROADCAST_SIGNING_SECRETS; the built-in one's rate, when its row sets none,
+    is BROADCAST_MAX_RATE.
     """
 
     id: int

@@ -21,7 +21,7 @@ from broadcast.conf import Config
 from broadcast.destinations import Target
 from broadcast.dispatch.gates import Gates
 from broadcast.dispatch.pacing import Pace, Pacer
-from broadcast.models import formatted
+from broadcast.models import BUILTIN_NAME, formatted
 from broadcast.signing import Signer, parse_secrets
 from broadcast.store import Claimed
 
@@ -118,8 +118,10 @@ def pace_of(config: Config) -> Pace:
 
 
 def _rate(target: Target, config: Config) -> float:
-    """Its own rate; the built-in destination's, when its row sets none, BROADCAST_MAX_RATE."""
-    return target.max_rate or (config.max_rate if target.managed else 0.0)
+    """Its own rate; the built-in destination's, when its row sets none, BROADCAST_MAX_RATE
+    (not the alerts destination's, which the settings keep too)."""
+    builtin = target.managed and target.name == BUILTIN_NAME
+    return target.max_rate or (config.max_rate if builtin else 0.0)
 
 
 def _signer(target: Target, config: Config) -> Signer | None:

@@ -13,13 +13,15 @@ from collections.abc import Iterator
 import pytest
 
 from broadcast.destinations import (
+    Target,
     destination_create,
     destination_pause,
     destination_resume,
     destination_update,
 )
+from broadcast.dispatch.lanes import Lane
 from broadcast.dispatch.loop import Dispatcher
-from broadcast.models import BUILTIN_NAME, Delivery, Destination, Event, Status
+from broadcast.models import ALERTS_NAME, BUILTIN_NAME, Delivery, Destination, Event, Status
 from defect.services import defect_create, defect_delete
 from tests.broadcast.conftest import Answer, ScriptedServer, deliver_once, make_config
 from tests.helpers import counter_deliveries, wait_for
@@ -240,3 +242,19 @@ def test_a_destination_changed_paused_resumed_or_disabled_is_seen_within_2_secon
         moved.stop()
     assert not other_server.received  # its old URL: nothing once it changed
     assert len(moved.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "managed", "own", "rate"),
+    [
+        (BUILTIN_NAME, True, 0.0, 5.0),  # BROADCAST_MAX_RATE
+        (BUILTIN_NAME, True, 2.0, 2.0),  # its row's own
+        (ALERTS_NAME, True, 0.0, 0.0),  # kept by the settings too, but not rate-limited by them
+        ("planning", False, 0.0, 0.0),
+    ],
+)
+def test_broadcast_max_rate_limits_the_built_in_destination_only(name, managed, own, rate):
+    target = Target(id=1, name=name, url="http://127.0.0.1:9/", format="counter",
+                    max_rate=own, managed=managed)  # fmt: skip
+    lane = Lane(target, make_config(target.url, max_rate=5.0))
+    assert lane.gates.rate.rate == rate
