@@ -372,24 +372,26 @@ class Dispatcher:
             self._unsent += [delivery.id for _, delivery in queue]
             queue.clear()
             return
+        # A delivery whose lease could run out before its answer comes is left to whoever
+        # claims it next rather than risk sending it twice. The queue is in lease order
+        # (claim order), so those are at its head; dropped before the gates grant sends,
+        # none of which is then spent on them.
+        guard = self.config.request_timeout
+        while queue and now + guard >= queue[0][0]:
+            _, delivery = queue.popleft()
+            logger.debug("Event %s not sent: its lease is about to expire", delivery.key)
         wanted = min(client.free, self.lanes.free(lane), len(queue))
         budget = lane.gates.grant_sends(wanted, now)
         # Asked once here, not per delivery (a Signer's truth is a Python call).
         sign = lane.signer.header_lines if lane.signer else None
-        guard, url = self.config.request_timeout, lane.target.url
-        while budget and queue:
-            deadline, delivery = queue.popleft()
-            if now + guard >= deadline:
-                # Its lease could run out before the answer comes: leave the delivery
-                # to whoever claims it next rather than risk sending it twice.
-                logger.debug("Event %s not sent: its lease is about to expire", delivery.key)
-                continue
+        url = lane.target.url
+        for _ in range(budget):
+            _, delivery = queue.popleft()
             body = lane.body(delivery)
             headers = sign(delivery.key, body) if sign else None  # signed per attempt
             client.send(url, delivery.key, body, (delivery, started), headers)
             lane.in_flight += 1
             lane.moved_at = now
-            budget -= 1
 
     def _decide(self, answers: list[tuple[Sent, Answer]]) -> None:
         """The policy's decision for each answer, for the gates, the logs and the next round."""
