@@ -57,7 +57,7 @@ class TokenBucket:
         self.rate = float(rate or 0.0)
         self.capacity = max(1.0, self.rate * BURST_SECONDS)
         self.tokens = self.capacity if tokens is None else min(tokens, self.capacity)
-        self.updated = updated  # None: full, whatever the time
+        self.updated = updated  # when `tokens` was right; None: no refill before the first call
 
     @property
     def limited(self) -> bool:
@@ -79,7 +79,11 @@ class TokenBucket:
             return 0.0
         self._refill(now)
         missing = 1.0 - self.tokens
-        return 0.0 if missing <= _EPSILON else missing / self.rate
+        if missing <= _EPSILON:
+            return 0.0
+        # A clock gone back refills nothing until it is past `updated` again.
+        behind = max(0.0, self.updated - now) if self.updated is not None else 0.0
+        return behind + missing / self.rate
 
     def _refill(self, now: float) -> None:
         if self.updated is not None:

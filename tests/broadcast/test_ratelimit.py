@@ -82,6 +82,7 @@ def test_a_clock_that_goes_back_adds_nothing(clock):
     bucket.grant(1, clock.now)
     clock.now -= 100
     assert bucket.grant(1, clock.now) == 0
+    assert bucket.wait(clock.now) == pytest.approx(100.1)  # back past where it was, then 0.1 s
 
 
 def _greedy_dispatcher(rate: float, seconds: float, seed: int, *, prompt: bool) -> list[float]:
