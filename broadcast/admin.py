@@ -40,7 +40,6 @@ from broadcast.destinations import (
     destination_resume,
     destination_rotate_secret,
     destination_update,
-    managed_note,
 )
 from broadcast.models import (
     Action,
@@ -475,10 +474,10 @@ class DestinationAdmin(admin.ModelAdmin):
         destination_delete(destination=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
+        # Django's delete_selected stops at its confirmation page when a managed one is
+        # selected (has_delete_permission refuses them); kept out here all the same.
         for destination in queryset.filter(managed=False):
             destination_delete(destination=destination)
-        for kept in queryset.filter(managed=True):
-            self.message_user(request, managed_note(kept), messages.WARNING)
 
     @admin.action(description="Disable selected destinations", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:

@@ -17,8 +17,8 @@ name.
     broadcast_delivery_latency_seconds{destination}    histogram, commit to 2xx
     broadcast_in_flight{destination}                   gauge, requests awaiting an answer
     broadcast_breaker_open{destination}                gauge, 0 or 1
-    broadcast_rate_limited_seconds_total{destination}  counter, time held back by the rate
-                                                       limit or a Retry-After
+    broadcast_rate_limited_seconds_total{destination}  counter, time held back: claims by
+                                                       the rate limit, sends by a Retry-After
 """
 
 import contextlib
@@ -73,7 +73,8 @@ class DispatcherMetrics:
         )
         self.rate_limited = Counter(
             "broadcast_rate_limited_seconds",
-            "Seconds the dispatcher held the destination back for its rate limit or a Retry-After.",
+            "Seconds the dispatcher held the destination back: its claims for its rate limit, "
+            "its sends for a Retry-After.",
             ["destination"],
             registry=self.registry,
         )

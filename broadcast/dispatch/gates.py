@@ -16,7 +16,7 @@ I/O but a log line or a metric.
     RateLimit at most `max_rate` deliveries claimed per second by every dispatcher
               together: the rounds take tokens from the destination's bucket in
               the database (broadcast/ratelimit.py); while it is dry, no claim.
-              And at most `max_rate` sent per second by this dispatcher
+              And at most `max_rate` sent per second by this dispatcher.
 """
 
 import logging

@@ -178,10 +178,11 @@ class Pacer:
     def round_here(self, s: Snapshot) -> bool:
         """Whether the loop runs a round starting now itself rather than hand it to the
         database thread: when nothing is queued to send meanwhile (the answers in flight
-        can wait), or what is queued cannot be sent now: held back (a breaker, a
-        Retry-After), or waiting on a slow destination (no connection free for it, and
-        none of its requests sent or answered for a poll interval; a drain's connections
-        are all busy too, but their answers keep coming). That is the other
+        can wait), or what is queued cannot be sent now: held back (a pause, a
+        Retry-After, the rate limit's next send), or waiting on a slow destination (no
+        connection free for it, and none of its requests sent or answered for a poll
+        interval; a drain's connections are all busy too, but their answers keep
+        coming). That is the other
         destinations' isolation (BENCHMARKS.md target 12): a hand-off costs both threads
         a sleep and a wake-up, a large share of a small round's CPU and of its latency
         (broadcast/dbcalls.py)."""

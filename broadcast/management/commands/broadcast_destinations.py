@@ -12,7 +12,7 @@ from broadcast.models import Destination
 class Command(BaseCommand):
     help = (
         "List the destinations: name, URL, actions, format, state and pending deliveries "
-        "(the built-in one, kept in step with COUNTER_SERVER_URL, is marked managed)."
+        "(those the settings keep, the built-in and the alerts ones, are marked managed)."
     )
 
     def add_arguments(self, parser) -> None:
