@@ -155,13 +155,16 @@ SET status = %s, delivered_at = %s, attempts = attempts + 1, claimed_by = '', la
 WHERE id IN (SELECT value FROM json_each(%s)) AND status <> %s
 """
 
-# One attempt, with its delivery's destination, if its delivery still exists (as
-# POSTGRESQL_LOG_ATTEMPTS); run once per attempt by executemany. Parameters: the
-# columns from `number` on, then the delivery's id.
+# The attempt log's new rows, as POSTGRESQL_LOG_ATTEMPTS: one statement for a round's
+# attempts, from the same JSON text (json_extract rather than ->>, which needs SQLite
+# 3.38). Parameters: the attempts, a JSON array of objects keyed by the short names.
 SQLITE_LOG_ATTEMPTS = f"""
 INSERT INTO {_ATTEMPT_COLUMNS}
-SELECT id, destination_id, %s, %s, %s, %s, %s, %s, %s
-FROM broadcast_delivery WHERE id = %s"""  # noqa: S608
+SELECT dl.id, dl.destination_id, json_extract(a.value, '$.n'), json_extract(a.value, '$.s'),
+       json_extract(a.value, '$.ms'), json_extract(a.value, '$.c'),
+       json_extract(a.value, '$.ok'), json_extract(a.value, '$.e'), json_extract(a.value, '$.r')
+FROM json_each(%s) AS a JOIN broadcast_delivery dl ON dl.id = json_extract(a.value, '$.d')
+"""  # noqa: S608
 
 # Is a delivery due to one of the destinations (a JSON array of their ids)? The
 # idle claim's first, read-only question on SQLite, and the probe's (broadcast/probe.py,

@@ -184,11 +184,10 @@ def _recording(
 
 
 def _log_attempts(cursor: CursorWrapper, attempts: Sequence[Attempted]) -> None:
-    """Add `attempts` to the log: on SQLite, one statement run for each (sqlite3's loop,
-    in C, in the round's transaction); on PostgreSQL, one statement."""
+    """Add `attempts` to the log, in one statement from one JSON text on both databases
+    (each with its own text for the start times)."""
     if connection.vendor == "sqlite":
-        rows = [(*row[1:], row[0]) for row in _rows(attempts, _db_time)]  # the delivery's id last
-        cursor.executemany(queries.SQLITE_LOG_ATTEMPTS, rows)
+        cursor.execute(queries.SQLITE_LOG_ATTEMPTS, [_attempts_json(attempts, _db_time)])
     else:
         cursor.execute(queries.POSTGRESQL_LOG_ATTEMPTS, [_attempts_json(attempts)])
 
@@ -200,18 +199,19 @@ def _rows(attempts: Sequence[Attempted], as_text) -> list[tuple]:
     return [(*row[:2], started[row.started_at], *row[3:]) for row in attempts]
 
 
-# The attempts' JSON keys for PostgreSQL's json_to_recordset (queries.POSTGRESQL_LOG_ATTEMPTS).
+# The attempts' JSON keys, which queries.POSTGRESQL_LOG_ATTEMPTS and SQLITE_LOG_ATTEMPTS read.
 _JSON_KEYS = ("d", "n", "s", "ms", "c", "ok", "e", "r")
 
 
-def _attempts_json(attempts: Sequence[Attempted]) -> str:
-    """The attempts as one JSON text, for PostgreSQL (`[]` for none).
+def _attempts_json(attempts: Sequence[Attempted], as_text=datetime.datetime.isoformat) -> str:
+    """The attempts as one JSON text (`[]` for none), each start time turned into text by
+    `as_text` (the database's own spelling on SQLite).
 
     One text parameter rather than an array per column: psycopg escapes every
     element of a text array in Python, which was most of the log's cost to a
     drain's database thread (BENCHMARKS.md, target 14).
     """
-    rows = _rows(attempts, datetime.datetime.isoformat)
+    rows = _rows(attempts, as_text)
     return json.dumps([dict(zip(_JSON_KEYS, row, strict=True)) for row in rows])
 
 
