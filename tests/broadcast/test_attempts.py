@@ -82,7 +82,7 @@ def an_attempt(claimed: store.Claimed, status: int) -> store.Attempted:
     return store.Attempted(
         delivery=claimed.id, number=1,
         started_at=timezone.now(), duration_ms=12, status_code=status, succeeded=status == 200,
-        error="" if status == 200 else f"HTTP {status}: no", response="é\u2603",
+        error="" if status == 200 else f"HTTP {status}: no", response="é\u2603\U0001F600",
     )  # fmt: skip
 
 
@@ -95,7 +95,7 @@ def test_an_exchange_logs_the_attempts_with_their_outcomes(user, limit):
                    attempts=[attempt], limits={claimed.destination: limit}, lease=60)  # fmt: skip
     logged = Attempt.objects.get()
     assert (logged.delivery_id, logged.status_code, logged.succeeded, logged.response,
-            logged.started_at, logged.duration_ms) == (claimed.id, 200, True, "é\u2603",
+            logged.started_at, logged.duration_ms) == (claimed.id, 200, True, "é\u2603\U0001F600",
                                                        attempt.started_at, 12)  # fmt: skip
     assert counter_deliveries().get().status == Status.DELIVERED
 
