@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connections, transaction
 
 from railfleet.database import database_config
 from railfleet.sqlite.base import DatabaseWrapper, WriteLock
@@ -186,6 +186,21 @@ def _try(lock: WriteLock, failed: list) -> None:
         lock.acquire(timeout=0.1)
     except OperationalError as exc:
         failed.append(str(exc))
+
+
+def test_djangos_own_atomic_takes_the_lock(database):
+    """atomic() itself, not a copy of what it does: were a Django upgrade to begin its
+    transactions another way, the writers would no longer queue."""
+    db = wrapper(database)
+    connections[db.alias] = db
+    try:
+        with transaction.atomic(using=db.alias):
+            db.cursor().execute("INSERT INTO t VALUES (1)")
+            assert db.connection.write_lock.held
+        assert not db.connection.write_lock.held
+    finally:
+        del connections[db.alias]
+        db.close()
 
 
 def test_an_in_memory_database_takes_no_lock(tmp_path):
