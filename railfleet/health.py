@@ -22,7 +22,7 @@ from django.views.decorators.http import require_safe
 
 from broadcast.control import pause_state
 from broadcast.models import Delivery, Destination
-from railfleet.outage import is_connection_failure, note_unavailable
+from railfleet.outage import is_connection_failure, mark_logged, note_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,5 @@ def _unavailable(request: HttpRequest, exc: DatabaseError) -> JsonResponse:
     else:
         # The reason goes to the log only (class name: no DSN or host in it).
         logger.warning("Readiness check: database unavailable (%s)", type(exc).__name__)
-    response = JsonResponse({"database": "unavailable"}, status=503)
-    response._has_been_logged = True  # type: ignore[attr-defined]  # logged above, not per 5xx
-    return response
+        mark_logged(request)
+    return JsonResponse({"database": "unavailable"}, status=503)

@@ -110,15 +110,30 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
         page = ERROR_PAGE_TEMPLATE % {"title": "Service Unavailable", "details": DETAIL}
         response = HttpResponse(page, status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    # Django's request logger would log every 5xx answer; the outage is logged once.
-    response._has_been_logged = True  # type: ignore[attr-defined]
     return response
+
+
+def mark_logged(request: HttpRequest) -> None:
+    """Leave `request`'s error answer out of Django's request log: it was logged here
+    (an outage once, however many requests meet it). Read by `AnswerLoggedFilter`."""
+    request.railfleet_answer_logged = True  # type: ignore[attr-defined]
+
+
+class AnswerLoggedFilter(logging.Filter):
+    """On the "django.request" logger (settings.LOGGING): drops the line Django logs for
+    an answer already logged here (`mark_logged`). A logging filter, Django's public
+    seam, rather than its private `response._has_been_logged`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        return not getattr(request, "railfleet_answer_logged", False)
 
 
 def note_unavailable(request: HttpRequest, exc: BaseException) -> None:
     """`request` failed on an unreachable database: log the outage (once), drop the
     broken connections, and tell the middleware this request is no recovery."""
     request._database_unavailable = True  # type: ignore[attr-defined]
+    mark_logged(request)  # Django's request logger would log every 5xx answer
     outage_log.failed(exc)
     close_broken_connections()
 

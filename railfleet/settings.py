@@ -266,17 +266,20 @@ BROADCAST = {
 # naming both loggers here removes their handlers, and they propagate to root.
 # "django.request" keeps only errors (5xx, with their traceback): its warnings
 # ("Bad Request: /api/defects" for every 4xx) repeat what the request line of
-# runserver or of gunicorn's access log already says, with the status.
+# runserver or of gunicorn's access log already says, with the status. Its errors
+# leave out the answers logged already (a database outage is logged once, not per
+# request: railfleet/outage.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"answer_logged": {"()": "railfleet.outage.AnswerLoggedFilter"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
         "django": {"handlers": [], "propagate": True},
         "django.server": {"handlers": [], "propagate": True},
-        "django.request": {"level": "ERROR"},
+        "django.request": {"level": "ERROR", "filters": ["answer_logged"]},
         "django.db.backends": {"level": "WARNING"},
         "axes.apps": {"level": "WARNING"},  # its start-up banner, in every command
     },

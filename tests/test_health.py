@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, ProgrammingError
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
@@ -107,6 +107,24 @@ def test_ready_is_503_when_the_database_does_not_answer(client, monkeypatch, cap
     assert b"hunter2" not in response.content
     assert "hunter2" not in caplog.text
     assert "database unavailable" in caplog.text
+
+
+@pytest.mark.django_db
+def test_ready_logs_another_database_error_once_with_its_class_and_no_request_line(
+    client, monkeypatch, caplog
+):
+    def fail(*args, **kwargs):
+        raise ProgrammingError("no such table: broadcast_delivery")
+
+    monkeypatch.setattr(CursorWrapper, "execute", fail)
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert response.json() == {"database": "unavailable"}
+    logged = [(r.name, r.getMessage()) for r in caplog.records]
+    # Django's request logger logs a 5xx answer ("Service Unavailable: /ready") unless
+    # told it was logged already: here it was, once, with the error's class.
+    assert logged == [("railfleet.health", "Readiness check: database unavailable "
+                       "(ProgrammingError)")]  # fmt: skip
 
 
 def test_health_endpoints_are_unauthenticated_and_read_only(client, db):
