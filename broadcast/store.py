@@ -115,7 +115,7 @@ def _claim_with(
             [leased_until, owner, *itertools.chain.from_iterable(due)],
         )
         return _claimed([(id_, dest, str(uuid.UUID(key)), *rest) for id_, dest, key, *rest
-                         in cursor])  # fmt: skip
+                         in cursor.fetchall()])  # fmt: skip
     cursor.execute(
         queries.POSTGRESQL_CLAIM,
         [list(limits), list(limits.values()), Status.PENDING, at, leased_until, owner],

@@ -416,18 +416,19 @@ class Dispatcher:
         self, delivery: store.Claimed, decision: Decision, answered: float, lane: Lane | None
     ) -> None:
         name = self.lanes.name_of(delivery.destination)
-        counted, to = self._counted.setdefault(name, Stats()), f"to {name}"
+        counted = self._counted.setdefault(name, Stats())
         if decision.verdict == Verdict.DELIVERED:
             counted.delivered += 1
             self._latencies.setdefault(name, []).append(answered - delivery.created)
         elif decision.verdict == Verdict.FAILED:
             counted.failed += 1
-            logger.error("Event %s %s failed permanently: %s", delivery.key, to, decision.error)
+            logger.error("Event %s to %s failed permanently: %s", delivery.key, name,
+                         decision.error)  # fmt: skip
         else:
             counted.retried += 1
             if not decision.stop:
-                logger.warning("Event %s %s: attempt %d failed (%s); retrying in %.1fs",
-                               delivery.key, to, delivery.attempts + 1, decision.error,
+                logger.warning("Event %s to %s: attempt %d failed (%s); retrying in %.1fs",
+                               delivery.key, name, delivery.attempts + 1, decision.error,
                                decision.delay)  # fmt: skip
 
     def _read_failing(self, destination: int) -> bool:
