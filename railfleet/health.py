@@ -5,12 +5,17 @@ touches nothing else, so a database outage never gets web processes restarted.
 `/ready` (readiness) answers 200 when the database does, with the broadcast
 backlog, and 503 when it does not, so traffic goes to other instances.
 
-Both are plain Django views: no authentication, no DRF throttling, no
-session, no caching, and nothing in the body beyond the fields below. Each
-costs at most four queries (the pending and failed deliveries' counts, the
-pause state, one row read by primary key, and each destination's pending
-count). A paused broadcast, or a paused or disabled destination, is reported,
-not a failure.
+Both are plain Django views: no user or login (at most the monitoring
+token, below), no DRF throttling, no session, no caching, and nothing in the
+body beyond the fields below. Each costs at most four queries (the pending and
+failed deliveries' counts, the pause state, one row read by primary key, and
+each destination's pending count). A paused broadcast, or a paused or disabled
+destination, is reported, not a failure.
+
+The destinations, by name, are listed only to whoever may read the monitoring
+data (`may_monitor`: METRICS_TOKEN's bearer, as for /metrics, or anyone in
+debug mode without a token): no one else sees a destination through any route.
+Everyone else gets the totals, which is all a load balancer needs.
 """
 
 import logging
@@ -22,6 +27,7 @@ from django.views.decorators.http import require_safe
 
 from broadcast.control import pause_state
 from broadcast.models import Delivery, Destination
+from railfleet.metrics import may_monitor
 from railfleet.outage import is_connection_failure, mark_logged, note_unavailable
 
 logger = logging.getLogger(__name__)
@@ -41,31 +47,32 @@ def ready(request: HttpRequest) -> JsonResponse:
     try:
         backlog = Delivery.objects.backlog()
         state = pause_state()
-        destinations = list(Destination.objects.with_pending().order_by("name"))
+        broadcast = {
+            "pending": backlog.pending,
+            "failed": backlog.failed,
+            "oldest_pending_age_seconds": round(backlog.oldest_pending_age_seconds, 3),
+            "paused": state.paused,
+            "paused_reason": state.reason,
+        }
+        if may_monitor(request):
+            broadcast["destinations"] = _destinations()
     except DatabaseError as exc:
         return _unavailable(request, exc)
-    return JsonResponse(
+    return JsonResponse({"database": "ok", "broadcast": broadcast})
+
+
+def _destinations() -> list[dict]:
+    """Each destination's backlog and state, by name. A paused or disabled destination
+    does not make the service unready."""
+    return [
         {
-            "database": "ok",
-            "broadcast": {
-                "pending": backlog.pending,
-                "failed": backlog.failed,
-                "oldest_pending_age_seconds": round(backlog.oldest_pending_age_seconds, 3),
-                "paused": state.paused,
-                "paused_reason": state.reason,
-                # A paused or disabled destination does not make the service unready.
-                "destinations": [
-                    {
-                        "name": destination.name,
-                        "pending": destination.pending,
-                        "paused": destination.paused,
-                        "disabled": not destination.enabled,
-                    }
-                    for destination in destinations
-                ],
-            },
+            "name": destination.name,
+            "pending": destination.pending,
+            "paused": destination.paused,
+            "disabled": not destination.enabled,
         }
-    )
+        for destination in Destination.objects.with_pending().order_by("name")
+    ]
 
 
 def _unavailable(request: HttpRequest, exc: DatabaseError) -> JsonResponse:

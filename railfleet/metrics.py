@@ -29,7 +29,8 @@ worker's. Without that variable (runserver, tests) the process's own
 registry is served.
 
 Access: with METRICS_TOKEN set, only `Authorization: Bearer <METRICS_TOKEN>`
-(else 401); without it, served in debug mode and a 404 when debug is off.
+(else 401); without it, served in debug mode and a 404 when debug is off. The same
+rule (`may_monitor`) lets /ready list the destinations (railfleet/health.py).
 """
 
 import datetime
@@ -198,13 +199,12 @@ class _ProcessMetrics:
         return REGISTRY.collect()
 
 
-def _allowed(request: HttpRequest) -> bool:
-    """The access rule of the module docstring; raises Http404 where /metrics is hidden."""
+def may_monitor(request: HttpRequest) -> bool:
+    """Whether `request` may read the monitoring data (/metrics, /ready's destinations):
+    the access rule of the module docstring."""
     token = getattr(settings, "METRICS_TOKEN", "")
     if not token:
-        if not settings.DEBUG:
-            raise Http404
-        return True
+        return settings.DEBUG
     given = request.headers.get("Authorization", "")
     scheme, _, credential = given.partition(" ")
     # Constant time: the comparison must not tell how much of a guess was right.
@@ -217,7 +217,9 @@ def _allowed(request: HttpRequest) -> bool:
 @require_safe
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """GET /metrics: Prometheus text format."""
-    if not _allowed(request):
+    if not may_monitor(request):
+        if not getattr(settings, "METRICS_TOKEN", ""):
+            raise Http404  # hidden: debug is off and no token is set
         response = HttpResponse("Bearer token required.\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response

@@ -13,6 +13,8 @@ from broadcast.models import Event, Status
 from broadcast.services import event_enqueue
 from tests.helpers import counter_deliveries
 
+MONITORING_TOKEN = "monitoring-" + "x" * 24
+
 
 def test_health_answers_without_database(client):
     # No db fixture: pytest-django would fail the test on any query.
@@ -43,10 +45,18 @@ def test_ready_reports_the_database_and_the_broadcast_backlog(client):
     assert 60 * 86400 - 5 < body["broadcast"]["oldest_pending_age_seconds"] < 60 * 86400 + 60
 
 
+@pytest.fixture
+def monitoring(settings):
+    """A production setting (debug off) with the monitoring token set: the header to send."""
+    settings.DEBUG = False
+    settings.METRICS_TOKEN = MONITORING_TOKEN
+    return {"HTTP_AUTHORIZATION": f"Bearer {MONITORING_TOKEN}"}
+
+
 @pytest.mark.django_db
-def test_ready_with_empty_outbox_is_cheap(client, django_assert_max_num_queries):
+def test_ready_with_empty_outbox_is_cheap(client, monitoring, django_assert_max_num_queries):
     with django_assert_max_num_queries(4):
-        response = client.get("/ready")
+        response = client.get("/ready", **monitoring)
     assert response.json() == {
         "database": "ok",
         "broadcast": {
@@ -63,7 +73,9 @@ def test_ready_with_empty_outbox_is_cheap(client, django_assert_max_num_queries)
 
 
 @pytest.mark.django_db
-def test_ready_lists_each_destination_and_a_paused_or_disabled_one_keeps_it_ready(client):
+def test_ready_lists_each_destination_and_a_paused_or_disabled_one_keeps_it_ready(
+    client, monitoring
+):
     planning = destination_create(name="planning", url="http://127.0.0.1:9/")[0]
     reports = destination_create(name="reports", url="http://127.0.0.1:9/", actions=["delete"])[0]
     event_enqueue(payload={"user": 1, "action": "create"}, action="create")
@@ -71,7 +83,7 @@ def test_ready_lists_each_destination_and_a_paused_or_disabled_one_keeps_it_read
     destination_pause(destination=planning, reason="maintenance")
     destination_disable(destination=reports, reason="answered HTTP 410")
 
-    response = client.get("/ready")
+    response = client.get("/ready", **monitoring)
 
     assert response.status_code == 200
     assert response.json()["broadcast"]["destinations"] == [
@@ -79,6 +91,26 @@ def test_ready_lists_each_destination_and_a_paused_or_disabled_one_keeps_it_read
         {"name": "planning", "pending": 2, "paused": True, "disabled": False},
         {"name": "reports", "pending": 0, "paused": False, "disabled": True},
     ]
+
+
+@pytest.mark.django_db
+def test_ready_shows_the_destinations_only_to_whoever_may_read_the_metrics(client, settings):
+    destination_create(name="planning", url="http://127.0.0.1:9/")
+    event_enqueue(payload={"user": 1, "action": "create"}, action="create")
+    settings.DEBUG, settings.METRICS_TOKEN = False, MONITORING_TOKEN
+    anonymous = client.get("/ready")
+    wrong = client.get("/ready", HTTP_AUTHORIZATION="Bearer not-the-token")
+    # The totals are for everyone (a load balancer); no destination's name or state.
+    for response in (anonymous, wrong):
+        assert response.status_code == 200
+        assert response.json()["broadcast"]["pending"] == 2
+        assert "destinations" not in response.json()["broadcast"]
+        assert b"planning" not in response.content
+    settings.DEBUG, settings.METRICS_TOKEN = False, ""  # /metrics hidden: so are they
+    assert "destinations" not in client.get("/ready").json()["broadcast"]
+    settings.DEBUG = True  # development without a token, as /metrics
+    names = [d["name"] for d in client.get("/ready").json()["broadcast"]["destinations"]]
+    assert names == ["counter-server", "planning"]
 
 
 @pytest.mark.django_db
