@@ -78,6 +78,17 @@ def api_client():
 
 
 @pytest.fixture
+def with_token(settings):
+    """Production settings (debug off) with METRICS_TOKEN set, which /metrics and /ready's
+    destinations ask for: the request header that bears it."""
+    from tests.helpers import METRICS_TOKEN
+
+    settings.DEBUG = False
+    settings.METRICS_TOKEN = METRICS_TOKEN
+    return {"HTTP_AUTHORIZATION": f"Bearer {METRICS_TOKEN}"}
+
+
+@pytest.fixture
 def token(user):
     """The text of a new API token of `user` (as `manage.py drf_create_token alice` makes it)."""
     from apitokens.services import token_create

@@ -21,6 +21,8 @@ from pathlib import Path
 from django.db import connection, transaction
 
 ROOT = Path(__file__).resolve().parents[1]
+# The monitoring credential the tests set as METRICS_TOKEN (the `with_token` fixture).
+METRICS_TOKEN = "metrics-token-" + "x" * 20
 DENO = ROOT / "node_modules" / ".bin" / "deno"
 
 

@@ -11,9 +11,7 @@ from broadcast.control import pause, resume
 from broadcast.destinations import destination_create, destination_disable, destination_pause
 from broadcast.models import Event, Status
 from broadcast.services import event_enqueue
-from tests.helpers import counter_deliveries
-
-MONITORING_TOKEN = "monitoring-" + "x" * 24
+from tests.helpers import METRICS_TOKEN, counter_deliveries
 
 
 def test_health_answers_without_database(client):
@@ -45,18 +43,10 @@ def test_ready_reports_the_database_and_the_broadcast_backlog(client):
     assert 60 * 86400 - 5 < body["broadcast"]["oldest_pending_age_seconds"] < 60 * 86400 + 60
 
 
-@pytest.fixture
-def monitoring(settings):
-    """A production setting (debug off) with the monitoring token set: the header to send."""
-    settings.DEBUG = False
-    settings.METRICS_TOKEN = MONITORING_TOKEN
-    return {"HTTP_AUTHORIZATION": f"Bearer {MONITORING_TOKEN}"}
-
-
 @pytest.mark.django_db
-def test_ready_with_empty_outbox_is_cheap(client, monitoring, django_assert_max_num_queries):
+def test_ready_with_empty_outbox_is_cheap(client, with_token, django_assert_max_num_queries):
     with django_assert_max_num_queries(4):
-        response = client.get("/ready", **monitoring)
+        response = client.get("/ready", **with_token)
     assert response.json() == {
         "database": "ok",
         "broadcast": {
@@ -74,7 +64,7 @@ def test_ready_with_empty_outbox_is_cheap(client, monitoring, django_assert_max_
 
 @pytest.mark.django_db
 def test_ready_lists_each_destination_and_a_paused_or_disabled_one_keeps_it_ready(
-    client, monitoring
+    client, with_token
 ):
     planning = destination_create(name="planning", url="http://127.0.0.1:9/")[0]
     reports = destination_create(name="reports", url="http://127.0.0.1:9/", actions=["delete"])[0]
@@ -83,7 +73,7 @@ def test_ready_lists_each_destination_and_a_paused_or_disabled_one_keeps_it_read
     destination_pause(destination=planning, reason="maintenance")
     destination_disable(destination=reports, reason="answered HTTP 410")
 
-    response = client.get("/ready", **monitoring)
+    response = client.get("/ready", **with_token)
 
     assert response.status_code == 200
     assert response.json()["broadcast"]["destinations"] == [
@@ -97,7 +87,7 @@ def test_ready_lists_each_destination_and_a_paused_or_disabled_one_keeps_it_read
 def test_ready_shows_the_destinations_only_to_whoever_may_read_the_metrics(client, settings):
     destination_create(name="planning", url="http://127.0.0.1:9/")
     event_enqueue(payload={"user": 1, "action": "create"}, action="create")
-    settings.DEBUG, settings.METRICS_TOKEN = False, MONITORING_TOKEN
+    settings.DEBUG, settings.METRICS_TOKEN = False, METRICS_TOKEN
     anonymous = client.get("/ready")
     wrong = client.get("/ready", HTTP_AUTHORIZATION="Bearer not-the-token")
     # The totals are for everyone (a load balancer); no destination's name or state.

@@ -16,10 +16,9 @@ from broadcast.destinations import destination_create, destination_disable, dest
 from broadcast.models import Delivery, Destination, Event, Status
 from broadcast.services import event_enqueue
 from railfleet import metrics
+from tests.helpers import METRICS_TOKEN as TOKEN
 from tests.helpers import WebServer, builtin_destination, counter_deliveries, wait_for
 from tests.helpers import test_database_url as database_url_of_tests
-
-TOKEN = "metrics-token-" + "x" * 20
 
 
 def samples(response) -> dict:
@@ -50,12 +49,6 @@ def event(status=Status.PENDING, created_at=None, **fields) -> Event:
 def debug_off(settings):
     settings.DEBUG = False
     settings.METRICS_TOKEN = ""
-
-
-@pytest.fixture
-def with_token(settings):
-    settings.DEBUG = False
-    settings.METRICS_TOKEN = TOKEN
 
 
 def test_served_in_debug_mode_without_a_token(client, db, settings):
